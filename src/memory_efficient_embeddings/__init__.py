@@ -1,0 +1,4 @@
+"""memory-efficient-embeddings
+"""
+
+__version__ = "0.1"
