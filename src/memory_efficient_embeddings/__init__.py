@@ -1,4 +1,8 @@
-"""memory-efficient-embeddings
-"""
+"""Memory-efficient embeddings for recommendation systems, as a Kedro project."""
 
-__version__ = "0.1"
+import os
+
+# TensorFlow's C++ INFO lines (oneDNN, CUDA probing) drown the pipeline's own logs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+__version__ = "0.1.0"

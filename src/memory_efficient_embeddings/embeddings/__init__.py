@@ -1,0 +1,45 @@
+"""Compact embedding layers for Keras 3 (no Kedro dependency): lift this package as is."""
+
+from memory_efficient_embeddings.embeddings.blocks import (
+    PopularityBlocks,
+    alpha_power_dims,
+    popularity_blocks,
+)
+from memory_efficient_embeddings.embeddings.layers import (
+    CompactEmbedding,
+    FullEmbedding,
+    HashedEmbedding,
+    IdLookup,
+    MixedDimensionEmbedding,
+    ProjectedEmbedding,
+    QuotientRemainderEmbedding,
+)
+from memory_efficient_embeddings.embeddings.models import (
+    EMBEDDING_TYPES,
+    DotScore,
+    RatingOutput,
+    build_rating_model,
+    embedding_parameter_count,
+    make_embedding,
+    with_string_ids,
+)
+
+__all__ = [
+    "EMBEDDING_TYPES",
+    "CompactEmbedding",
+    "DotScore",
+    "FullEmbedding",
+    "HashedEmbedding",
+    "IdLookup",
+    "MixedDimensionEmbedding",
+    "PopularityBlocks",
+    "ProjectedEmbedding",
+    "QuotientRemainderEmbedding",
+    "RatingOutput",
+    "alpha_power_dims",
+    "build_rating_model",
+    "embedding_parameter_count",
+    "make_embedding",
+    "popularity_blocks",
+    "with_string_ids",
+]

@@ -1,0 +1,576 @@
+"""Compact embedding layers for Keras 3.
+
+Index contract: ids reach a table as integer indices ``0..num_ids-1`` ordered by popularity (most
+popular first, as :class:`IdLookup` produces them). Any index outside ``[0, num_ids)`` – in
+particular the out-of-vocabulary index ``num_ids`` – yields an all-zero vector, so no parameter is
+spent on OOV. :class:`CompactEmbedding` implements that contract once; subclasses only create their
+weights and implement :meth:`CompactEmbedding.lookup`.
+
+Tables are ``keras.layers.Embedding`` sublayers and projections ``keras.layers.Dense`` sublayers:
+lookups stay ``take``/gather ops (sparse ``IndexedSlices`` gradients under TensorFlow) and
+``model.quantize("int8")`` reaches them, since Keras quantizes leaf Embedding/Dense layers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+PACKAGE = "memory_efficient_embeddings"
+
+# A Mersenne prime > 2**30: (a * i + b) stays below 2**62 for indices < 2**31, so int64 is exact.
+_HASH_PRIME = 2**31 - 1
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+    return int(value)
+
+
+def _as_index_tensor(indices: Any) -> Any:
+    indices = ops.convert_to_tensor(indices)
+    if keras.backend.standardize_dtype(indices.dtype) not in ("int32", "int64"):
+        indices = ops.cast(indices, "int32")
+    return indices
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class IdLookup(keras.layers.Layer):
+    """Map string ids to indices: ``vocabulary[i] -> i``, anything unknown -> ``len(vocabulary)``.
+
+    Args:
+        vocabulary: ids ordered by popularity, most popular first (no duplicates).
+
+    Wraps ``keras.layers.StringLookup(num_oov_indices=1, mask_token=None)``, which maps OOV to 0
+    and ``vocabulary[i]`` to ``i + 1``, and shifts its output so that OOV lands at the end, where
+    the table layers turn it into a zero vector. The vocabulary is kept in ``get_config`` so the
+    layer is self-contained (StringLookup also writes it as a saving asset; both agree).
+    Outputs int32.
+    """
+
+    def __init__(self, vocabulary: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        vocabulary = [str(v) for v in vocabulary]
+        if not vocabulary:
+            raise ValueError("`vocabulary` must not be empty.")
+        if len(set(vocabulary)) != len(vocabulary):
+            raise ValueError("`vocabulary` must not contain duplicates.")
+        self.vocabulary = vocabulary
+        self._string_lookup = keras.layers.StringLookup(
+            vocabulary=vocabulary,
+            num_oov_indices=1,
+            mask_token=None,
+            output_mode="int",
+            name="string_lookup",
+        )
+
+    def build(self, input_shape: tuple | None = None) -> None:
+        # StringLookup holds no Keras weights (its table is filled at construction); building it
+        # here avoids Keras' "unbuilt state" warning when the model is reloaded.
+        if not self._string_lookup.built:
+            self._string_lookup.build(input_shape)
+        self.built = True
+
+    @property
+    def oov_index(self) -> int:
+        """Index that unknown ids map to (= the vocabulary size)."""
+        return len(self.vocabulary)
+
+    def call(self, inputs: Any) -> Any:
+        shifted = ops.cast(self._string_lookup(inputs), "int32")
+        # StringLookup: OOV -> 0, vocabulary[i] -> i + 1. Move OOV to the end, vocabulary to 0..n-1.
+        return ops.where(ops.equal(shifted, 0), self.oov_index, shifted - 1)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def compute_output_spec(self, inputs: Any) -> keras.KerasTensor:
+        # The default spec would use the float compute dtype; indices are int32.
+        return keras.KerasTensor(tuple(inputs.shape), dtype="int32")
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "vocabulary": list(self.vocabulary)}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CompactEmbedding(keras.layers.Layer):
+    """Base class: clip indices, delegate to :meth:`lookup`, zero out-of-range (OOV) rows.
+
+    Args:
+        num_ids: vocabulary size ``n`` (without OOV); valid indices are ``0..n-1``.
+        output_dim: size of the returned vectors.
+
+    Accepts integer indices of any shape ``S`` and returns ``S + (output_dim,)``.
+    """
+
+    def __init__(self, num_ids: int, output_dim: int, **kwargs: Any) -> None:
+        # Set by a saved, quantized layer: {sublayer name: mode}, re-applied after building.
+        self._pending_quantization: dict[str, str] = dict(
+            kwargs.pop("quantized_sublayers", None) or {}
+        )
+        super().__init__(**kwargs)
+        self.num_ids = _check_positive_int("num_ids", num_ids)
+        self.output_dim = _check_positive_int("output_dim", output_dim)
+
+    def _quantized_sublayers(self) -> dict[str, str]:
+        # `Model.quantize` swaps the float weights of leaf Embedding/Dense sublayers for int8 ones;
+        # our config rebuilds float sublayers, so remember which ones to quantize again on load.
+        return {
+            layer.name: layer.quantization_mode
+            for layer in self._flatten_layers(include_self=False, recursive=True)
+            if getattr(layer, "quantization_mode", None)
+        }
+
+    def build_from_config(self, config: dict[str, Any]) -> None:
+        super().build_from_config(config)
+        if self._pending_quantization:
+            for layer in self._flatten_layers(include_self=False, recursive=True):
+                mode = self._pending_quantization.get(layer.name)
+                if mode:
+                    # Quantizing the freshly initialised weights only creates int8 variables of
+                    # the right shapes; the saved values are loaded into them afterwards.
+                    layer.quantize(mode)
+            self._pending_quantization = {}
+
+    def lookup(self, indices: Any) -> Any:
+        """Vectors for indices already clipped into ``[0, num_ids)``; shape ``S + (output_dim,)``."""
+        raise NotImplementedError
+
+    def call(self, indices: Any) -> Any:
+        indices = _as_index_tensor(indices)
+        valid = ops.logical_and(ops.greater_equal(indices, 0), ops.less(indices, self.num_ids))
+        # Clip so that every table lookup is in range; the invalid rows are zeroed afterwards.
+        vectors = self.lookup(ops.clip(indices, 0, self.num_ids - 1))
+        return vectors * ops.expand_dims(ops.cast(valid, vectors.dtype), -1)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*input_shape, self.output_dim)
+
+    def get_config(self) -> dict[str, Any]:
+        config = {**super().get_config(), "num_ids": self.num_ids, "output_dim": self.output_dim}
+        quantized = self._quantized_sublayers() if self.built else {}
+        if quantized:
+            config["quantized_sublayers"] = quantized
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FullEmbedding(CompactEmbedding):
+    """Plain ``num_ids × output_dim`` table (the baseline; with ``output_dim=1`` a bias table).
+
+    Args:
+        embeddings_initializer: as in ``keras.layers.Embedding`` (default ``"uniform"``, ±0.05).
+        embeddings_regularizer: optional regularizer on the table.
+    """
+
+    def __init__(
+        self,
+        num_ids: int,
+        output_dim: int,
+        embeddings_initializer: Any = "uniform",
+        embeddings_regularizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(num_ids, output_dim, **kwargs)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
+        self.table = keras.layers.Embedding(
+            num_ids,
+            output_dim,
+            embeddings_initializer=self.embeddings_initializer,
+            embeddings_regularizer=self.embeddings_regularizer,
+            name="table",
+        )
+
+    def build(self, input_shape: tuple | None = None) -> None:
+        self.table.build()
+        self.built = True
+
+    def lookup(self, indices: Any) -> Any:
+        return self.table(indices)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+            "embeddings_regularizer": keras.regularizers.serialize(self.embeddings_regularizer),
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ProjectedEmbedding(CompactEmbedding):
+    """Uniform low-dim table ``num_ids × embedding_dim`` projected to ``output_dim`` (matched budget).
+
+    Args:
+        embedding_dim: width ``d'`` of the stored table.
+        use_bias: whether the projection has a bias.
+    """
+
+    def __init__(
+        self,
+        num_ids: int,
+        embedding_dim: int,
+        output_dim: int,
+        use_bias: bool = False,
+        *,
+        embeddings_initializer: Any = "uniform",
+        kernel_initializer: Any = "glorot_uniform",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(num_ids, output_dim, **kwargs)
+        self.embedding_dim = _check_positive_int("embedding_dim", embedding_dim)
+        self.use_bias = bool(use_bias)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.table = keras.layers.Embedding(
+            num_ids,
+            self.embedding_dim,
+            embeddings_initializer=self.embeddings_initializer,
+            name="table",
+        )
+        self.projection = keras.layers.Dense(
+            output_dim,
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+            name="projection",
+        )
+
+    def build(self, input_shape: tuple | None = None) -> None:
+        self.table.build()
+        self.projection.build((None, self.embedding_dim))
+        self.built = True
+
+    def lookup(self, indices: Any) -> Any:
+        return self.projection(self.table(indices))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "embedding_dim": self.embedding_dim,
+            "use_bias": self.use_bias,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class HashedEmbedding(CompactEmbedding):
+    """Hashing trick: ``bucket = ((a·i + b) mod p) mod num_buckets``, collisions unresolved.
+
+    Args:
+        num_buckets: rows of the shared table.
+        seed: picks the universal-hash coefficients ``a`` and ``b`` (``p = 2**31 - 1``).
+    """
+
+    def __init__(
+        self,
+        num_ids: int,
+        num_buckets: int,
+        output_dim: int,
+        seed: int = 0,
+        *,
+        embeddings_initializer: Any = "uniform",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(num_ids, output_dim, **kwargs)
+        if num_ids >= _HASH_PRIME:
+            raise ValueError(f"`num_ids` must be below {_HASH_PRIME} for exact int64 hashing.")
+        self.num_buckets = _check_positive_int("num_buckets", num_buckets)
+        self.seed = int(seed)
+        rng = np.random.default_rng(self.seed)
+        # Derived from the seed, so the config only needs the seed.
+        self.hash_a = int(rng.integers(1, _HASH_PRIME))
+        self.hash_b = int(rng.integers(0, _HASH_PRIME))
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.table = keras.layers.Embedding(
+            self.num_buckets,
+            output_dim,
+            embeddings_initializer=self.embeddings_initializer,
+            name="table",
+        )
+
+    def build(self, input_shape: tuple | None = None) -> None:
+        self.table.build()
+        self.built = True
+
+    def buckets(self, indices: Any) -> Any:
+        """Bucket of each (in-range) index, int64."""
+        indices = ops.cast(indices, "int64")
+        hashed = ops.mod(indices * self.hash_a + self.hash_b, _HASH_PRIME)
+        return ops.mod(hashed, self.num_buckets)
+
+    def lookup(self, indices: Any) -> Any:
+        return self.table(self.buckets(indices))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "num_buckets": self.num_buckets,
+            "seed": self.seed,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        }
+
+
+QR_COMBINERS = ("multiply", "add", "concat")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class QuotientRemainderEmbedding(CompactEmbedding):
+    """Quotient-remainder trick (Shi et al., KDD 2020): ``i -> (i // m, i % m)``, two small tables.
+
+    Every index gets a distinct (quotient, remainder) pair, hence its own vector, with
+    ``(ceil(n/m) + m) · d`` parameters (smallest near ``m = sqrt(n)``).
+
+    Args:
+        num_buckets: ``m``, the remainder table's rows; default ``ceil(sqrt(num_ids))``.
+        combiner: ``"multiply"`` (element-wise, the paper's default), ``"add"`` or ``"concat"``
+            (each table then has ``output_dim // 2`` and ``output_dim - output_dim // 2`` columns).
+        quotient_rows: override the quotient table's rows (default ``ceil(num_ids / m)``, no dead
+            rows); the keras-io recipe uses ``m`` rows for both tables, i.e. ``quotient_rows=m``.
+        quotient_initializer: default ``"uniform"`` (±0.05, like a plain embedding).
+        remainder_initializer: default ``RandomNormal(mean=1.0, stddev=0.1)`` for ``multiply``
+            (why: two ±0.05 factors multiply into values around 1e-3, dot products of such user
+            vectors are ~1e-5 and learn very slowly; a remainder factor near 1 keeps the product at
+            the scale of a plain embedding while the noise keeps rows distinct), else ``"uniform"``.
+    """
+
+    def __init__(
+        self,
+        num_ids: int,
+        output_dim: int,
+        num_buckets: int | None = None,
+        combiner: str = "multiply",
+        *,
+        quotient_rows: int | None = None,
+        quotient_initializer: Any = None,
+        remainder_initializer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(num_ids, output_dim, **kwargs)
+        if combiner not in QR_COMBINERS:
+            raise ValueError(f"`combiner` must be one of {QR_COMBINERS}; got {combiner!r}.")
+        if combiner == "concat" and output_dim < 2:
+            raise ValueError("`combiner='concat'` needs `output_dim >= 2`.")
+        self.combiner = combiner
+        self.num_buckets = (
+            math.isqrt(self.num_ids - 1) + 1  # ceil(sqrt(n)) in exact integer arithmetic
+            if num_buckets is None
+            else _check_positive_int("num_buckets", num_buckets)
+        )
+        self._explicit_quotient_rows = quotient_rows
+        self.quotient_rows = (
+            -(-self.num_ids // self.num_buckets)
+            if quotient_rows is None
+            else _check_positive_int("quotient_rows", quotient_rows)
+        )
+        if self.quotient_rows * self.num_buckets < self.num_ids:
+            raise ValueError(
+                f"quotient_rows * num_buckets = {self.quotient_rows} * {self.num_buckets} "
+                f"< num_ids = {self.num_ids}: some ids would have no quotient row."
+            )
+        self._quotient_initializer_arg = quotient_initializer
+        self._remainder_initializer_arg = remainder_initializer
+        if quotient_initializer is None:
+            quotient_initializer = "uniform"
+        if remainder_initializer is None:
+            remainder_initializer = (
+                keras.initializers.RandomNormal(mean=1.0, stddev=0.1)
+                if combiner == "multiply"
+                else "uniform"
+            )
+        if combiner == "concat":
+            quotient_dim, remainder_dim = output_dim // 2, output_dim - output_dim // 2
+        else:
+            quotient_dim = remainder_dim = output_dim
+        self.quotient_table = keras.layers.Embedding(
+            self.quotient_rows,
+            quotient_dim,
+            embeddings_initializer=keras.initializers.get(quotient_initializer),
+            name="quotient_table",
+        )
+        self.remainder_table = keras.layers.Embedding(
+            self.num_buckets,
+            remainder_dim,
+            embeddings_initializer=keras.initializers.get(remainder_initializer),
+            name="remainder_table",
+        )
+
+    def build(self, input_shape: tuple | None = None) -> None:
+        self.quotient_table.build()
+        self.remainder_table.build()
+        self.built = True
+
+    def lookup(self, indices: Any) -> Any:
+        quotient = self.quotient_table(ops.floor_divide(indices, self.num_buckets))
+        remainder = self.remainder_table(ops.mod(indices, self.num_buckets))
+        if self.combiner == "multiply":
+            return quotient * remainder
+        if self.combiner == "add":
+            return quotient + remainder
+        return ops.concatenate([quotient, remainder], axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        def _serialize(initializer: Any) -> Any:
+            if initializer is None or isinstance(initializer, str):
+                return initializer
+            return keras.initializers.serialize(keras.initializers.get(initializer))
+
+        return {
+            **super().get_config(),
+            "num_buckets": self.num_buckets,
+            "combiner": self.combiner,
+            "quotient_rows": self._explicit_quotient_rows,
+            "quotient_initializer": _serialize(self._quotient_initializer_arg),
+            "remainder_initializer": _serialize(self._remainder_initializer_arg),
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MixedDimensionEmbedding(CompactEmbedding):
+    """Mixed-dimension embedding (Ginart et al.): popularity blocks with their own widths.
+
+    Block ``b`` covers indices ``[start_b, start_b + block_sizes[b])``, stores a
+    ``(block_sizes[b] + extra_rows_per_block) × block_dims[b]`` table and projects to
+    ``output_dim`` with a Dense layer (none when ``block_dims[b] == output_dim``).
+
+    Each id is routed to its own block (searchsorted → stable sort by block → per-block slices →
+    gather → project → one inverse-permutation gather), so the rows gathered per call add up to
+    the batch size whatever the vocabulary size or number of blocks. The slices have data-dependent
+    sizes: fine eagerly and under ``tf.function`` (``fit`` with ``jit_compile=False``), not under
+    XLA.
+
+    Args:
+        block_sizes: rows per block, most popular block first; must sum to ``num_ids``.
+        block_dims: stored width of each block.
+        projection_bias: whether the projections have biases.
+        extra_rows_per_block: unused rows added to every table, only to reproduce the keras-io
+            recipe's parameter count (its per-block StringLookup has one OOV row per block).
+        num_ids: optional; checked against ``sum(block_sizes)``.
+    """
+
+    def __init__(
+        self,
+        block_sizes: Sequence[int],
+        block_dims: Sequence[int],
+        output_dim: int,
+        projection_bias: bool = True,
+        extra_rows_per_block: int = 0,
+        *,
+        embeddings_initializer: Any = "uniform",
+        kernel_initializer: Any = "glorot_uniform",
+        num_ids: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        block_sizes = [_check_positive_int("block_sizes[i]", s) for s in block_sizes]
+        block_dims = [_check_positive_int("block_dims[i]", d) for d in block_dims]
+        if not block_sizes or len(block_sizes) != len(block_dims):
+            raise ValueError("`block_sizes` and `block_dims` must be non-empty and equally long.")
+        if num_ids is not None and num_ids != sum(block_sizes):
+            raise ValueError(
+                f"`num_ids` ({num_ids}) must equal sum(block_sizes) ({sum(block_sizes)})."
+            )
+        if extra_rows_per_block < 0:
+            raise ValueError("`extra_rows_per_block` must be non-negative.")
+        super().__init__(sum(block_sizes), output_dim, **kwargs)
+        self.block_sizes = block_sizes
+        self.block_dims = block_dims
+        self.projection_bias = bool(projection_bias)
+        self.extra_rows_per_block = int(extra_rows_per_block)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.block_starts = [int(s) for s in np.cumsum([0, *block_sizes[:-1]])]
+        self.tables = [
+            keras.layers.Embedding(
+                size + self.extra_rows_per_block,
+                dim,
+                embeddings_initializer=self.embeddings_initializer,
+                name=f"block_{b}_table",
+            )
+            for b, (size, dim) in enumerate(zip(block_sizes, block_dims, strict=True))
+        ]
+        # Identity (None) where the block already has the output width.
+        self.projections = [
+            None
+            if dim == output_dim
+            else keras.layers.Dense(
+                output_dim,
+                use_bias=self.projection_bias,
+                kernel_initializer=self.kernel_initializer,
+                name=f"block_{b}_projection",
+            )
+            for b, dim in enumerate(block_dims)
+        ]
+
+    @property
+    def num_blocks(self) -> int:
+        """Number of popularity blocks."""
+        return len(self.block_sizes)
+
+    def build(self, input_shape: tuple | None = None) -> None:
+        for table, projection, dim in zip(
+            self.tables, self.projections, self.block_dims, strict=True
+        ):
+            table.build()
+            if projection is not None:
+                projection.build((None, dim))
+        self.built = True
+
+    def route(self, flat_indices: Any) -> tuple[Any, list[tuple[Any, Any]]]:
+        """Route in-range 1-D indices to blocks.
+
+        Returns ``(order, parts)``: ``order`` is the batch permutation that sorts positions by
+        block (stable), ``parts[b] = (positions, local_indices)`` the batch positions in block
+        ``b`` and their row within the block's table. The parts' sizes add up to the batch size.
+        """
+        flat_indices = ops.cast(flat_indices, "int32")
+        batch = ops.shape(flat_indices)[0]
+        starts = ops.convert_to_tensor(self.block_starts[1:], dtype="int32")
+        if self.num_blocks > 1:
+            block_ids = ops.cast(ops.searchsorted(starts, flat_indices, side="right"), "int32")
+        else:
+            block_ids = ops.zeros_like(flat_indices)
+        # Stable sort by block: key = block * batch + position is unique, so any sort is stable.
+        positions = ops.arange(batch, dtype="int64")
+        keys = ops.cast(block_ids, "int64") * ops.cast(batch, "int64") + positions
+        order = ops.cast(ops.argsort(keys), "int32")
+        counts = ops.cast(ops.bincount(block_ids, minlength=self.num_blocks), "int32")
+        offsets = ops.cumsum(counts) - counts
+        parts = []
+        for b in range(self.num_blocks):
+            block_positions = ops.slice(order, offsets[b : b + 1], counts[b : b + 1])
+            local = ops.take(flat_indices, block_positions, axis=0) - self.block_starts[b]
+            parts.append((block_positions, local))
+        return order, parts
+
+    def lookup(self, indices: Any) -> Any:
+        flat = ops.reshape(indices, (-1,))
+        order, parts = self.route(flat)
+        outputs = []
+        for (_, local), table, projection in zip(parts, self.tables, self.projections, strict=True):
+            vectors = table(local)
+            outputs.append(vectors if projection is None else projection(vectors))
+        sorted_vectors = ops.concatenate(outputs, axis=0)
+        # Inverse permutation: the sorted row holding batch position p sits at inverse[p].
+        batch = ops.shape(flat)[0]
+        inverse = ops.scatter(
+            ops.expand_dims(order, -1), ops.arange(batch, dtype="int32"), ops.shape(order)
+        )
+        vectors = ops.take(sorted_vectors, inverse, axis=0)
+        return ops.reshape(vectors, (*ops.shape(indices), self.output_dim))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "block_sizes": list(self.block_sizes),
+            "block_dims": list(self.block_dims),
+            "projection_bias": self.projection_bias,
+            "extra_rows_per_block": self.extra_rows_per_block,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }

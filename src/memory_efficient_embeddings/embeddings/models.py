@@ -1,0 +1,212 @@
+"""Rating models (matrix factorisation) assembled from the compact embedding layers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+from memory_efficient_embeddings.embeddings.layers import (
+    PACKAGE,
+    CompactEmbedding,
+    FullEmbedding,
+    HashedEmbedding,
+    IdLookup,
+    MixedDimensionEmbedding,
+    ProjectedEmbedding,
+    QuotientRemainderEmbedding,
+)
+
+EMBEDDING_TYPES: dict[str, type[CompactEmbedding]] = {
+    "full": FullEmbedding,
+    "projected": ProjectedEmbedding,
+    "hashed": HashedEmbedding,
+    "quotient_remainder": QuotientRemainderEmbedding,
+    "mixed_dimension": MixedDimensionEmbedding,
+}
+
+RECIPE_OUTPUT: Mapping[str, Any] = {"activation": "sigmoid", "min_rating": 0.0, "max_rating": 5.0}
+
+
+def make_embedding(
+    spec: Mapping[str, Any], num_ids: int, output_dim: int, name: str
+) -> CompactEmbedding:
+    """Build a compact embedding layer from a config dict.
+
+    Args:
+        spec: ``{"type": <one of EMBEDDING_TYPES>, **layer kwargs}``, e.g.
+            ``{"type": "quotient_remainder", "num_buckets": 120, "quotient_rows": 120}`` or
+            ``{"type": "mixed_dimension", "block_sizes": [...], "block_dims": [...]}``.
+        num_ids: vocabulary size (without OOV).
+        output_dim: width of the returned vectors.
+        name: layer name.
+    """
+    kwargs = dict(spec)
+    kind = kwargs.pop("type", None)
+    if kind not in EMBEDDING_TYPES:
+        raise ValueError(
+            f"Unknown embedding type {kind!r}; valid types: {sorted(EMBEDDING_TYPES)}."
+        )
+    for reserved in ("num_ids", "output_dim", "name"):
+        if reserved in kwargs:
+            raise ValueError(f"`{reserved}` is set by the model, not by the embedding spec.")
+    return EMBEDDING_TYPES[kind](num_ids=num_ids, output_dim=output_dim, name=name, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DotScore(keras.layers.Layer):
+    """``score = <user, movie> [+ user bias + movie bias + global bias]``, shape ``(batch,)``.
+
+    Call with ``[user_vectors, movie_vectors, *bias_columns]`` (bias columns of shape
+    ``(batch, 1)``).
+
+    Args:
+        use_global_bias: add one trainable scalar (initialised to 0).
+    """
+
+    def __init__(self, use_global_bias: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.use_global_bias = bool(use_global_bias)
+
+    def build(self, input_shape: Any = None) -> None:
+        if self.use_global_bias:
+            self.global_bias = self.add_weight(shape=(), initializer="zeros", name="global_bias")
+        self.built = True
+
+    def call(self, inputs: Sequence[Any]) -> Any:
+        user, movie, *biases = inputs
+        score = ops.sum(user * movie, axis=-1)
+        for bias in biases:
+            score = score + ops.squeeze(bias, axis=-1)
+        if self.use_global_bias:
+            score = score + self.global_bias
+        return score
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        return tuple(input_shape[0][:-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "use_global_bias": self.use_global_bias}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RatingOutput(keras.layers.Layer):
+    """Map a score to a rating.
+
+    Args:
+        activation: ``"sigmoid"`` → ``min + (max - min) · sigmoid(score)`` (the recipe is
+            ``5 · sigmoid``: min 0, max 5); ``"linear"`` → the score unchanged.
+        min_rating, max_rating: the sigmoid's range (ignored by ``linear``).
+    """
+
+    def __init__(
+        self,
+        activation: str = "sigmoid",
+        min_rating: float = 0.0,
+        max_rating: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if activation not in ("sigmoid", "linear"):
+            raise ValueError(f"`activation` must be 'sigmoid' or 'linear'; got {activation!r}.")
+        if max_rating <= min_rating:
+            raise ValueError("`max_rating` must be greater than `min_rating`.")
+        self.activation = activation
+        self.min_rating = float(min_rating)
+        self.max_rating = float(max_rating)
+
+    def call(self, score: Any) -> Any:
+        if self.activation == "linear":
+            return score
+        return self.min_rating + (self.max_rating - self.min_rating) * ops.sigmoid(score)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "activation": self.activation,
+            "min_rating": self.min_rating,
+            "max_rating": self.max_rating,
+        }
+
+
+def build_rating_model(
+    num_users: int,
+    num_movies: int,
+    user_embedding: Mapping[str, Any],
+    movie_embedding: Mapping[str, Any],
+    embedding_dim: int,
+    *,
+    use_biases: bool = False,
+    output: Mapping[str, Any] = RECIPE_OUTPUT,
+) -> keras.Model:
+    """Matrix-factorisation rating model on integer ids.
+
+    Inputs: dict ``{"user_id": int32 (batch,), "movie_id": int32 (batch,)}`` of indices as
+    produced by :class:`IdLookup` (index ``num_*`` = OOV → zero vector and zero bias).
+    Output: ratings of shape ``(batch,)``.
+
+    Args:
+        user_embedding, movie_embedding: specs for :func:`make_embedding`.
+        embedding_dim: width of both sides' vectors.
+        use_biases: add per-user, per-movie (``FullEmbedding(n, 1)``, zero-initialised) and
+            global biases.
+        output: kwargs of :class:`RatingOutput`.
+    """
+    user_id = keras.Input(shape=(), dtype="int32", name="user_id")
+    movie_id = keras.Input(shape=(), dtype="int32", name="movie_id")
+    user_vectors = make_embedding(user_embedding, num_users, embedding_dim, "user_embedding")(
+        user_id
+    )
+    movie_vectors = make_embedding(movie_embedding, num_movies, embedding_dim, "movie_embedding")(
+        movie_id
+    )
+    terms = [user_vectors, movie_vectors]
+    if use_biases:
+        terms.append(FullEmbedding(num_users, 1, "zeros", name="user_bias")(user_id))
+        terms.append(FullEmbedding(num_movies, 1, "zeros", name="movie_bias")(movie_id))
+    score = DotScore(use_global_bias=use_biases, name="score")(terms)
+    rating = RatingOutput(**dict(output), name="rating")(score)
+    return keras.Model(
+        inputs={"user_id": user_id, "movie_id": movie_id}, outputs=rating, name="rating_model"
+    )
+
+
+def _all_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    # `_flatten_layers` is the walk Keras itself uses (e.g. in `Model.quantize`).
+    return list(layer._flatten_layers(include_self=False, recursive=True))
+
+
+def embedding_parameter_count(model: keras.Model) -> int:
+    """Parameters held by :class:`CompactEmbedding` layers (embedding and bias tables)."""
+    seen: set[int] = set()
+    total = 0
+    for layer in _all_layers(model):
+        if isinstance(layer, CompactEmbedding) and id(layer) not in seen:
+            seen.add(id(layer))
+            total += layer.count_params()
+    return total
+
+
+def with_string_ids(
+    model: keras.Model, user_vocabulary: Sequence[str], movie_vocabulary: Sequence[str]
+) -> keras.Model:
+    """Wrap an integer-id rating model so that it takes raw string ids (weights are shared).
+
+    Inputs: dict ``{"user_id": string (batch,), "movie_id": string (batch,)}``; unknown ids map to
+    the OOV index (zero vector) instead of failing.
+    """
+    user_id = keras.Input(shape=(), dtype="string", name="user_id")
+    movie_id = keras.Input(shape=(), dtype="string", name="movie_id")
+    user_index = IdLookup(list(user_vocabulary), name="user_lookup")(user_id)
+    movie_index = IdLookup(list(movie_vocabulary), name="movie_lookup")(movie_id)
+    rating = model({"user_id": user_index, "movie_id": movie_index})
+    return keras.Model(
+        inputs={"user_id": user_id, "movie_id": movie_id},
+        outputs=rating,
+        name=f"{model.name}_string_ids",
+    )

@@ -1,0 +1,77 @@
+"""The modeling template: one definition, instantiated once per model under its own namespace."""
+
+from kedro.pipeline import Pipeline, node
+
+from memory_efficient_embeddings.modeling.nodes import (
+    assign_movie_blocks,
+    build_model,
+    evaluate_model,
+    plot_movie_popularity,
+    plot_training_curves,
+    train_model,
+)
+
+SHARED_INPUTS = {
+    "train_ratings",
+    "eval_ratings",
+    "user_vocabulary",
+    "movie_vocabulary",
+    "data_provenance",
+}
+
+
+def create_modeling_pipeline(namespace: str, assign_blocks: bool = False) -> Pipeline:
+    """Blocks (optional), build, train, evaluate and plot one model under `namespace`."""
+    block_nodes = []
+    build_inputs = ["user_vocabulary", "movie_vocabulary", "params:model"]
+    if assign_blocks:
+        block_nodes = [
+            node(
+                assign_movie_blocks,
+                inputs=["movie_vocabulary", "params:blocks"],
+                outputs="block_assignment",
+                name="assign_movie_blocks",
+            ),
+            node(
+                plot_movie_popularity,
+                inputs=["movie_vocabulary", "block_assignment"],
+                outputs="popularity_histogram",
+                name="plot_movie_popularity",
+            ),
+        ]
+        build_inputs.append("block_assignment")
+    model_nodes = [
+        node(build_model, inputs=build_inputs, outputs="untrained_model", name="build_model"),
+        node(
+            train_model,
+            inputs=[
+                "untrained_model",
+                "train_ratings",
+                "eval_ratings",
+                "user_vocabulary",
+                "movie_vocabulary",
+                "params:training",
+            ],
+            outputs=["model", "training_history"],
+            name="train_model",
+        ),
+        node(
+            evaluate_model,
+            inputs=["model", "eval_ratings", "train_ratings", "training_history", "data_provenance"],
+            outputs="metrics",
+            name="evaluate_model",
+        ),
+        node(
+            plot_training_curves,
+            inputs="training_history",
+            outputs="training_curves",
+            name="plot_training_curves",
+        ),
+    ]
+    return Pipeline(
+        block_nodes + model_nodes,
+        namespace=namespace,
+        inputs=SHARED_INPUTS,
+        # Both models train under the same regime, so the comparison is fair.
+        parameters={"params:training"},
+    )

@@ -1,0 +1,46 @@
+"""MovieLens ingest: release metadata, archive handling, fast parsing and a synthetic stand-in."""
+
+from .archive import RatingsLocation, download, find_local, resolve_user_path
+from .errors import (
+    ArchiveNotFoundError,
+    ChecksumMismatchError,
+    CorruptArchiveError,
+    DownloadError,
+    MalformedRatingsError,
+    MemberNotFoundError,
+    MovieLensError,
+    NetworkUnavailableError,
+    SyntheticConfigError,
+    UnknownReleaseError,
+)
+from .ingest import load_ratings, synthetic_ratings
+from .parsing import ParsedRatings, parse_ratings_bytes, read_ratings
+from .releases import RELEASES, Release, get_release
+from .synthetic import SyntheticSpec, generate_ratings
+
+__all__ = [
+    "RELEASES",
+    "ArchiveNotFoundError",
+    "ChecksumMismatchError",
+    "CorruptArchiveError",
+    "DownloadError",
+    "MalformedRatingsError",
+    "MemberNotFoundError",
+    "MovieLensError",
+    "NetworkUnavailableError",
+    "ParsedRatings",
+    "RatingsLocation",
+    "Release",
+    "SyntheticConfigError",
+    "SyntheticSpec",
+    "UnknownReleaseError",
+    "download",
+    "find_local",
+    "generate_ratings",
+    "get_release",
+    "load_ratings",
+    "parse_ratings_bytes",
+    "read_ratings",
+    "resolve_user_path",
+    "synthetic_ratings",
+]

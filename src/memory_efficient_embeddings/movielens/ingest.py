@@ -1,0 +1,145 @@
+"""Choose the ratings source (local archive, download or synthetic) and record its provenance."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from .archive import (
+    RatingsLocation,
+    checksum_message,
+    download,
+    file_md5,
+    find_local,
+    resolve_user_path,
+)
+from .errors import ChecksumMismatchError, MovieLensError, NetworkUnavailableError
+from .parsing import read_ratings
+from .releases import Release, get_release
+from .synthetic import SyntheticSpec, generate_ratings
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("auto", "movielens", "synthetic")
+
+
+def _shape(ratings: pd.DataFrame) -> dict[str, int]:
+    return {
+        "num_ratings": len(ratings),
+        "num_users": int(ratings["user_id"].nunique()),
+        "num_movies": int(ratings["movie_id"].nunique()),
+    }
+
+
+def synthetic_ratings(release: Release, params: Mapping[str, Any]) -> tuple[pd.DataFrame, dict]:
+    """Generate ratings shaped like ``release`` and describe them."""
+    spec = SyntheticSpec.from_params(params or {}, release)
+    ratings = generate_ratings(spec)
+    shape = _shape(ratings)
+    provenance = {
+        "source": "synthetic",
+        "shaped_like": release.name,
+        "seed": spec.seed,
+        **shape,
+        "description": (
+            f"synthetic, shaped like {release.name}, seed {spec.seed}, "
+            f"{shape['num_ratings']:,} ratings"
+        ),
+        "generator": spec.as_dict(),
+    }
+    return ratings, provenance
+
+
+def _archive_md5(
+    location: RatingsLocation, release: Release, verify: bool
+) -> tuple[str | None, bool]:
+    """MD5 of a zip and whether it matches the published one; strict mode refuses a mismatch."""
+    if location.kind != "zip":
+        logger.info(
+            "%s is an extracted copy: there is no archive checksum to verify.", location.display
+        )
+        return None, False
+    md5 = file_md5(location.path)
+    if md5 == release.md5:
+        return md5, True
+
+    message = checksum_message(location.path, release, md5)
+    if verify:
+        raise ChecksumMismatchError(message)
+    logger.warning(
+        "%s has MD5 %s, not the published %s; using it anyway (data.verify_checksum: false).",
+        location.path,
+        md5,
+        release.md5,
+    )
+    return md5, False
+
+
+def _locate(release: Release, data: Mapping[str, Any], source: str) -> RatingsLocation | None:
+    """Local archive, user path or fresh download; None when auto mode cannot reach GroupLens."""
+    if data.get("path"):
+        return resolve_user_path(data["path"], release)
+    raw_dir = data.get("raw_dir", "data/01_raw")
+    found = find_local(release, raw_dir)
+    if found is not None:
+        return found
+    try:
+        path = download(
+            release,
+            raw_dir,
+            timeout_s=float(data.get("download_timeout_s", 60)),
+            verify_checksum=bool(data.get("verify_checksum", True)),
+        )
+    except NetworkUnavailableError as exc:
+        if source == "movielens":
+            raise NetworkUnavailableError(
+                f"data.source is 'movielens' but no {release.archive_name} (nor an extracted "
+                f"{release.folder_names[0]}/ folder) is in {raw_dir} and the download failed: {exc} "
+                f"Put the archive in {raw_dir}, set data.path, or set data.source: synthetic."
+            ) from exc
+        logger.warning(
+            "No network to download %s (%s). USING SYNTHETIC RATINGS shaped like %s: every number "
+            "this run reports is synthetic. For the real data, put %s in %s or set data.path.",
+            release.url,
+            exc.__cause__ or exc,
+            release.name,
+            release.archive_name,
+            raw_dir,
+        )
+        return None
+    return RatingsLocation(path, release.member, "zip")
+
+
+def load_ratings(data: Mapping[str, Any]) -> tuple[pd.DataFrame, dict]:
+    """Ratings and their provenance, following the `data` parameters (see parameters file)."""
+    release = get_release(data.get("dataset", "ml-1m"))
+    source = data.get("source", "auto")
+    if source not in SOURCES:
+        raise MovieLensError(f"data.source is {source!r}; use one of {', '.join(SOURCES)}.")
+    if source == "synthetic":
+        return synthetic_ratings(release, data.get("synthetic") or {})
+    location = _locate(release, data, source)
+    if location is None:
+        return synthetic_ratings(release, data.get("synthetic") or {})
+    md5, verified = _archive_md5(location, release, bool(data.get("verify_checksum", True)))
+    parsed = read_ratings(location, release, data.get("on_bad_lines", "error"))
+    shape = _shape(parsed.ratings)
+    provenance = {
+        "source": "movielens",
+        "dataset": release.name,
+        "archive": location.path.name,
+        "member": location.member,
+        "md5": md5,
+        "checksum_verified": verified,
+        **shape,
+        "skipped_lines": parsed.skipped_lines,
+        "description": (
+            f"MovieLens {release.name} ({'md5 ' + md5 if md5 else 'extracted folder, no checksum'}), "
+            f"{shape['num_ratings']:,} ratings"
+        ),
+    }
+    logger.info("Loaded %s", provenance["description"])
+    return parsed.ratings, provenance

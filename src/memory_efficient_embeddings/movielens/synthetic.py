@@ -1,0 +1,263 @@
+"""Vectorised generator of MovieLens-shaped ratings with a learnable low-rank structure."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import SyntheticConfigError
+from .releases import Release
+
+logger = logging.getLogger(__name__)
+
+_CHUNK_ROWS = 1 << 21
+_MAX_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Every knob of the generator; the pipeline fills it from `params:data.synthetic`."""
+
+    num_users: int
+    num_movies: int
+    num_ratings: int
+    min_ratings_per_user: int = 20
+    seed: int = 42
+    rank: int = 8
+    popularity_exponent: float = 0.9
+    user_activity_sigma: float = 1.1
+    max_user_fraction: float = 0.6
+    user_bias_sd: float = 0.35
+    item_bias_sd: float = 0.45
+    popularity_bias: float = 0.25
+    interaction_sd: float = 0.6
+    noise_sd: float = 0.55
+    rating_distribution: tuple[float, ...] = (0.056, 0.108, 0.261, 0.349, 0.226)
+    rating_min: int = 1
+    start_timestamp: int = 956_703_932
+    span_s: int = 3 * 365 * 24 * 3600
+    max_gap_s: int = 3_600
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], release: Release) -> SyntheticSpec:
+        """Build a spec from parameters; null sizes take the release's published shape."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(params) - known
+        if unknown:
+            raise SyntheticConfigError(
+                f"Unknown key(s) {sorted(unknown)} under data.synthetic; known keys: {sorted(known)}."
+            )
+        values = {k: v for k, v in params.items() if v is not None}
+        values.setdefault("num_users", release.num_users)
+        values.setdefault("num_movies", release.num_movies)
+        values.setdefault("num_ratings", release.num_ratings)
+        values.setdefault("min_ratings_per_user", release.min_ratings_per_user)
+        if "rating_distribution" in values:
+            values["rating_distribution"] = tuple(values["rating_distribution"])
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-JSON view for provenance records."""
+        out = asdict(self)
+        out["rating_distribution"] = list(self.rating_distribution)
+        return out
+
+    @property
+    def user_cap(self) -> int:
+        """Most ratings one user may have (keeps sampling without replacement cheap)."""
+        return max(self.min_ratings_per_user, int(self.max_user_fraction * self.num_movies))
+
+    def validate(self) -> None:
+        """Raise SyntheticConfigError when the requested shape is impossible."""
+        u, m, r, k = self.num_users, self.num_movies, self.num_ratings, self.min_ratings_per_user
+        problems = []
+        if min(u, m, r) < 1 or k < 0 or self.rank < 1:
+            problems.append("num_users, num_movies, num_ratings and rank must be positive")
+        elif k > m:
+            problems.append(f"min_ratings_per_user ({k}) exceeds num_movies ({m})")
+        elif r < u * k:
+            problems.append(f"num_ratings ({r:,}) < num_users × min_ratings_per_user ({u * k:,})")
+        elif r > u * self.user_cap:
+            problems.append(
+                f"num_ratings ({r:,}) > num_users × max_user_fraction × num_movies "
+                f"({u * self.user_cap:,}); raise max_user_fraction or num_movies"
+            )
+        elif r < m:
+            problems.append(
+                f"num_ratings ({r:,}) < num_movies ({m:,}): some movie would be unrated"
+            )
+        dist = np.asarray(self.rating_distribution, dtype=float)
+        if (
+            dist.ndim != 1
+            or len(dist) < 2
+            or (dist < 0).any()
+            or not math.isclose(dist.sum(), 1.0, abs_tol=1e-3)
+        ):
+            problems.append("rating_distribution must list ≥ 2 non-negative shares summing to 1")
+        if problems:
+            raise SyntheticConfigError(
+                "Impossible synthetic data set (parameters data.synthetic): "
+                + "; ".join(problems)
+                + "."
+            )
+
+
+def _user_counts(rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
+    """Ratings per user: the minimum plus a log-normal share of the rest, capped."""
+    weights = rng.lognormal(0.0, spec.user_activity_sigma, spec.num_users)
+    extra = spec.num_ratings - spec.num_users * spec.min_ratings_per_user
+    counts = spec.min_ratings_per_user + rng.multinomial(extra, weights / weights.sum())
+    while True:
+        excess = int(np.clip(counts - spec.user_cap, 0, None).sum())
+        if excess == 0:
+            return counts.astype(np.int64)
+        counts = np.minimum(counts, spec.user_cap)
+        room = np.where(counts < spec.user_cap, weights, 0.0)
+        counts += rng.multinomial(excess, room / room.sum())
+
+
+def _first_per_key(keys: np.ndarray) -> np.ndarray:
+    """Sorted positions of each key's first occurrence (order-preserving de-duplication)."""
+    _, first = np.unique(keys, return_index=True)
+    first.sort()
+    return first
+
+
+def _rank_in_group(groups: np.ndarray) -> np.ndarray:
+    """0-based position of each element within its run of equal, contiguous group values."""
+    n = len(groups)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    lengths = np.diff(np.r_[starts, n])
+    return np.arange(n) - np.repeat(starts, lengths)
+
+
+def _sample_pairs(
+    rng: np.random.Generator, counts: np.ndarray, popularity: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (user, movie) pairs, exactly counts[u] per user, movies drawn by popularity."""
+    num_users, num_movies = len(counts), len(popularity)
+    cdf = np.cumsum(popularity)
+    cdf /= cdf[-1]
+    need = counts.copy()
+    chosen: list[np.ndarray] = []  # sorted int64 keys user * num_movies + movie, one per round
+    for round_ in range(_MAX_ROUNDS):
+        active = np.flatnonzero(need > 0)
+        if active.size == 0:
+            break
+        # Over-sample so duplicates rarely leave a user short; later rounds only top up.
+        factor = 1.3 if round_ == 0 else 2.5
+        draws = np.ceil(need[active] * factor).astype(np.int64) + 2
+        users = np.repeat(active, draws)
+        movies = np.searchsorted(cdf, rng.random(users.size), side="right")
+        np.minimum(movies, num_movies - 1, out=movies)
+        keys = users * num_movies + movies
+        fresh = np.ones(keys.size, dtype=bool)
+        for done in chosen:
+            pos = np.minimum(np.searchsorted(done, keys), done.size - 1)
+            fresh &= done[pos] != keys
+        keys, users = keys[fresh], users[fresh]
+        first = _first_per_key(keys)
+        keys, users = keys[first], users[first]
+        take = _rank_in_group(users) < need[users]
+        kept = keys[take]
+        chosen.append(np.sort(kept))
+        need -= np.bincount(users[take], minlength=num_users)
+    # Heavy users still short: exact weighted sampling without replacement (Gumbel top-k).
+    log_p = np.log(popularity)
+    done_keys = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
+    extra = []
+    for user in np.flatnonzero(need > 0):
+        have = done_keys[(done_keys >= user * num_movies) & (done_keys < (user + 1) * num_movies)]
+        scores = log_p - np.log(-np.log(rng.random(num_movies)))
+        scores[have - user * num_movies] = -np.inf
+        pick = np.argpartition(-scores, need[user] - 1)[: need[user]]
+        extra.append(user * num_movies + pick)
+    keys = np.sort(np.concatenate([done_keys, *extra]))
+    return keys // num_movies, keys % num_movies
+
+
+def _cover_all_movies(
+    rng: np.random.Generator, users: np.ndarray, movies: np.ndarray, num_movies: int
+) -> None:
+    """Give every unrated movie one rating, taken from rows of well-rated movies (in place)."""
+    counts = np.bincount(movies, minlength=num_movies)
+    missing = np.flatnonzero(counts == 0)
+    if missing.size == 0:
+        return
+    # Donor rows come from movies with more ratings than there are missing movies, so no donor
+    # movie can lose its last rating; an unrated movie forms no existing pair with any user.
+    donors = np.flatnonzero(counts[movies] > missing.size + 1)
+    rows = rng.choice(donors, size=missing.size, replace=False)
+    movies[rows] = missing
+
+
+def _scores(
+    rng: np.random.Generator,
+    spec: SyntheticSpec,
+    users: np.ndarray,
+    movies: np.ndarray,
+    popularity: np.ndarray,
+) -> np.ndarray:
+    """Latent preference: user and item biases, a rank-k interaction and Gaussian noise."""
+    log_pop = np.log(popularity)
+    pop_z = (log_pop - log_pop.mean()) / (log_pop.std() or 1.0)
+    # Popular movies are rated a little higher, as in MovieLens.
+    item_bias = rng.normal(0.0, spec.item_bias_sd, spec.num_movies) + spec.popularity_bias * pop_z
+    user_bias = rng.normal(0.0, spec.user_bias_sd, spec.num_users)
+    scale = np.float32(spec.interaction_sd / math.sqrt(spec.rank))
+    user_f = rng.standard_normal((spec.num_users, spec.rank), dtype=np.float32) * scale
+    item_f = rng.standard_normal((spec.num_movies, spec.rank), dtype=np.float32)
+    out = np.empty(users.size, dtype=np.float32)
+    for start in range(0, users.size, _CHUNK_ROWS):
+        u, m = users[start : start + _CHUNK_ROWS], movies[start : start + _CHUNK_ROWS]
+        inter = np.einsum("ij,ij->i", user_f[u], item_f[m])
+        noise = rng.standard_normal(u.size, dtype=np.float32) * np.float32(spec.noise_sd)
+        out[start : start + u.size] = user_bias[u] + item_bias[m] + inter + noise
+    return out
+
+
+def _discretise(scores: np.ndarray, spec: SyntheticSpec) -> np.ndarray:
+    """Map scores to integer stars whose marginal follows rating_distribution."""
+    shares = np.asarray(spec.rating_distribution, dtype=float)
+    cuts = np.quantile(scores, np.cumsum(shares / shares.sum())[:-1])
+    return (spec.rating_min + np.searchsorted(cuts, scores)).astype(np.float32)
+
+
+def _timestamps(rng: np.random.Generator, spec: SyntheticSpec, users: np.ndarray) -> np.ndarray:
+    """Increasing timestamps within each user, starting at a random point of the span."""
+    gaps = rng.integers(1, spec.max_gap_s, size=users.size, dtype=np.int64)
+    elapsed = np.cumsum(gaps)
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    base = np.repeat(elapsed[starts] - gaps[starts], np.diff(np.r_[starts, users.size]))
+    user_start = rng.integers(0, spec.span_s, size=spec.num_users, dtype=np.int64)
+    return spec.start_timestamp + user_start[users] + (elapsed - base)
+
+
+def generate_ratings(spec: SyntheticSpec) -> pd.DataFrame:
+    """Generate ratings (user_id, movie_id, rating, timestamp) shaped and seeded as in ``spec``."""
+    spec.validate()
+    rng = np.random.default_rng(spec.seed)
+    counts = _user_counts(rng, spec)
+    # Zipf-like popularity over a random order of movie ids, so ids say nothing about popularity.
+    popularity = (rng.permutation(spec.num_movies) + 1.0) ** -spec.popularity_exponent
+    popularity /= popularity.sum()
+    users, movies = _sample_pairs(rng, counts, popularity)
+    _cover_all_movies(rng, users, movies, spec.num_movies)
+    rating = _discretise(_scores(rng, spec, users, movies, popularity), spec)
+    return pd.DataFrame(
+        {
+            # 1-based ids, as in MovieLens.
+            "user_id": users + 1,
+            "movie_id": movies + 1,
+            "rating": rating,
+            "timestamp": _timestamps(rng, spec, users),
+        }
+    )

@@ -1,0 +1,15 @@
+"""`kedro run --pipelines=baseline`: data processing, then the baseline model end to end."""
+
+from kedro.pipeline import Pipeline
+
+from memory_efficient_embeddings.modeling.pipeline import create_modeling_pipeline
+from memory_efficient_embeddings.pipelines.data_processing.pipeline import (
+    create_pipeline as create_data_processing_pipeline,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Data processing followed by the baseline model."""
+    return create_data_processing_pipeline() + create_modeling_pipeline(
+        "baseline", assign_blocks=False
+    )

@@ -1,0 +1,32 @@
+"""Wiring of the data_processing pipeline."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import build_vocabularies, ingest_ratings, prefix_ids, split_ratings
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Ingest ratings, prefix ids, split train/eval and build the vocabularies."""
+    return Pipeline(
+        [
+            Node(
+                ingest_ratings,
+                inputs="params:data",
+                outputs=["ratings", "data_provenance"],
+                name="ingest_ratings",
+            ),
+            Node(prefix_ids, inputs="ratings", outputs="prefixed_ratings", name="prefix_ids"),
+            Node(
+                split_ratings,
+                inputs=["prefixed_ratings", "params:split"],
+                outputs=["train_ratings", "eval_ratings"],
+                name="split_ratings",
+            ),
+            Node(
+                build_vocabularies,
+                inputs=["train_ratings", "eval_ratings", "params:vocabulary"],
+                outputs=["user_vocabulary", "movie_vocabulary"],
+                name="build_vocabularies",
+            ),
+        ]
+    )

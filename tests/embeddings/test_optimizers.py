@@ -1,0 +1,216 @@
+"""Tests for the row-sparse ``LazyAdam`` optimizer (TensorFlow backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+
+from memory_efficient_embeddings.embeddings.optimizers import LazyAdam
+
+ROWS, DIM = 10, 3
+
+
+def _table(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(ROWS, DIM)).astype("float32")
+
+
+def _sparse_grad(indices: list[int], seed: int) -> tf.IndexedSlices:
+    values = np.random.default_rng(seed).normal(size=(len(indices), DIM))
+    return tf.IndexedSlices(
+        tf.constant(values, dtype="float32"),
+        tf.constant(indices, dtype="int64"),
+        dense_shape=tf.constant([ROWS, DIM], dtype="int64"),
+    )
+
+
+def _step(
+    optimizer: keras.optimizers.Optimizer,
+    variable: keras.Variable,
+    grad: tf.IndexedSlices,
+    densify: bool,
+) -> None:
+    # Dense Adam receives the densified gradient (duplicates summed), which is
+    # what Keras' Adam computes internally from IndexedSlices anyway.
+    optimizer.apply([tf.convert_to_tensor(grad) if densify else grad], [variable])
+
+
+def test_lookup_gradients_are_indexed_slices() -> None:
+    """The premise: embedding lookups give row-sparse gradients on TF."""
+    table = keras.Variable(_table())
+    embedding = keras.layers.Embedding(ROWS, DIM)
+    embedding.build((None,))
+    ids = np.array([1, 1, 4])
+    with tf.GradientTape() as tape:
+        loss = ops.sum(ops.take(table, ids, axis=0)) + ops.sum(embedding(ids))
+    grads = tape.gradient(loss, [table, *embedding.trainable_variables])
+    assert all(isinstance(g, tf.IndexedSlices) for g in grads)
+
+
+def test_first_step_matches_dense_adam_with_duplicate_indices() -> None:
+    initial = _table()
+    lazy_var, dense_var = keras.Variable(initial), keras.Variable(initial)
+    grad = _sparse_grad([1, 3, 1, 7, 3, 1], seed=1)
+
+    _step(LazyAdam(learning_rate=0.01), lazy_var, grad, densify=False)
+    _step(keras.optimizers.Adam(learning_rate=0.01), dense_var, grad, densify=True)
+
+    touched = [1, 3, 7]
+    np.testing.assert_allclose(
+        lazy_var.numpy()[touched], dense_var.numpy()[touched], rtol=1e-6, atol=1e-7
+    )
+    assert not np.allclose(lazy_var.numpy()[touched], initial[touched])
+    untouched = [i for i in range(ROWS) if i not in touched]
+    np.testing.assert_array_equal(lazy_var.numpy()[untouched], initial[untouched])
+
+
+def test_lazy_rows_versus_dense_momentum_over_steps() -> None:
+    initial = _table()
+    lazy_var, dense_var = keras.Variable(initial), keras.Variable(initial)
+    lazy, dense = LazyAdam(learning_rate=0.01), keras.optimizers.Adam(0.01)
+    # Row 1 is touched every step; rows 0, 2, 3 once each; 4..9 never.
+    batches = [[1, 0], [1, 2, 2], [1, 3]]
+
+    lazy_after_first = None
+    for step, indices in enumerate(batches):
+        grad = _sparse_grad(indices, seed=10 + step)
+        _step(lazy, lazy_var, grad, densify=False)
+        _step(dense, dense_var, grad, densify=True)
+        if step == 0:
+            lazy_after_first = lazy_var.numpy().copy()
+            dense_after_first = dense_var.numpy().copy()
+
+    lazy_final, dense_final = lazy_var.numpy(), dense_var.numpy()
+    # Never touched: exactly the initial values.
+    np.testing.assert_array_equal(lazy_final[4:], initial[4:])
+    # Row 0 touched only at step 1: lazy leaves it alone afterwards, dense
+    # Adam keeps moving it with the momentum of that first gradient.
+    np.testing.assert_array_equal(lazy_final[0], lazy_after_first[0])
+    assert not np.allclose(dense_final[0], dense_after_first[0])
+    # Touched at every step: identical state history, so lazy == dense.
+    np.testing.assert_allclose(lazy_final[1], dense_final[1], rtol=1e-6, atol=1e-7)
+    # Touched only at the current (last) step: first-touch update at step t
+    # differs from dense only through the global-step bias correction, which
+    # both share, so they agree as well.
+    np.testing.assert_allclose(lazy_final[3], dense_final[3], rtol=1e-6, atol=1e-7)
+
+
+def test_dense_gradients_follow_dense_adam() -> None:
+    layer_lazy, layer_dense = keras.layers.Dense(4), keras.layers.Dense(4)
+    layer_lazy.build((None, 5))
+    layer_dense.build((None, 5))
+    layer_dense.set_weights(layer_lazy.get_weights())
+    lazy, dense = LazyAdam(learning_rate=0.01), keras.optimizers.Adam(0.01)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        x = rng.normal(size=(8, 5)).astype("float32")
+        for layer, opt in ((layer_lazy, lazy), (layer_dense, dense)):
+            with tf.GradientTape() as tape:
+                loss = ops.mean(ops.square(layer(x)))
+            grads = tape.gradient(loss, layer.trainable_variables)
+            assert not any(isinstance(g, tf.IndexedSlices) for g in grads)
+            opt.apply(grads, layer.trainable_variables)
+    for w_lazy, w_dense in zip(layer_lazy.get_weights(), layer_dense.get_weights()):
+        np.testing.assert_array_equal(w_lazy, w_dense)
+
+
+def test_amsgrad_is_rejected() -> None:
+    with pytest.raises(ValueError, match="amsgrad"):
+        LazyAdam(amsgrad=True)
+
+
+def _dot_model(num_users: int = 30, num_items: int = 20) -> keras.Model:
+    user = keras.Input(shape=(), dtype="int32", name="user")
+    item = keras.Input(shape=(), dtype="int32", name="item")
+    u = keras.layers.Embedding(num_users, 8, name="user_embedding")(user)
+    i = keras.layers.Embedding(num_items, 8, name="item_embedding")(item)
+    score = keras.layers.Dot(axes=1)([u, i])
+    out = keras.layers.Dense(1, name="head")(score)
+    return keras.Model({"user": user, "item": item}, out)
+
+
+def _ids(values: list[int]) -> np.ndarray:
+    return np.asarray(values, dtype="int32")
+
+
+def _fit_item_table(optimizer: keras.optimizers.Optimizer, batches: int) -> np.ndarray:
+    """Item table after ``batches`` fit steps on batches touching disjoint rows."""
+    keras.utils.set_random_seed(0)
+    model = _dot_model()
+    # Batch 1 touches items 0-3, batch 2 items 4-7; users 0-3 in both.
+    x = {"user": _ids([0, 1, 2, 3] * 2), "item": _ids(list(range(8)))}
+    y = np.linspace(-1.0, 1.0, 8, dtype="float32")[:, None]
+    model.compile(optimizer, "mse", steps_per_execution=2, jit_compile=False)
+    model.fit(
+        {k: v[: 4 * batches] for k, v in x.items()},
+        y[: 4 * batches],
+        batch_size=4,
+        shuffle=False,
+        epochs=1,
+        verbose=0,
+    )
+    return model.get_layer("item_embedding").embeddings.numpy()
+
+
+@pytest.mark.parametrize(
+    ("optimizer_cls", "is_lazy"), [(LazyAdam, True), (keras.optimizers.Adam, False)]
+)
+def test_sparse_path_is_taken_inside_model_fit(
+    optimizer_cls: type[keras.optimizers.Optimizer], is_lazy: bool
+) -> None:
+    # Rows 0-3 are touched at step 1 only. Inside the compiled train step (a
+    # tf.function, steps_per_execution=2) LazyAdam must leave them alone at
+    # step 2, while dense Adam moves them with momentum: this would fail if
+    # Keras densified the gradient before update_step.
+    after_one = _fit_item_table(optimizer_cls(learning_rate=0.05), batches=1)
+    after_two = _fit_item_table(optimizer_cls(learning_rate=0.05), batches=2)
+    if is_lazy:
+        np.testing.assert_array_equal(after_two[:4], after_one[:4])
+    else:
+        assert not np.allclose(after_two[:4], after_one[:4])
+    # Rows never touched stay put either way (zero moments), and rows 4-7 move.
+    np.testing.assert_array_equal(after_two[8:], after_one[8:])
+    assert not np.allclose(after_two[4:8], after_one[4:8])
+
+
+def test_fit_steps_per_execution_and_serialization(tmp_path: Path) -> None:
+    keras.utils.set_random_seed(1)
+    rng = np.random.default_rng(1)
+    n = 512
+    users = rng.integers(0, 30, size=n).astype("int32")
+    items = rng.integers(0, 20, size=n).astype("int32")
+    # A learnable target: an additive user + item effect.
+    y = (np.sin(users) + np.cos(items)).astype("float32")[:, None]
+
+    model = _dot_model()
+    optimizer = LazyAdam(learning_rate=0.02)
+    model.compile(optimizer, "mse", steps_per_execution=4, jit_compile=False)
+    history = model.fit({"user": users, "item": items}, y, batch_size=32, epochs=5, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0]
+    assert int(optimizer.iterations.numpy()) == 5 * n // 32
+
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert isinstance(restored, LazyAdam)
+    assert restored.get_config() == optimizer.get_config()
+
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    assert isinstance(reloaded.optimizer, LazyAdam)
+    assert reloaded.optimizer.get_config() == optimizer.get_config()
+    x = {"user": users[:16], "item": items[:16]}
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_xla_compilation_gives_a_clear_error() -> None:
+    # tf.unique cannot be compiled by XLA; the sparse path says so up front.
+    model = _dot_model()
+    model.compile(LazyAdam(), "mse", jit_compile=True)
+    x = {"user": _ids([0, 1]), "item": _ids([2, 3])}
+    with pytest.raises(ValueError, match="jit_compile=False"):
+        model.fit(x, np.zeros((2, 1), "float32"), verbose=0)

@@ -1,0 +1,115 @@
+"""Modeling nodes: block assignment, model building from parameters, training and evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from memory_efficient_embeddings.embeddings import embedding_parameter_count
+from memory_efficient_embeddings.modeling.nodes import (
+    assign_movie_blocks,
+    build_model,
+    encode_ids,
+    evaluate_model,
+    train_model,
+)
+from tests.test_project_run import PROJECT_ROOT
+
+
+def _parameters(env: str) -> dict:
+    loader = OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"),
+        base_env="base",
+        default_run_env=env,
+        merge_strategy={"parameters": "soft"},
+    )
+    return loader["parameters"]
+
+
+def _vocabulary(prefix: str, size: int, rng: np.random.Generator) -> pd.DataFrame:
+    counts = np.sort(rng.zipf(1.5, size=size).clip(max=5000))[::-1]
+    return pd.DataFrame({"id": [f"{prefix}_{i}" for i in range(size)], "train_count": counts})
+
+
+@pytest.fixture(scope="module")
+def ml_1m_vocabularies() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    return _vocabulary("user", 6040, rng), _vocabulary("movie", 3706, rng)
+
+
+def test_recipe_environment_reproduces_the_recipe_parameter_counts(ml_1m_vocabularies) -> None:
+    users, movies = ml_1m_vocabularies
+    params = _parameters("recipe")
+    baseline = build_model(users, movies, params["baseline"]["model"])
+    blocks = assign_movie_blocks(movies, params["memory_efficient"]["blocks"])
+    memory_efficient = build_model(users, movies, params["memory_efficient"]["model"], blocks)
+    assert blocks["sizes"] == [400, 1300, 2006]
+    assert blocks["dims"] == [64, 32, 16]
+    assert baseline.count_params() == 623_744
+    assert memory_efficient.count_params() == 117_968
+
+
+def test_base_environment_memory_efficient_model_is_over_5x_smaller(ml_1m_vocabularies) -> None:
+    users, movies = ml_1m_vocabularies
+    params = _parameters("base")
+    baseline = build_model(users, movies, params["baseline"]["model"])
+    blocks = assign_movie_blocks(movies, params["memory_efficient"]["blocks"])
+    memory_efficient = build_model(users, movies, params["memory_efficient"]["model"], blocks)
+    ratio = embedding_parameter_count(baseline) / embedding_parameter_count(memory_efficient)
+    assert ratio >= 5
+
+
+def test_alpha_rule_gives_smaller_dims_to_rarer_blocks(ml_1m_vocabularies) -> None:
+    _, movies = ml_1m_vocabularies
+    blocks = assign_movie_blocks(
+        movies,
+        {"boundaries": [400, 1700], "num_blocks": None, "dims": None, "alpha": 0.4,
+         "base_dim": 64, "budget": None, "min_dim": 1, "max_dim": 64, "power_of_two": True},
+    )
+    assert blocks["rule"] == "alpha_power"
+    assert blocks["dims"][0] == 64
+    assert blocks["dims"] == sorted(blocks["dims"], reverse=True)
+    assert blocks["dims"][-1] < 64
+    assert sum(blocks["query_shares"]) == pytest.approx(1.0)
+
+
+def test_block_boundaries_beyond_the_vocabulary_are_refused(ml_1m_vocabularies) -> None:
+    _, movies = ml_1m_vocabularies
+    with pytest.raises(ValueError, match="below the movie vocabulary size"):
+        assign_movie_blocks(movies.head(1000), {"boundaries": [400, 1700], "dims": [64, 32, 16]})
+
+
+def test_unknown_ids_encode_to_the_out_of_vocabulary_index() -> None:
+    vocabulary = pd.DataFrame({"id": ["user_3", "user_1"], "train_count": [5, 2]})
+    ratings = pd.DataFrame({"user_id": ["user_1", "user_9", "user_3"]})
+    np.testing.assert_array_equal(encode_ids(ratings, vocabulary, "user_id"), [1, 2, 0])
+
+
+def test_training_learns_and_evaluation_scores_the_string_model() -> None:
+    rng = np.random.default_rng(1)
+    users = pd.DataFrame({"id": [f"user_{i}" for i in range(40)], "train_count": 1})
+    movies = pd.DataFrame({"id": [f"movie_{i}" for i in range(30)], "train_count": 1})
+    user_factor, movie_factor = rng.normal(size=40), rng.normal(size=30)
+    u, m = rng.integers(0, 40, 3000), rng.integers(0, 30, 3000)
+    ratings = pd.DataFrame(
+        {
+            "user_id": [f"user_{i}" for i in u],
+            "movie_id": [f"movie_{i}" for i in m],
+            "rating": np.clip(np.round(3 + user_factor[u] * movie_factor[m]), 1, 5).astype("float32"),
+        }
+    )
+    train, evaluation = ratings.iloc[:2500], ratings.iloc[2500:]
+    params = _parameters("base")
+    model_params = {**params["baseline"]["model"], "embedding_dim": 8}
+    training = {**params["training"], "epochs": 15, "verbose": 0, "learning_rate": 0.01,
+                "early_stopping": {"enabled": False}}
+    rating_model = build_model(users, movies, model_params)
+    model, report = train_model(rating_model, train, evaluation, users, movies, training)
+    assert report["history"]["loss"][-1] < report["history"]["loss"][0]
+    assert report["epochs_run"] == 15
+    metrics = evaluate_model(model, evaluation, train, report, {"source": "test"})
+    assert metrics["eval_rmse"] < metrics["global_mean_rmse"]
+    assert metrics["saved_model_bytes"] > 0
+    assert metrics["embedding_parameters"] == (40 + 30) * 8 + 40 + 30

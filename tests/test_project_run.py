@@ -1,0 +1,143 @@
+"""Whole-project runs through KedroSession on small generated data, in a temporary project copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Small, fast settings layered over conf/base through conf/local (parameters merge softly).
+SMALL_RUN_PARAMETERS = {
+    "data": {
+        "source": "synthetic",
+        "synthetic": {"num_users": 300, "num_movies": 200, "num_ratings": 12000, "seed": 7},
+    },
+    "training": {"epochs": 4, "steps_per_execution": 8, "verbose": 0},
+    "memory_efficient": {"blocks": {"num_blocks": 3}},
+}
+
+ARTIFACTS = [
+    "02_intermediate/data_provenance.json",
+    "05_model_input/train_ratings.csv",
+    "05_model_input/eval_ratings.csv",
+    "05_model_input/user_vocabulary.csv",
+    "05_model_input/movie_vocabulary.csv",
+    "04_feature/memory_efficient_block_assignment.json",
+    "06_models/baseline.keras",
+    "06_models/memory_efficient.keras",
+    "07_model_output/baseline_training_history.json",
+    "07_model_output/memory_efficient_training_history.json",
+    "08_reporting/baseline_metrics.json",
+    "08_reporting/memory_efficient_metrics.json",
+    "08_reporting/baseline_training_curves.png",
+    "08_reporting/memory_efficient_training_curves.png",
+    "08_reporting/memory_efficient_popularity_histogram.png",
+    "08_reporting/comparison.json",
+    "08_reporting/comparison.md",
+    "08_reporting/accuracy_vs_parameters.png",
+    "08_reporting/loss_curves.png",
+]
+
+
+def _versions(project: Path, artifact: str) -> list[Path]:
+    """The versioned files of one artifact: data/<folder>/<file>/<timestamp>/<file>."""
+    folder = project / "data" / artifact
+    return sorted(folder.glob(f"*/{folder.name}")) if folder.is_dir() else []
+
+
+def _run_session(project: Path, pipeline: str | None = None) -> None:
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        session.run(pipeline_names=[pipeline] if pipeline else None)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project (conf, src, pyproject) with small-run local parameters."""
+    os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"
+    copy = tmp_path_factory.mktemp("project")
+    for name in ("conf", "src"):
+        shutil.copytree(PROJECT_ROOT / name, copy / name, ignore=shutil.ignore_patterns("local"))
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", copy / "pyproject.toml")
+    (copy / "conf" / "local").mkdir()
+    (copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(SMALL_RUN_PARAMETERS))
+    (copy / "data").mkdir()
+    _run_session(copy)
+    return copy
+
+
+@pytest.mark.slow
+def test_default_run_writes_every_artifact(project: Path) -> None:
+    missing = [artifact for artifact in ARTIFACTS if not _versions(project, artifact)]
+    assert not missing, f"artifacts not written: {missing}"
+
+
+@pytest.mark.slow
+def test_metrics_beat_the_global_mean_and_record_provenance(project: Path) -> None:
+    for model in ("baseline", "memory_efficient"):
+        metrics = json.loads(_versions(project, f"08_reporting/{model}_metrics.json")[-1].read_text())
+        assert metrics["eval_rmse"] < metrics["global_mean_rmse"]
+        assert metrics["eval_mae"] < metrics["global_mean_mae"]
+        assert metrics["data"]["source"] == "synthetic"
+    comparison = json.loads(_versions(project, "08_reporting/comparison.json")[-1].read_text())
+    rows = {row["model"]: row for row in comparison["models"]}
+    assert rows["memory_efficient"]["embedding_parameters"] < rows["baseline"]["embedding_parameters"]
+
+
+@pytest.mark.slow
+def test_a_saved_model_reloads_in_a_fresh_process_and_reproduces_its_metrics(project: Path) -> None:
+    # Loaded through the catalog in a new interpreter: nothing imported by hand beforehand.
+    script = """
+import json, sys
+import numpy as np
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+bootstrap_project(sys.argv[1])
+with KedroSession.create(project_path=sys.argv[1]) as session:
+    catalog = session.load_context().catalog
+    model = catalog.load("memory_efficient.model")
+    eval_ratings = catalog.load("eval_ratings")
+prediction = model.predict({"user_id": eval_ratings["user_id"].to_numpy(dtype=object),
+                            "movie_id": eval_ratings["movie_id"].to_numpy(dtype=object)}, verbose=0)
+errors = prediction.reshape(-1).astype(np.float64) - eval_ratings["rating"].to_numpy(np.float64)
+print(json.dumps({"mae": float(np.mean(np.abs(errors)))}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(project)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    reloaded_mae = json.loads(result.stdout.strip().splitlines()[-1])["mae"]
+    metrics_file = _versions(project, "08_reporting/memory_efficient_metrics.json")[-1]
+    np.testing.assert_allclose(reloaded_mae, json.loads(metrics_file.read_text())["eval_mae"], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_second_run_adds_versions_and_reproduces_the_metrics(project: Path) -> None:
+    first = {a: _versions(project, a) for a in ARTIFACTS}
+    _run_session(project, "baseline")
+    for artifact in (a for a in ARTIFACTS if "memory_efficient" not in a and "comparison" not in a):
+        if artifact.endswith(("loss_curves.png", "accuracy_vs_parameters.png")):
+            continue
+        after = _versions(project, artifact)
+        assert len(after) == len(first[artifact]) + 1, artifact
+        assert set(first[artifact]) <= set(after), f"{artifact}: an earlier version was lost"
+    metrics = [json.loads(p.read_text()) for p in _versions(project, "08_reporting/baseline_metrics.json")]
+    assert metrics[0]["eval_mae"] == pytest.approx(metrics[1]["eval_mae"], abs=1e-6)
+    split = [p.read_bytes() for p in _versions(project, "05_model_input/train_ratings.csv")]
+    assert split[0] == split[1]
