@@ -113,3 +113,37 @@ def test_training_learns_and_evaluation_scores_the_string_model() -> None:
     assert metrics["eval_rmse"] < metrics["global_mean_rmse"]
     assert metrics["saved_model_bytes"] > 0
     assert metrics["embedding_parameters"] == (40 + 30) * 8 + 40 + 30
+
+
+def test_recommend_ranks_unseen_movies_for_a_raw_user_id() -> None:
+    from memory_efficient_embeddings.modeling.recommend import recommend, score
+
+    users = pd.DataFrame({"id": ["user_1", "user_2"], "train_count": 1})
+    movies = pd.DataFrame({"id": [f"movie_{i}" for i in range(6)], "train_count": 1})
+    params = _parameters("base")
+    rating_model = build_model(users, movies, {**params["baseline"]["model"], "embedding_dim": 4})
+    from memory_efficient_embeddings.embeddings import with_string_ids
+
+    model = with_string_ids(rating_model, users["id"].tolist(), movies["id"].tolist())
+    seen = pd.DataFrame({"user_id": ["user_1", "user_1"], "movie_id": ["movie_0", "movie_3"]})
+    top = recommend(model, "user_1", movies, seen_ratings=seen, top_k=3)
+    assert len(top) == 3
+    assert not set(top["movie_id"]) & {"movie_0", "movie_3"}
+    assert top["predicted_rating"].is_monotonic_decreasing
+    expected = score(model, ["user_1"] * 3, top["movie_id"].tolist())
+    np.testing.assert_allclose(top["predicted_rating"], expected, rtol=1e-6)
+    # An id the model never saw is scored through the out-of-vocabulary row instead of failing.
+    assert np.isfinite(score(model, ["user_unknown"], ["movie_1"])).all()
+
+
+def test_embedding_l2_adds_a_regularisation_loss() -> None:
+    users = pd.DataFrame({"id": ["user_1", "user_2"], "train_count": 1})
+    movies = pd.DataFrame({"id": ["movie_1", "movie_2"], "train_count": 1})
+    params = _parameters("base")["baseline"]["model"]
+    plain = build_model(users, movies, {**params, "embedding_l2": 0.0})
+    regularised = build_model(users, movies, {**params, "embedding_l2": 0.1})
+    inputs = {"user_id": np.array([0, 1], np.int32), "movie_id": np.array([1, 0], np.int32)}
+    plain(inputs)
+    regularised(inputs)
+    assert not plain.losses
+    assert float(sum(regularised.losses)) > 0

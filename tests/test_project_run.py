@@ -68,7 +68,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the project (conf, src, pyproject) with small-run local parameters."""
     os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"
     copy = tmp_path_factory.mktemp("project")
-    for name in ("conf", "src"):
+    for name in ("conf", "src", "notebooks"):
         shutil.copytree(PROJECT_ROOT / name, copy / name, ignore=shutil.ignore_patterns("local"))
     shutil.copy(PROJECT_ROOT / "pyproject.toml", copy / "pyproject.toml")
     (copy / "conf" / "local").mkdir()
@@ -141,3 +141,25 @@ def test_a_second_run_adds_versions_and_reproduces_the_metrics(project: Path) ->
     assert metrics[0]["eval_mae"] == pytest.approx(metrics[1]["eval_mae"], abs=1e-6)
     split = [p.read_bytes() for p in _versions(project, "05_model_input/train_ratings.csv")]
     assert split[0] == split[1]
+
+
+@pytest.mark.slow
+def test_the_notebook_scores_and_recommends_from_the_catalog(project: Path) -> None:
+    notebook = json.loads((PROJECT_ROOT / "notebooks" / "recommend.ipynb").read_text())
+    code = "\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
+    # The last cell's bare expression only displays the table; keep it and print it instead.
+    code += "\nprint(top_k['baseline'].to_json())\nprint(top_k['memory_efficient'].to_json())\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project / "notebooks",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    recommendations = [json.loads(line) for line in result.stdout.strip().splitlines()[-2:]]
+    for table in recommendations:
+        assert len(table["movie_id"]) == 10
+        scores = list(table["predicted_rating"].values())
+        assert scores == sorted(scores, reverse=True)

@@ -20,6 +20,9 @@ RECIPE_MD_MOVIES = {
     "extra_rows_per_block": 1,
     "projection_bias": True,
 }
+# Keras' own saving/quantization code trips numpy 2's `__array__(copy=...)` deprecation.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 USERS = [f"user_{i}" for i in range(1, 51)]
 MOVIES = [f"movie_{i}" for i in range(1, 31)]
 SMALL_MD = {"type": "mixed_dimension", "block_sizes": [5, 10, 15], "block_dims": [8, 4, 2]}

@@ -78,17 +78,17 @@ def assign_movie_blocks(movie_vocabulary: pd.DataFrame, blocks: dict[str, Any]) 
 def plot_movie_popularity(
     movie_vocabulary: pd.DataFrame, block_assignment: dict[str, Any]
 ) -> plt.Figure:
-    """Plot training ratings per movie by popularity rank, with the block boundaries."""
+    """Plot training ratings per movie by popularity rank, with the blocks shaded."""
     counts = movie_vocabulary["train_count"].to_numpy()
+    ranks = np.arange(1, len(counts) + 1)
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.fill_between(np.arange(1, len(counts) + 1), counts, step="post", alpha=0.6)
     start = 0
-    for size, dim, share in zip(
-        block_assignment["sizes"], block_assignment["dims"], block_assignment["query_shares"]
+    for index, (size, dim, share) in enumerate(
+        zip(block_assignment["sizes"], block_assignment["dims"], block_assignment["query_shares"])
     ):
-        ax.axvline(start + 0.5, color="black", linestyle="--", linewidth=0.8)
+        ax.axvspan(start + 0.5, start + size + 0.5, color=f"C{index}", alpha=0.15)
         ax.text(
-            start + size / 2,
+            np.sqrt((start + 0.5) * (start + size + 0.5)),  # the block's middle on a log axis
             0.97,
             f"{size:,} movies\ndim {dim}\n{share:.0%} of ratings",
             transform=ax.get_xaxis_transform(),
@@ -97,20 +97,30 @@ def plot_movie_popularity(
             fontsize=8,
         )
         start += size
+    # Movies seen only in eval (vocabulary.source: all) have no training rating; show them at 0.5.
+    ax.plot(ranks, np.maximum(counts, 0.5), color="black", linewidth=1.2)
     ax.set_xscale("log")
-    ax.set_yscale("symlog", linthresh=1)
-    ax.set_xlabel("movie popularity rank (log)")
-    ax.set_ylabel("training ratings (symlog)")
+    ax.set_yscale("log")
+    ax.set_xlim(0.5, len(counts) + 0.5)
+    ax.set_xlabel("movie popularity rank")
+    ax.set_ylabel("training ratings")
     ax.set_title("Movie popularity and mixed-dimension blocks")
     fig.tight_layout()
     return fig
 
 
 def _resolve_embedding_spec(
-    spec: dict[str, Any], num_ids: int, block_assignment: dict[str, Any] | None
+    spec: dict[str, Any],
+    num_ids: int,
+    block_assignment: dict[str, Any] | None,
+    embedding_l2: float = 0.0,
 ) -> dict[str, Any]:
     """Turn a parameter-file embedding spec into layer arguments for this vocabulary."""
     spec = dict(spec)
+    if embedding_l2:
+        # L2 on the looked-up vectors (per rating, as in classic MF): it touches only the rows in
+        # the batch, so it keeps gradients row-sparse, unlike weight decay on whole tables.
+        spec["activity_regularizer"] = keras.regularizers.L2(embedding_l2)
     if spec["type"] == "quotient_remainder":
         ids_per_bucket = spec.pop("ids_per_bucket", None)
         if ids_per_bucket is not None:  # The recipe's rule: num_buckets = n // 50.
@@ -137,9 +147,11 @@ def build_model(
     rating_model = build_rating_model(
         num_users=num_users,
         num_movies=num_movies,
-        user_embedding=_resolve_embedding_spec(model["user_embedding"], num_users, None),
+        user_embedding=_resolve_embedding_spec(
+            model["user_embedding"], num_users, None, model.get("embedding_l2", 0.0)
+        ),
         movie_embedding=_resolve_embedding_spec(
-            model["movie_embedding"], num_movies, block_assignment
+            model["movie_embedding"], num_movies, block_assignment, model.get("embedding_l2", 0.0)
         ),
         embedding_dim=model["embedding_dim"],
         use_biases=model["use_biases"],
