@@ -52,12 +52,16 @@ def assign_movie_blocks(movie_vocabulary: pd.DataFrame, blocks: dict[str, Any]) 
         rule = "explicit"
     else:
         rule = "alpha_power"
+        budget = blocks.get("budget")
+        if blocks.get("mean_dim") is not None:
+            # A budget that scales with the vocabulary: the memory of a uniform mean_dim table.
+            budget = blocks["mean_dim"] * len(frequencies)
         dims = alpha_power_dims(
             grouped.sizes,
             grouped.row_probabilities,
             alpha=blocks["alpha"],
             base_dim=blocks.get("base_dim"),
-            budget=blocks.get("budget"),
+            budget=budget,
             min_dim=blocks.get("min_dim", 1),
             max_dim=blocks.get("max_dim"),
             power_of_two=blocks.get("power_of_two", False),
