@@ -32,7 +32,8 @@ Options: ``--archive PATH`` (an official MovieLens zip or its extracted folder),
 ``--dataset ml-1m`` (release the archive / synthetic shape follows),
 ``--no-verify-checksum`` (accept a zip whose MD5 differs from the published one),
 ``--epochs 3``, ``--batch-size 128``, ``--models baseline memory_efficient``,
-``--optimizer lazy_adam`` and ``--steps-per-execution 32`` (path (b) only),
+``--optimizer lazy_adam``, ``--steps-per-execution 32`` and ``--learning-rate``
+(path (b) only; the learning rate defaults to the config's 0.001),
 ``--num-ratings N`` (smaller synthetic data for quick runs; users and movies
 shrink with it), ``--json-out PATH``.
 
@@ -129,6 +130,8 @@ def training_parameters(
         "early_stopping.enabled": False,
         "verbose": 2,
     }
+    if args.learning_rate is not None:
+        overrides["learning_rate"] = args.learning_rate
     for key, value in overrides.items():
         *parents, leaf = key.split(".")
         target = training
@@ -353,6 +356,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--optimizer", default="lazy_adam", choices=sorted(modeling.OPTIMIZERS))
     parser.add_argument("--steps-per-execution", type=int, default=32)
+    parser.add_argument(
+        "--learning-rate", type=float, help="path (b) only; default: the config's (0.001)"
+    )
     parser.add_argument("--num-ratings", type=int, help="synthetic size override (quick runs)")
     parser.add_argument("--json-out", type=Path)
     return parser.parse_args(argv)

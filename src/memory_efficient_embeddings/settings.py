@@ -1,6 +1,15 @@
 """Project settings: Kedro defaults except where a comment says why."""
 
+import warnings
+
 from kedro.config import OmegaConfigLoader
+
+from memory_efficient_embeddings.hooks import NodeTimingHooks
+
+# omegaconf deprecates the resolver API that Kedro 1.7 calls: noise on every run, nothing to fix here.
+warnings.filterwarnings("ignore", message=".*register_new_resolver.*", category=UserWarning)
+
+HOOKS = (NodeTimingHooks(),)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
