@@ -81,12 +81,12 @@ logger = logging.getLogger("training_speed")
 # ---------------------------------------------------------------------- configuration
 
 
-def load_parameters(conf_source: Path = REPO_ROOT / "conf") -> dict[str, Any]:
-    """The project's parameters as ``kedro run --env=recipe`` sees them."""
+def load_parameters(env: str, conf_source: Path = REPO_ROOT / "conf") -> dict[str, Any]:
+    """The project's parameters as ``kedro run --env=<env>`` sees them."""
     loader = OmegaConfigLoader(
         str(conf_source),
         base_env="base",
-        default_run_env="recipe",
+        default_run_env=env,
         merge_strategy={"parameters": "soft"},
     )
     return copy.deepcopy(dict(loader["parameters"]))
@@ -120,18 +120,17 @@ def data_parameters(params: dict[str, Any], args: argparse.Namespace) -> dict[st
 def training_parameters(
     params: dict[str, Any], args: argparse.Namespace
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Path (b)'s training parameters: the loaded config with a few explicit overrides."""
+    """Path (b)'s training parameters: conf/base's training section, recipe's epochs and batch."""
     training = copy.deepcopy(params["training"])
     overrides = {
-        "optimizer": args.optimizer,
-        "steps_per_execution": args.steps_per_execution,
         "batch_size": args.batch_size,
         "epochs": args.epochs,
         "early_stopping.enabled": False,
         "verbose": 2,
     }
-    if args.learning_rate is not None:
-        overrides["learning_rate"] = args.learning_rate
+    for option in ("optimizer", "steps_per_execution", "learning_rate"):
+        if getattr(args, option) is not None:
+            overrides[option] = getattr(args, option)
     for key, value in overrides.items():
         *parents, leaf = key.split(".")
         target = training
@@ -354,11 +353,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--optimizer", default="lazy_adam", choices=sorted(modeling.OPTIMIZERS))
-    parser.add_argument("--steps-per-execution", type=int, default=32)
     parser.add_argument(
-        "--learning-rate", type=float, help="path (b) only; default: the config's (0.001)"
+        "--optimizer", choices=sorted(modeling.OPTIMIZERS), help="path (b); default: conf/base's"
     )
+    parser.add_argument("--steps-per-execution", type=int, help="path (b); default: conf/base's")
+    parser.add_argument("--learning-rate", type=float, help="path (b); default: conf/base's")
     parser.add_argument("--num-ratings", type=int, help="synthetic size override (quick runs)")
     parser.add_argument("--json-out", type=Path)
     return parser.parse_args(argv)
@@ -367,9 +366,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    params = load_parameters()
-    training, overrides = training_parameters(params, args)
-    print(f"Path (b) training parameters: conf/base + conf/recipe, overrides {overrides}")
+    # The recipe's model architecture, trained the project's way (conf/base's training section).
+    params = load_parameters("recipe")
+    training, overrides = training_parameters(load_parameters("base"), args)
+    print(f"Path (b) training parameters: conf/base's training, overrides {overrides}")
 
     data = prepare_data(data_parameters(params, args), params)
     provenance = data["provenance"]

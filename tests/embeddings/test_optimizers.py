@@ -118,6 +118,50 @@ def test_dense_gradients_follow_dense_adam() -> None:
         np.testing.assert_array_equal(w_lazy, w_dense)
 
 
+def test_tables_below_sparse_min_size_get_exact_dense_adam() -> None:
+    initial = _table()
+    small_var, dense_var, lazy_var = (keras.Variable(initial) for _ in range(3))
+    small = LazyAdam(learning_rate=0.01, sparse_min_size=initial.size + 1)
+    lazy = LazyAdam(learning_rate=0.01, sparse_min_size=initial.size)
+    dense = keras.optimizers.Adam(0.01)
+    for step, indices in enumerate([[1, 0], [2, 2]]):
+        grad = _sparse_grad(indices, seed=20 + step)
+        _step(small, small_var, grad, densify=False)
+        _step(lazy, lazy_var, grad, densify=False)
+        _step(dense, dense_var, grad, densify=True)
+    # Below the threshold: row 0, untouched at step 2, still moves with its momentum, as in Adam.
+    np.testing.assert_allclose(small_var.numpy(), dense_var.numpy(), rtol=1e-6, atol=1e-7)
+    # At the threshold the table stays lazy: row 0 keeps its value from step 1.
+    assert not np.allclose(lazy_var.numpy()[0], dense_var.numpy()[0])
+    assert LazyAdam.from_config(small.get_config()).sparse_min_size == initial.size + 1
+
+
+@pytest.mark.parametrize("catch_up", [True, False])
+def test_catch_up_reproduces_dense_adam_on_revisited_rows(catch_up: bool) -> None:
+    initial = _table()
+    lazy_var, dense_var = keras.Variable(initial), keras.Variable(initial)
+    lazy, dense = LazyAdam(learning_rate=0.01, catch_up=catch_up), keras.optimizers.Adam(0.01)
+    for optimizer, variable in ((lazy, lazy_var), (dense, dense_var)):
+        optimizer.build([variable])
+        # Late in training Adam's bias correction has settled, which catch-up assumes.
+        optimizer.iterations.assign(50_000)
+    # Row 0 is touched at steps 1 and 5 only; row 1 at every step; rows 2..9 never.
+    batches = [[0, 1], [1], [1], [1], [1, 0]]
+    for step, indices in enumerate(batches):
+        grad = _sparse_grad(indices, seed=30 + step)
+        _step(lazy, lazy_var, grad, densify=False)
+        _step(dense, dense_var, grad, densify=True)
+        if step in (1, 2, 3):  # Between visits row 0 stays where step 1 left it.
+            assert not np.allclose(lazy_var.numpy()[0], dense_var.numpy()[0])
+    lazy_rows, dense_rows = lazy_var.numpy(), dense_var.numpy()
+    np.testing.assert_allclose(lazy_rows[1], dense_rows[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(lazy_rows[2:], initial[2:])
+    if catch_up:  # The three skipped momentum steps are applied when row 0 comes back.
+        np.testing.assert_allclose(lazy_rows[0], dense_rows[0], rtol=1e-4, atol=1e-6)
+    else:
+        assert not np.allclose(lazy_rows[0], dense_rows[0], rtol=1e-3)
+
+
 def test_amsgrad_is_rejected() -> None:
     with pytest.raises(ValueError, match="amsgrad"):
         LazyAdam(amsgrad=True)

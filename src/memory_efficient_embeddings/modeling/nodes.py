@@ -233,7 +233,11 @@ def train_model(
     train_targets = train_ratings["rating"].to_numpy(np.float32)
     eval_targets = eval_ratings["rating"].to_numpy(np.float32)
 
-    optimizer = OPTIMIZERS[training["optimizer"]](learning_rate=training["learning_rate"])
+    # Options for the chosen optimizer live under its own name, e.g. training.lazy_adam.
+    optimizer_options = training.get(training["optimizer"]) or {}
+    optimizer = OPTIMIZERS[training["optimizer"]](
+        learning_rate=training["learning_rate"], **optimizer_options
+    )
     rating_model.compile(
         optimizer=optimizer,
         loss=keras.losses.MeanSquaredError(),
