@@ -10,8 +10,10 @@ memory-efficient):
     Adam, one step per call;
 (b) ``project``: the project's nodes (``assign_movie_blocks`` -> ``build_model``
     -> ``train_model``) with the ``recipe`` environment's model parameters (same
-    architecture and parameter counts) and the project's fast training path:
-    ids encoded once to int32, LazyAdam (row-sparse Adam), several steps per call.
+    architecture and parameter counts) and ``conf/base``'s training section, the
+    project's fast path: ids encoded once to int32, LazyAdam (row-sparse Adam with
+    deferred momentum), several steps per call. Only epochs, batch size and early
+    stopping (off) are set to the recipe's.
 
 Both paths train for the same number of epochs at the same batch size (no early
 stopping) and are measured the same way: wall time per epoch (validation
@@ -32,14 +34,15 @@ Options: ``--archive PATH`` (an official MovieLens zip or its extracted folder),
 ``--dataset ml-1m`` (release the archive / synthetic shape follows),
 ``--no-verify-checksum`` (accept a zip whose MD5 differs from the published one),
 ``--epochs 3``, ``--batch-size 128``, ``--models baseline memory_efficient``,
-``--optimizer lazy_adam``, ``--steps-per-execution 32`` and ``--learning-rate``
-(path (b) only; the learning rate defaults to the config's 0.001),
+``--optimizer``, ``--steps-per-execution`` and ``--learning-rate`` (path (b)
+only; default: ``conf/base``'s training section),
 ``--num-ratings N`` (smaller synthetic data for quick runs; users and movies
 shrink with it), ``--json-out PATH``.
 
-Parameters come from ``conf/base`` with the ``conf/recipe`` overlay, loaded with
-Kedro's ``OmegaConfigLoader`` exactly as ``kedro run --env=recipe`` does; only
-the keys printed as "overrides" are changed by this script.
+Model parameters come from ``conf/base`` with the ``conf/recipe`` overlay, loaded
+with Kedro's ``OmegaConfigLoader`` exactly as ``kedro run --env=recipe`` does;
+training parameters from ``conf/base``; only the keys printed as "overrides" are
+changed by this script.
 """
 
 from __future__ import annotations

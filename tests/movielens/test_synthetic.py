@@ -88,3 +88,13 @@ def test_learnable_signal(ratings):
 def test_impossible_specs_are_refused(override):
     with pytest.raises(SyntheticConfigError):
         generate_ratings(SyntheticSpec.from_params({**SMALL, **override}, RELEASES["ml-1m"]))
+
+
+@pytest.mark.parametrize("num_movies", [750, 1500, 3000])
+def test_sparse_shapes_still_give_every_movie_a_rating(num_movies):
+    # Many movies for few ratings: most movies start unrated and must borrow a row.
+    params = {"seed": 3, "num_ratings": 3000, "num_users": 150, "num_movies": num_movies}
+    ratings = generate_ratings(SyntheticSpec.from_params(params, RELEASES["ml-1m"]))
+    assert ratings["movie_id"].nunique() == num_movies
+    assert ratings.groupby("user_id").size().min() >= 20
+    assert not ratings.duplicated(["user_id", "movie_id"]).any()

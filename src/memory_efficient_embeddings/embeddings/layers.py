@@ -524,21 +524,18 @@ class MixedDimensionEmbedding(CompactEmbedding):
     def route(self, flat_indices: Any) -> tuple[Any, list[tuple[Any, Any]]]:
         """Route in-range 1-D indices to blocks.
 
-        Returns ``(order, parts)``: ``order`` is the batch permutation that sorts positions by
-        block (stable), ``parts[b] = (positions, local_indices)`` the batch positions in block
+        Returns ``(order, parts)``: ``order`` is the batch permutation that groups positions by
+        block, ``parts[b] = (positions, local_indices)`` the batch positions in block
         ``b`` and their row within the block's table. The parts' sizes add up to the batch size.
         """
         flat_indices = ops.cast(flat_indices, "int32")
-        batch = ops.shape(flat_indices)[0]
         starts = ops.convert_to_tensor(self.block_starts[1:], dtype="int32")
         if self.num_blocks > 1:
             block_ids = ops.cast(ops.searchsorted(starts, flat_indices, side="right"), "int32")
         else:
             block_ids = ops.zeros_like(flat_indices)
-        # Stable sort by block: key = block * batch + position is unique, so any sort is stable.
-        positions = ops.arange(batch, dtype="int64")
-        keys = ops.cast(block_ids, "int64") * ops.cast(batch, "int64") + positions
-        order = ops.cast(ops.argsort(keys), "int32")
+        # Any permutation that groups positions by block will do: lookup() undoes it exactly.
+        order = ops.cast(ops.argsort(block_ids), "int32")
         counts = ops.cast(ops.bincount(block_ids, minlength=self.num_blocks), "int32")
         offsets = ops.cumsum(counts) - counts
         parts = []
@@ -556,12 +553,10 @@ class MixedDimensionEmbedding(CompactEmbedding):
             vectors = table(local)
             outputs.append(vectors if projection is None else projection(vectors))
         sorted_vectors = ops.concatenate(outputs, axis=0)
-        # Inverse permutation: the sorted row holding batch position p sits at inverse[p].
-        batch = ops.shape(flat)[0]
-        inverse = ops.scatter(
-            ops.expand_dims(order, -1), ops.arange(batch, dtype="int32"), ops.shape(order)
+        # Put each sorted row back at its batch position (order is a permutation: no collisions).
+        vectors = ops.scatter(
+            ops.expand_dims(order, -1), sorted_vectors, (ops.shape(flat)[0], self.output_dim)
         )
-        vectors = ops.take(sorted_vectors, inverse, axis=0)
         return ops.reshape(vectors, (*ops.shape(indices), self.output_dim))
 
     def get_config(self) -> dict[str, Any]:

@@ -192,9 +192,17 @@ def _cover_all_movies(
     missing = np.flatnonzero(counts == 0)
     if missing.size == 0:
         return
-    # Donor rows come from movies with more ratings than there are missing movies, so no donor
-    # movie can lose its last rating; an unrated movie forms no existing pair with any user.
-    donors = np.flatnonzero(counts[movies] > missing.size + 1)
+    # Every rated movie keeps its first row; any other row may donate. An unrated movie forms no
+    # existing pair with any user, so moving one row to each keeps (user, movie) pairs unique.
+    order = np.argsort(movies, kind="stable")
+    sorted_movies = movies[order]
+    keeps = np.r_[True, sorted_movies[1:] != sorted_movies[:-1]]
+    donors = order[~keeps]
+    if donors.size < missing.size:
+        raise SyntheticConfigError(
+            f"{movies.size:,} ratings cannot cover {num_movies:,} movies with at least one "
+            "rating each; raise data.synthetic.num_ratings or lower data.synthetic.num_movies."
+        )
     rows = rng.choice(donors, size=missing.size, replace=False)
     movies[rows] = missing
 
