@@ -56,8 +56,13 @@ def main(url: str, output: str) -> None:
     """Open `url`, dismiss pop-ups, and write a PNG screenshot to `output`."""
     with tempfile.TemporaryDirectory() as profile:
         browser = subprocess.Popen(
-            ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-             f"--remote-debugging-port={DEBUG_PORT}", "about:blank"],
+            [
+                "chromium",
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--remote-debugging-port={DEBUG_PORT}",
+                "about:blank",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

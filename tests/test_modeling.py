@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from memory_efficient_embeddings.embeddings import embedding_parameter_count
+from memory_efficient_embeddings.embeddings import embedding_parameter_count, with_string_ids
 from memory_efficient_embeddings.modeling.nodes import (
     assign_movie_blocks,
     build_model,
@@ -15,6 +15,7 @@ from memory_efficient_embeddings.modeling.nodes import (
     evaluate_model,
     train_model,
 )
+from memory_efficient_embeddings.modeling.recommend import recommend, score
 from tests.test_project_run import PROJECT_ROOT
 
 
@@ -65,8 +66,17 @@ def test_alpha_rule_gives_smaller_dims_to_rarer_blocks(ml_1m_vocabularies) -> No
     _, movies = ml_1m_vocabularies
     blocks = assign_movie_blocks(
         movies,
-        {"boundaries": [400, 1700], "num_blocks": None, "dims": None, "alpha": 0.4,
-         "base_dim": 64, "budget": None, "min_dim": 1, "max_dim": 64, "power_of_two": True},
+        {
+            "boundaries": [400, 1700],
+            "num_blocks": None,
+            "dims": None,
+            "alpha": 0.4,
+            "base_dim": 64,
+            "budget": None,
+            "min_dim": 1,
+            "max_dim": 64,
+            "power_of_two": True,
+        },
     )
     assert blocks["rule"] == "alpha_power"
     assert blocks["dims"][0] == 64
@@ -97,14 +107,21 @@ def test_training_learns_and_evaluation_scores_the_string_model() -> None:
         {
             "user_id": [f"user_{i}" for i in u],
             "movie_id": [f"movie_{i}" for i in m],
-            "rating": np.clip(np.round(3 + user_factor[u] * movie_factor[m]), 1, 5).astype("float32"),
+            "rating": np.clip(np.round(3 + user_factor[u] * movie_factor[m]), 1, 5).astype(
+                "float32"
+            ),
         }
     )
     train, evaluation = ratings.iloc[:2500], ratings.iloc[2500:]
     params = _parameters("base")
     model_params = {**params["baseline"]["model"], "embedding_dim": 8}
-    training = {**params["training"], "epochs": 15, "verbose": 0, "learning_rate": 0.01,
-                "early_stopping": {"enabled": False}}
+    training = {
+        **params["training"],
+        "epochs": 15,
+        "verbose": 0,
+        "learning_rate": 0.01,
+        "early_stopping": {"enabled": False},
+    }
     rating_model = build_model(users, movies, model_params)
     model, report = train_model(rating_model, train, evaluation, users, movies, training)
     assert report["history"]["loss"][-1] < report["history"]["loss"][0]
@@ -116,14 +133,10 @@ def test_training_learns_and_evaluation_scores_the_string_model() -> None:
 
 
 def test_recommend_ranks_unseen_movies_for_a_raw_user_id() -> None:
-    from memory_efficient_embeddings.modeling.recommend import recommend, score
-
     users = pd.DataFrame({"id": ["user_1", "user_2"], "train_count": 1})
     movies = pd.DataFrame({"id": [f"movie_{i}" for i in range(6)], "train_count": 1})
     params = _parameters("base")
     rating_model = build_model(users, movies, {**params["baseline"]["model"], "embedding_dim": 4})
-    from memory_efficient_embeddings.embeddings import with_string_ids
-
     model = with_string_ids(rating_model, users["id"].tolist(), movies["id"].tolist())
     seen = pd.DataFrame({"user_id": ["user_1", "user_1"], "movie_id": ["movie_0", "movie_3"]})
     top = recommend(model, "user_1", movies, seen_ratings=seen, top_k=3)

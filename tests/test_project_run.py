@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,9 +57,6 @@ def _versions(project: Path, artifact: str) -> list[Path]:
 
 
 def _run_session(project: Path, pipeline: str | None = None) -> None:
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
     bootstrap_project(project)
     with KedroSession.create(project_path=project) as session:
         session.run(pipeline_names=[pipeline] if pipeline else None)
@@ -87,13 +86,17 @@ def test_default_run_writes_every_artifact(project: Path) -> None:
 @pytest.mark.slow
 def test_metrics_beat_the_global_mean_and_record_provenance(project: Path) -> None:
     for model in ("baseline", "memory_efficient"):
-        metrics = json.loads(_versions(project, f"08_reporting/{model}_metrics.json")[-1].read_text())
+        metrics = json.loads(
+            _versions(project, f"08_reporting/{model}_metrics.json")[-1].read_text()
+        )
         assert metrics["eval_rmse"] < metrics["global_mean_rmse"]
         assert metrics["eval_mae"] < metrics["global_mean_mae"]
         assert metrics["data"]["source"] == "synthetic"
     comparison = json.loads(_versions(project, "08_reporting/comparison.json")[-1].read_text())
     rows = {row["model"]: row for row in comparison["models"]}
-    assert rows["memory_efficient"]["embedding_parameters"] < rows["baseline"]["embedding_parameters"]
+    assert (
+        rows["memory_efficient"]["embedding_parameters"] < rows["baseline"]["embedding_parameters"]
+    )
 
 
 @pytest.mark.slow
@@ -124,7 +127,9 @@ print(json.dumps({"mae": float(np.mean(np.abs(errors)))}))
     assert result.returncode == 0, result.stderr[-3000:]
     reloaded_mae = json.loads(result.stdout.strip().splitlines()[-1])["mae"]
     metrics_file = _versions(project, "08_reporting/memory_efficient_metrics.json")[-1]
-    np.testing.assert_allclose(reloaded_mae, json.loads(metrics_file.read_text())["eval_mae"], rtol=1e-5)
+    np.testing.assert_allclose(
+        reloaded_mae, json.loads(metrics_file.read_text())["eval_mae"], rtol=1e-5
+    )
 
 
 @pytest.mark.slow
@@ -137,7 +142,9 @@ def test_a_second_run_adds_versions_and_reproduces_the_metrics(project: Path) ->
         after = _versions(project, artifact)
         assert len(after) == len(first[artifact]) + 1, artifact
         assert set(first[artifact]) <= set(after), f"{artifact}: an earlier version was lost"
-    metrics = [json.loads(p.read_text()) for p in _versions(project, "08_reporting/baseline_metrics.json")]
+    metrics = [
+        json.loads(p.read_text()) for p in _versions(project, "08_reporting/baseline_metrics.json")
+    ]
     assert metrics[0]["eval_mae"] == pytest.approx(metrics[1]["eval_mae"], abs=1e-6)
     split = [p.read_bytes() for p in _versions(project, "05_model_input/train_ratings.csv")]
     assert split[0] == split[1]
@@ -146,7 +153,9 @@ def test_a_second_run_adds_versions_and_reproduces_the_metrics(project: Path) ->
 @pytest.mark.slow
 def test_the_notebook_scores_and_recommends_from_the_catalog(project: Path) -> None:
     notebook = json.loads((PROJECT_ROOT / "notebooks" / "recommend.ipynb").read_text())
-    code = "\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
+    code = "\n".join(
+        "".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"
+    )
     # The last cell's bare expression only displays the table; keep it and print it instead.
     code += "\nprint(top_k['baseline'].to_json())\nprint(top_k['memory_efficient'].to_json())\n"
     result = subprocess.run(

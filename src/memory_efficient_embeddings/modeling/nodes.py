@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # Nodes run headless; never open a window.
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -42,7 +43,9 @@ def assign_movie_blocks(movie_vocabulary: pd.DataFrame, blocks: dict[str, Any]) 
             f"blocks.boundaries {list(boundaries)} must be below the movie vocabulary size "
             f"{len(frequencies)}; use smaller boundaries or blocks.num_blocks for this dataset."
         )
-    grouped = popularity_blocks(frequencies, boundaries=boundaries, num_blocks=blocks.get("num_blocks"))
+    grouped = popularity_blocks(
+        frequencies, boundaries=boundaries, num_blocks=blocks.get("num_blocks")
+    )
     if blocks.get("dims") is not None:
         dims = [int(d) for d in blocks["dims"]]
         if len(dims) != len(grouped.sizes):
@@ -130,10 +133,14 @@ def _resolve_embedding_spec(
         if ids_per_bucket is not None:  # The recipe's rule: num_buckets = n // 50.
             spec["num_buckets"] = max(1, num_ids // int(ids_per_bucket))
         if spec.pop("quotient_rows_equal_buckets", False):  # The recipe sizes both tables alike.
-            spec["quotient_rows"] = max(spec["num_buckets"], math.ceil(num_ids / spec["num_buckets"]))
+            spec["quotient_rows"] = max(
+                spec["num_buckets"], math.ceil(num_ids / spec["num_buckets"])
+            )
     if spec["type"] == "mixed_dimension":
         if block_assignment is None:
-            raise ValueError("A mixed_dimension embedding needs the block_assignment node's output.")
+            raise ValueError(
+                "A mixed_dimension embedding needs the block_assignment node's output."
+            )
         spec["block_sizes"] = block_assignment["sizes"]
         spec["block_dims"] = block_assignment["dims"]
     return spec
@@ -362,6 +369,7 @@ def plot_training_curves(training_report: dict[str, Any]) -> plt.Figure:
         ax.plot(epochs, history[metric], marker="o", label="train")
         ax.plot(epochs, history[f"val_{metric}"], marker="o", label="eval")
         ax.axvline(training_report["best_epoch"], color="grey", linestyle=":", label="best epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.legend()

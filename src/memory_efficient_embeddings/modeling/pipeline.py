@@ -57,7 +57,13 @@ def create_modeling_pipeline(namespace: str, assign_blocks: bool = False) -> Pip
         ),
         node(
             evaluate_model,
-            inputs=["model", "eval_ratings", "train_ratings", "training_history", "data_provenance"],
+            inputs=[
+                "model",
+                "eval_ratings",
+                "train_ratings",
+                "training_history",
+                "data_provenance",
+            ],
             outputs="metrics",
             name="evaluate_model",
         ),

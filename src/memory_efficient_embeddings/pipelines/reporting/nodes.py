@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # Nodes run headless; never open a window.
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -80,10 +81,18 @@ def plot_accuracy_vs_parameters(comparison: dict[str, Any]) -> plt.Figure:
     for ax, metric in zip(axes, ("eval_rmse", "eval_mae")):
         for row in comparison["models"]:
             ax.scatter(row["embedding_parameters"], row[metric], s=60)
-            ax.annotate(row["model"], (row["embedding_parameters"], row[metric]),
-                        textcoords="offset points", xytext=(6, 6))
-        ax.axhline(comparison[metric.replace("eval", "global_mean")], color="grey",
-                   linestyle=":", label="predict the mean")
+            ax.annotate(
+                row["model"],
+                (row["embedding_parameters"], row[metric]),
+                textcoords="offset points",
+                xytext=(6, 6),
+            )
+        ax.axhline(
+            comparison[metric.replace("eval", "global_mean")],
+            color="grey",
+            linestyle=":",
+            label="predict the mean",
+        )
         ax.set_xscale("log")
         ax.set_xlabel("embedding parameters (log)")
         ax.set_ylabel(metric.replace("_", " ").upper().replace("EVAL ", "eval "))
@@ -102,6 +111,7 @@ def plot_loss_curves(**training_histories: dict[str, Any]) -> plt.Figure:
         color = f"C{index}"
         ax.plot(epochs, history["loss"], color=color, linestyle="--", label=f"{name} train")
         ax.plot(epochs, history["val_loss"], color=color, marker="o", label=f"{name} eval")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE")
     ax.set_title("Loss curves")
