@@ -133,6 +133,24 @@ print(json.dumps({"mae": float(np.mean(np.abs(errors)))}))
 
 
 @pytest.mark.slow
+def test_a_saved_model_loads_with_only_the_layer_library_imported(project: Path) -> None:
+    # Outside Kedro: importing the embeddings package must register everything the file names,
+    # the optimizer of its compile config included.
+    model_file = _versions(project, "06_models/memory_efficient.keras")[-1]
+    script = (
+        "import sys, keras, numpy as np\n"
+        "import memory_efficient_embeddings.embeddings\n"
+        "model = keras.saving.load_model(sys.argv[1])\n"
+        "print(model.predict({'user_id': np.array(['user_1', 'nobody'], dtype=object),\n"
+        "                     'movie_id': np.array(['movie_1', 'movie_1'], dtype=object)}, verbose=0))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(model_file)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
 def test_a_second_run_adds_versions_and_reproduces_the_metrics(project: Path) -> None:
     first = {a: _versions(project, a) for a in ARTIFACTS}
     _run_session(project, "baseline")

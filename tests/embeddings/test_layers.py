@@ -215,3 +215,26 @@ def test_layers_reject_bad_arguments():
     assert keras.saving.get_registered_name(MixedDimensionEmbedding) == (
         "memory_efficient_embeddings>MixedDimensionEmbedding"
     )
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        FullEmbedding(1000, 8),
+        QuotientRemainderEmbedding(1000, 8),
+        MixedDimensionEmbedding([100, 900], [8, 4], 8),
+    ],
+    ids=["full", "quotient_remainder", "mixed_dimension"],
+)
+def test_lookups_gather_rows_from_the_variable_without_reading_the_whole_table(layer) -> None:
+    # Reading a table into a tensor before gathering costs O(table) per step (and makes the
+    # optimizer's in-place row update copy the table); a resource gather reads only the rows.
+    layer.build()
+    traced = tf.function(layer).get_concrete_function(tf.TensorSpec([None], tf.int32))
+    op_types = [op.type for op in traced.graph.get_operations()]
+    assert "ResourceGather" in op_types
+    assert "ReadVariableOp" not in [
+        op.type
+        for op in traced.graph.get_operations()
+        if any(consumer.type == "GatherV2" for out in op.outputs for consumer in out.consumers())
+    ]

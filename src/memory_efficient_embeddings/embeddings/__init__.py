@@ -23,6 +23,7 @@ from memory_efficient_embeddings.embeddings.models import (
     make_embedding,
     with_string_ids,
 )
+from memory_efficient_embeddings.embeddings.optimizers import LazyAdam
 
 __all__ = [
     "EMBEDDING_TYPES",
@@ -31,6 +32,7 @@ __all__ = [
     "FullEmbedding",
     "HashedEmbedding",
     "IdLookup",
+    "LazyAdam",
     "MixedDimensionEmbedding",
     "PopularityBlocks",
     "ProjectedEmbedding",

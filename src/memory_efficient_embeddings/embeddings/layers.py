@@ -40,6 +40,23 @@ def _as_index_tensor(indices: Any) -> Any:
     return indices
 
 
+def gather_rows(table: keras.layers.Embedding, indices: Any) -> Any:
+    """The rows ``indices`` of an Embedding sublayer's table, reading only those rows.
+
+    ``keras.ops.take`` (what ``Embedding.call`` uses) first converts the variable to a tensor on
+    the TensorFlow backend: every step then reads the whole table, and the optimizer's in-place
+    row update must copy it (copy-on-write), so a step costs O(table) instead of O(batch): 10 ms
+    instead of 0.6 ms per step on ml-25m-sized tables. A resource gather on the variable reads
+    only the rows and keeps the gradient row-sparse. Quantized tables and other backends go
+    through the layer itself.
+    """
+    if keras.backend.backend() != "tensorflow" or getattr(table, "quantization_mode", None):
+        return table(indices)
+    import tensorflow as tf  # noqa: PLC0415 - only on the TensorFlow backend
+
+    return ops.cast(tf.gather(table.embeddings.value, indices), table.compute_dtype)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class IdLookup(keras.layers.Layer):
     """Map string ids to indices: ``vocabulary[i] -> i``, anything unknown -> ``len(vocabulary)``.
@@ -193,7 +210,7 @@ class FullEmbedding(CompactEmbedding):
         self.built = True
 
     def lookup(self, indices: Any) -> Any:
-        return self.table(indices)
+        return gather_rows(self.table, indices)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -247,7 +264,7 @@ class ProjectedEmbedding(CompactEmbedding):
         self.built = True
 
     def lookup(self, indices: Any) -> Any:
-        return self.projection(self.table(indices))
+        return self.projection(gather_rows(self.table, indices))
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -306,7 +323,7 @@ class HashedEmbedding(CompactEmbedding):
         return ops.mod(hashed, self.num_buckets)
 
     def lookup(self, indices: Any) -> Any:
-        return self.table(self.buckets(indices))
+        return gather_rows(self.table, self.buckets(indices))
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -407,8 +424,8 @@ class QuotientRemainderEmbedding(CompactEmbedding):
         self.built = True
 
     def lookup(self, indices: Any) -> Any:
-        quotient = self.quotient_table(ops.floor_divide(indices, self.num_buckets))
-        remainder = self.remainder_table(ops.mod(indices, self.num_buckets))
+        quotient = gather_rows(self.quotient_table, ops.floor_divide(indices, self.num_buckets))
+        remainder = gather_rows(self.remainder_table, ops.mod(indices, self.num_buckets))
         if self.combiner == "multiply":
             return quotient * remainder
         if self.combiner == "add":
@@ -550,7 +567,7 @@ class MixedDimensionEmbedding(CompactEmbedding):
         order, parts = self.route(flat)
         outputs = []
         for (_, local), table, projection in zip(parts, self.tables, self.projections, strict=True):
-            vectors = table(local)
+            vectors = gather_rows(table, local)
             outputs.append(vectors if projection is None else projection(vectors))
         sorted_vectors = ops.concatenate(outputs, axis=0)
         # Put each sorted row back at its batch position (order is a permutation: no collisions).

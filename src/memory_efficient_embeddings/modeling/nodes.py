@@ -14,19 +14,19 @@ import matplotlib
 
 matplotlib.use("Agg")  # Nodes run headless; never open a window.
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from memory_efficient_embeddings.embeddings import (  # noqa: E402
+    LazyAdam,
     alpha_power_dims,
     build_rating_model,
     embedding_parameter_count,
     popularity_blocks,
     with_string_ids,
 )
-from memory_efficient_embeddings.embeddings.optimizers import LazyAdam  # noqa: E402
 from memory_efficient_embeddings.modeling.resources import ResourceMonitor  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -294,8 +294,12 @@ def train_model(
         report["best_epoch"],
         history.history["val_mae"][report["best_epoch"] - 1],
     )
+    # Export an uncompiled copy: the saved model is for scoring, and the optimizer's slots would
+    # triple its file size (m, v and LazyAdam's per-row steps for every table).
+    serving_model = keras.models.clone_model(rating_model)
+    serving_model.set_weights(rating_model.get_weights())
     string_model = with_string_ids(
-        rating_model,
+        serving_model,
         user_vocabulary["id"].astype(str).tolist(),
         movie_vocabulary["id"].astype(str).tolist(),
     )
