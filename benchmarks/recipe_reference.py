@@ -233,6 +233,31 @@ def recipe_movie_blocks(
     return [vocab[:400], vocab[400:1700], vocab[1700:]]
 
 
+def check_user_buckets(num_users: int) -> None:
+    """Refuse vocabularies the recipe's ``num_users // 50`` QR rule cannot index."""
+    num_buckets = num_users // 50
+    if num_buckets == 0 or (num_users - 1) // num_buckets >= num_buckets:
+        # The recipe's rule only covers every index when len(vocab) // 50
+        # squared exceeds the vocabulary (>= ~2,500 users; ML-1M: 120 buckets,
+        # quotient <= 50). Below that the quotient lookup is out of range
+        # (an error on CPU, silently zero rows on GPU), so fail early.
+        raise ValueError(
+            f"QR with num_buckets = {num_users} // 50 = {num_buckets} "
+            "cannot index every user; the recipe needs >= 2,500 users."
+        )
+
+
+def check_recipe_applies(model_name: str, data: dict) -> None:
+    """Raise ValueError when the recipe's fixed rules cannot build ``model_name`` for ``data``."""
+    if model_name == "memory_efficient":
+        check_user_buckets(len(data["users"]))
+        if len(data["movies"]) <= 1700:
+            raise ValueError(
+                f"the recipe's movie blocks 400 / 1,300 / rest need more than 1,700 movies; "
+                f"this data has {len(data['movies']):,}."
+            )
+
+
 def build_recipe_memory_efficient(
     user_vocabulary: Sequence[str],
     movie_vocabulary: Sequence[str],
@@ -245,16 +270,8 @@ def build_recipe_memory_efficient(
     the MD blocks are built from the popularity-sorted vocabulary only.
     """
     del movie_vocabulary  # the recipe only uses the sorted vocabulary here
+    check_user_buckets(len(user_vocabulary))
     num_buckets = len(user_vocabulary) // 50
-    if num_buckets == 0 or (len(user_vocabulary) - 1) // num_buckets >= num_buckets:
-        # The recipe's rule only covers every index when len(vocab) // 50
-        # squared exceeds the vocabulary (>= ~2,500 users; ML-1M: 120 buckets,
-        # quotient <= 50). Below that the quotient lookup is out of range
-        # (an error on CPU, silently zero rows on GPU), so fail early.
-        raise ValueError(
-            f"QR with num_buckets = {len(user_vocabulary)} // 50 = {num_buckets} "
-            "cannot index every user; the recipe needs >= 2,500 users."
-        )
     user_input = layers.Input(name="user_id", shape=(), dtype="string")
     user_embedding = QREmbedding(
         vocabulary=user_vocabulary,
