@@ -72,6 +72,7 @@ from memory_efficient_embeddings.modeling import nodes as modeling
 from memory_efficient_embeddings.modeling.resources import ResourceMonitor
 from memory_efficient_embeddings.movielens import get_release
 from memory_efficient_embeddings.pipelines.data_processing import nodes as data_nodes
+from memory_efficient_embeddings.settings import CONFIG_LOADER_ARGS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import recipe_reference as recipe  # noqa: E402
@@ -88,12 +89,7 @@ logger = logging.getLogger("training_speed")
 
 def load_parameters(env: str, conf_source: Path = REPO_ROOT / "conf") -> dict[str, Any]:
     """The project's parameters as ``kedro run --env=<env>`` sees them."""
-    loader = OmegaConfigLoader(
-        str(conf_source),
-        base_env="base",
-        default_run_env=env,
-        merge_strategy={"parameters": "soft"},
-    )
+    loader = OmegaConfigLoader(str(conf_source), **{**CONFIG_LOADER_ARGS, "default_run_env": env})
     return copy.deepcopy(dict(loader["parameters"]))
 
 

@@ -16,15 +16,14 @@ from memory_efficient_embeddings.modeling.nodes import (
     train_model,
 )
 from memory_efficient_embeddings.modeling.recommend import recommend, score
+from memory_efficient_embeddings.settings import CONFIG_LOADER_ARGS
 from tests.test_project_run import PROJECT_ROOT
 
 
 def _parameters(env: str) -> dict:
+    # The project's own loader settings, so the tests see parameters exactly as `kedro run` does.
     loader = OmegaConfigLoader(
-        str(PROJECT_ROOT / "conf"),
-        base_env="base",
-        default_run_env=env,
-        merge_strategy={"parameters": "soft"},
+        str(PROJECT_ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env}
     )
     return loader["parameters"]
 

@@ -274,15 +274,16 @@ def train_model(
         )
     epochs_run = len(timer.epoch_seconds)
     val_loss = history.history["val_loss"]
+    resources = monitor.as_dict()
     report = {
         "history": {name: [float(v) for v in values] for name, values in history.history.items()},
         "epoch_seconds": [round(s, 3) for s in timer.epoch_seconds],
         "epochs_run": epochs_run,
         "best_epoch": int(np.argmin(val_loss)) + 1,
-        "train_seconds": monitor.as_dict()["seconds"],
+        "train_seconds": resources["seconds"],
         "train_samples_per_second": round(len(train_targets) * epochs_run / monitor.seconds, 1),
-        "peak_rss_mib": monitor.as_dict()["peak_rss_mib"],
-        "peak_rss_increase_mib": monitor.as_dict()["peak_rss_increase_mib"],
+        "peak_rss_mib": resources["peak_rss_mib"],
+        "peak_rss_increase_mib": resources["peak_rss_increase_mib"],
         "model": rating_model.name,
         "optimizer": training["optimizer"],
         "batch_size": training["batch_size"],
