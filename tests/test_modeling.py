@@ -9,7 +9,7 @@ from kedro.config import OmegaConfigLoader
 
 from memory_efficient_embeddings.embeddings import embedding_parameter_count, with_string_ids
 from memory_efficient_embeddings.modeling.nodes import (
-    assign_movie_blocks,
+    assign_blocks,
     build_model,
     encode_ids,
     evaluate_model,
@@ -43,7 +43,7 @@ def test_recipe_environment_reproduces_the_recipe_parameter_counts(ml_1m_vocabul
     users, movies = ml_1m_vocabularies
     params = _parameters("recipe")
     baseline = build_model(users, movies, params["baseline"]["model"])
-    blocks = assign_movie_blocks(movies, params["memory_efficient"]["blocks"])
+    blocks = assign_blocks(movies, params["memory_efficient"]["blocks"])
     memory_efficient = build_model(users, movies, params["memory_efficient"]["model"], blocks)
     assert blocks["sizes"] == [400, 1300, 2006]
     assert blocks["dims"] == [64, 32, 16]
@@ -55,7 +55,7 @@ def test_base_environment_memory_efficient_model_is_over_5x_smaller(ml_1m_vocabu
     users, movies = ml_1m_vocabularies
     params = _parameters("base")
     baseline = build_model(users, movies, params["baseline"]["model"])
-    blocks = assign_movie_blocks(movies, params["memory_efficient"]["blocks"])
+    blocks = assign_blocks(movies, params["memory_efficient"]["blocks"])
     memory_efficient = build_model(users, movies, params["memory_efficient"]["model"], blocks)
     ratio = embedding_parameter_count(baseline) / embedding_parameter_count(memory_efficient)
     assert ratio >= 5
@@ -63,7 +63,7 @@ def test_base_environment_memory_efficient_model_is_over_5x_smaller(ml_1m_vocabu
 
 def test_alpha_rule_gives_smaller_dims_to_rarer_blocks(ml_1m_vocabularies) -> None:
     _, movies = ml_1m_vocabularies
-    blocks = assign_movie_blocks(
+    blocks = assign_blocks(
         movies,
         {
             "boundaries": [400, 1700],
@@ -86,8 +86,8 @@ def test_alpha_rule_gives_smaller_dims_to_rarer_blocks(ml_1m_vocabularies) -> No
 
 def test_block_boundaries_beyond_the_vocabulary_are_refused(ml_1m_vocabularies) -> None:
     _, movies = ml_1m_vocabularies
-    with pytest.raises(ValueError, match="below the movie vocabulary size"):
-        assign_movie_blocks(movies.head(1000), {"boundaries": [400, 1700], "dims": [64, 32, 16]})
+    with pytest.raises(ValueError, match="below the vocabulary size"):
+        assign_blocks(movies.head(1000), {"boundaries": [400, 1700], "dims": [64, 32, 16]})
 
 
 def test_unknown_ids_encode_to_the_out_of_vocabulary_index() -> None:

@@ -190,3 +190,40 @@ def test_the_notebook_scores_and_recommends_from_the_catalog(project: Path) -> N
         assert len(table["movie_id"]) == 10
         scores = list(table["predicted_rating"].values())
         assert scores == sorted(scores, reverse=True)
+
+
+TINY_SWEEP = {
+    "sweep": {
+        "seeds": [1, 2, 3],
+        "reference": "full",
+        "quantize": "int8",
+        "target": {"min_compression": 5, "max_rmse_gap": 0.01},
+        "training": {"epochs": 2},
+        "techniques": {
+            "full": {"embedding": {"type": "full"}, "grid": {"embedding_dim": [64]}},
+            "uniform_low_dim": {"embedding": {"type": "full"}, "grid": {"embedding_dim": [4]}},
+        },
+        "recipe": {"baseline": {"use_biases": False, "embedding": {"type": "full"}}},
+    }
+}
+
+
+@pytest.mark.slow
+def test_the_sweep_pipeline_runs_on_its_own_and_not_by_default(project: Path) -> None:
+    # A small grid in place of the default one (soft merging could only add techniques).
+    (project / "conf" / "base" / "parameters_sweep.yml").write_text(yaml.safe_dump(TINY_SWEEP))
+    outputs = [
+        "04_feature/sweep_plan.json",
+        "07_model_output/sweep_runs.csv",
+        "08_reporting/sweep_summary.csv",
+        "08_reporting/sweep.md",
+        "08_reporting/compression_frontier.png",
+    ]
+    assert not any(_versions(project, artifact) for artifact in outputs)  # not in `kedro run`
+    _run_session(project, "sweep")
+    missing = [artifact for artifact in outputs if not _versions(project, artifact)]
+    assert not missing, f"sweep artifacts not written: {missing}"
+    table = _versions(project, "08_reporting/sweep.md")[-1].read_text()
+    assert "uniform_low_dim" in table and "recipe" in table
+    runs = _versions(project, "07_model_output/sweep_runs.csv")[-1].read_text().splitlines()
+    assert len(runs) == 1 + 3 * 3  # header + three points × three seeds

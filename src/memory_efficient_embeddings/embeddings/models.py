@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from memory_efficient_embeddings.embeddings.layers import (
@@ -189,6 +191,23 @@ def embedding_parameter_count(model: keras.Model) -> int:
         if isinstance(layer, CompactEmbedding) and id(layer) not in seen:
             seen.add(id(layer))
             total += layer.count_params()
+    return total
+
+
+def embedding_bytes(model: keras.Model) -> int:
+    """Bytes held by the :class:`CompactEmbedding` layers' variables, at their stored dtypes.
+
+    After ``model.quantize("int8")`` this counts the int8 tables and their float32 scales, so it
+    measures what quantization really saves rather than assuming one byte per parameter.
+    """
+    seen: set[int] = set()
+    total = 0
+    for layer in _all_layers(model):
+        if isinstance(layer, CompactEmbedding):
+            for variable in layer.weights:
+                if id(variable) not in seen:
+                    seen.add(id(variable))
+                    total += math.prod(variable.shape) * np.dtype(variable.dtype).itemsize
     return total
 
 

@@ -34,13 +34,13 @@ logger = logging.getLogger(__name__)
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "lazy_adam": LazyAdam, "sgd": keras.optimizers.SGD}
 
 
-def assign_movie_blocks(movie_vocabulary: pd.DataFrame, blocks: dict[str, Any]) -> dict[str, Any]:
-    """Group movies into popularity blocks and give each block its dimension."""
-    frequencies = movie_vocabulary["train_count"].to_numpy()
+def assign_blocks(vocabulary: pd.DataFrame, blocks: dict[str, Any]) -> dict[str, Any]:
+    """Group ids into popularity blocks and give each block its dimension."""
+    frequencies = vocabulary["train_count"].to_numpy()
     boundaries = blocks.get("boundaries")
     if boundaries is not None and max(boundaries) >= len(frequencies):
         raise ValueError(
-            f"blocks.boundaries {list(boundaries)} must be below the movie vocabulary size "
+            f"blocks.boundaries {list(boundaries)} must be below the vocabulary size "
             f"{len(frequencies)}; use smaller boundaries or blocks.num_blocks for this dataset."
         )
     grouped = popularity_blocks(
@@ -78,7 +78,7 @@ def assign_movie_blocks(movie_vocabulary: pd.DataFrame, blocks: dict[str, Any]) 
         "query_shares": [round(float(s), 6) for s in grouped.query_shares],
         "row_probabilities": [float(p) for p in grouped.row_probabilities],
     }
-    logger.info("Movie blocks: sizes %s, dims %s (%s)", assignment["sizes"], dims, rule)
+    logger.info("Blocks: sizes %s, dims %s (%s)", assignment["sizes"], dims, rule)
     return assignment
 
 
@@ -116,30 +116,42 @@ def plot_movie_popularity(
     return fig
 
 
-def _resolve_embedding_spec(
+def resolve_embedding_spec(
     spec: dict[str, Any],
-    num_ids: int,
-    block_assignment: dict[str, Any] | None,
+    vocabulary: pd.DataFrame,
+    block_assignment: dict[str, Any] | None = None,
     embedding_l2: float = 0.0,
 ) -> dict[str, Any]:
-    """Turn a parameter-file embedding spec into layer arguments for this vocabulary."""
+    """Turn a parameter-file embedding spec into layer arguments for this vocabulary.
+
+    Sizes may be given relative to the vocabulary: ``ids_per_bucket`` (hashed and
+    quotient-remainder: ``num_buckets = n // ids_per_bucket``) and, for mixed dimensions, an inline
+    ``blocks`` spec (as `assign_blocks` takes) instead of a precomputed ``block_assignment``.
+    """
     spec = dict(spec)
+    num_ids = len(vocabulary)
     if embedding_l2:
         # L2 on the looked-up vectors (per rating, as in classic MF): it touches only the rows in
         # the batch, so it keeps gradients row-sparse, unlike weight decay on whole tables.
         spec["activity_regularizer"] = keras.regularizers.L2(embedding_l2)
+    ids_per_bucket = spec.pop("ids_per_bucket", None)
+    if ids_per_bucket is not None:  # e.g. the recipe's QR rule: num_buckets = n // 50.
+        if spec["type"] not in ("hashed", "quotient_remainder"):
+            raise ValueError(f"`ids_per_bucket` does not apply to {spec['type']!r} embeddings.")
+        spec["num_buckets"] = max(1, num_ids // int(ids_per_bucket))
     if spec["type"] == "quotient_remainder":
-        ids_per_bucket = spec.pop("ids_per_bucket", None)
-        if ids_per_bucket is not None:  # The recipe's rule: num_buckets = n // 50.
-            spec["num_buckets"] = max(1, num_ids // int(ids_per_bucket))
         if spec.pop("quotient_rows_equal_buckets", False):  # The recipe sizes both tables alike.
             spec["quotient_rows"] = max(
                 spec["num_buckets"], math.ceil(num_ids / spec["num_buckets"])
             )
     if spec["type"] == "mixed_dimension":
+        inline_blocks = spec.pop("blocks", None)
+        if inline_blocks is not None:
+            block_assignment = assign_blocks(vocabulary, inline_blocks)
         if block_assignment is None:
             raise ValueError(
-                "A mixed_dimension embedding needs the block_assignment node's output."
+                "A mixed_dimension embedding needs a `blocks` spec or the block_assignment "
+                "node's output."
             )
         spec["block_sizes"] = block_assignment["sizes"]
         spec["block_dims"] = block_assignment["dims"]
@@ -158,11 +170,14 @@ def build_model(
     rating_model = build_rating_model(
         num_users=num_users,
         num_movies=num_movies,
-        user_embedding=_resolve_embedding_spec(
-            model["user_embedding"], num_users, None, model.get("embedding_l2", 0.0)
+        user_embedding=resolve_embedding_spec(
+            model["user_embedding"], user_vocabulary, None, model.get("embedding_l2", 0.0)
         ),
-        movie_embedding=_resolve_embedding_spec(
-            model["movie_embedding"], num_movies, block_assignment, model.get("embedding_l2", 0.0)
+        movie_embedding=resolve_embedding_spec(
+            model["movie_embedding"],
+            movie_vocabulary,
+            block_assignment,
+            model.get("embedding_l2", 0.0),
         ),
         embedding_dim=model["embedding_dim"],
         use_biases=model["use_biases"],
@@ -183,15 +198,6 @@ def encode_ids(ratings: pd.DataFrame, vocabulary: pd.DataFrame, column: str) -> 
     indices = pd.Index(vocabulary["id"]).get_indexer(ratings[column])
     indices[indices < 0] = len(vocabulary)
     return indices.astype(np.int32)
-
-
-def _model_inputs(
-    ratings: pd.DataFrame, user_vocabulary: pd.DataFrame, movie_vocabulary: pd.DataFrame
-) -> dict[str, np.ndarray]:
-    return {
-        "user_id": encode_ids(ratings, user_vocabulary, "user_id"),
-        "movie_id": encode_ids(ratings, movie_vocabulary, "movie_id"),
-    }
 
 
 class _EpochTimer(keras.callbacks.Callback):
@@ -222,15 +228,23 @@ def _callbacks(training: dict[str, Any]) -> list[keras.callbacks.Callback]:
     return callbacks
 
 
-def train_model(
+def model_inputs(
+    ratings: pd.DataFrame, user_vocabulary: pd.DataFrame, movie_vocabulary: pd.DataFrame
+) -> dict[str, np.ndarray]:
+    """Integer-encoded model inputs for a ratings table."""
+    return {
+        "user_id": encode_ids(ratings, user_vocabulary, "user_id"),
+        "movie_id": encode_ids(ratings, movie_vocabulary, "movie_id"),
+    }
+
+
+def fit_rating_model(
     rating_model: keras.Model,
-    train_ratings: pd.DataFrame,
-    eval_ratings: pd.DataFrame,
-    user_vocabulary: pd.DataFrame,
-    movie_vocabulary: pd.DataFrame,
+    train_data: tuple[dict[str, np.ndarray], np.ndarray],
+    eval_data: tuple[dict[str, np.ndarray], np.ndarray],
     training: dict[str, Any],
-) -> tuple[keras.Model, dict[str, Any]]:
-    """Fit on integer-encoded ids and return the string-id model and its training history.
+) -> dict[str, Any]:
+    """Compile and fit an integer-id model in place; return its training report.
 
     With ``training.deterministic`` TensorFlow's op determinism is switched on for the rest of
     the process (TensorFlow has no public switch back), so reruns give identical metrics.
@@ -238,12 +252,6 @@ def train_model(
     keras.utils.set_random_seed(training["seed"])
     if training.get("deterministic", True):
         tf.config.experimental.enable_op_determinism()
-    # Ids are encoded once, up front: no text parsing or string lookups inside the training loop.
-    train_inputs = _model_inputs(train_ratings, user_vocabulary, movie_vocabulary)
-    eval_inputs = _model_inputs(eval_ratings, user_vocabulary, movie_vocabulary)
-    train_targets = train_ratings["rating"].to_numpy(np.float32)
-    eval_targets = eval_ratings["rating"].to_numpy(np.float32)
-
     # Options for the chosen optimizer live under its own name, e.g. training.lazy_adam.
     optimizer_options = training.get(training["optimizer"]) or {}
     optimizer = OPTIMIZERS[training["optimizer"]](
@@ -262,11 +270,10 @@ def train_model(
     timer = _EpochTimer()
     with ResourceMonitor() as monitor:
         history = rating_model.fit(
-            train_inputs,
-            train_targets,
+            *train_data,
             batch_size=training["batch_size"],
             epochs=training["epochs"],
-            validation_data=(eval_inputs, eval_targets),
+            validation_data=eval_data,
             validation_batch_size=training.get("validation_batch_size", 8192),
             shuffle=True,
             callbacks=[timer, *_callbacks(training)],
@@ -281,7 +288,7 @@ def train_model(
         "epochs_run": epochs_run,
         "best_epoch": int(np.argmin(val_loss)) + 1,
         "train_seconds": resources["seconds"],
-        "train_samples_per_second": round(len(train_targets) * epochs_run / monitor.seconds, 1),
+        "train_samples_per_second": round(len(train_data[1]) * epochs_run / monitor.seconds, 1),
         "peak_rss_mib": resources["peak_rss_mib"],
         "peak_rss_increase_mib": resources["peak_rss_increase_mib"],
         "model": rating_model.name,
@@ -289,18 +296,49 @@ def train_model(
         "batch_size": training["batch_size"],
     }
     logger.info(
-        "Trained %d epochs in %.1f s (best epoch %d, val MAE %.4f)",
+        "Trained %s: %d epochs in %.1f s (best epoch %d, val MAE %.4f)",
+        rating_model.name,
         epochs_run,
         monitor.seconds,
         report["best_epoch"],
         history.history["val_mae"][report["best_epoch"] - 1],
     )
-    # Export an uncompiled copy: the saved model is for scoring, and the optimizer's slots would
-    # triple its file size (m, v and LazyAdam's per-row steps for every table).
-    serving_model = keras.models.clone_model(rating_model)
-    serving_model.set_weights(rating_model.get_weights())
+    return report
+
+
+def uncompiled_copy(rating_model: keras.Model) -> keras.Model:
+    """A copy with the same weights and no optimizer, for scoring, saving or quantizing."""
+    # The optimizer's slots would triple a saved file (m, v and LazyAdam's per-row steps).
+    copy = keras.models.clone_model(rating_model)
+    copy.set_weights(rating_model.get_weights())
+    copy.name = rating_model.name
+    return copy
+
+
+def train_model(
+    rating_model: keras.Model,
+    train_ratings: pd.DataFrame,
+    eval_ratings: pd.DataFrame,
+    user_vocabulary: pd.DataFrame,
+    movie_vocabulary: pd.DataFrame,
+    training: dict[str, Any],
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Fit on integer-encoded ids and return the string-id model and its training history."""
+    # Ids are encoded once, up front: no text parsing or string lookups inside the training loop.
+    report = fit_rating_model(
+        rating_model,
+        (
+            model_inputs(train_ratings, user_vocabulary, movie_vocabulary),
+            train_ratings["rating"].to_numpy(np.float32),
+        ),
+        (
+            model_inputs(eval_ratings, user_vocabulary, movie_vocabulary),
+            eval_ratings["rating"].to_numpy(np.float32),
+        ),
+        training,
+    )
     string_model = with_string_ids(
-        serving_model,
+        uncompiled_copy(rating_model),
         user_vocabulary["id"].astype(str).tolist(),
         movie_vocabulary["id"].astype(str).tolist(),
     )

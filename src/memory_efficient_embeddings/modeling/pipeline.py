@@ -3,7 +3,7 @@
 from kedro.pipeline import Pipeline, node
 
 from memory_efficient_embeddings.modeling.nodes import (
-    assign_movie_blocks,
+    assign_blocks,
     build_model,
     evaluate_model,
     plot_movie_popularity,
@@ -20,14 +20,14 @@ SHARED_INPUTS = {
 }
 
 
-def create_modeling_pipeline(namespace: str, assign_blocks: bool = False) -> Pipeline:
+def create_modeling_pipeline(namespace: str, with_movie_blocks: bool = False) -> Pipeline:
     """Blocks (optional), build, train, evaluate and plot one model under `namespace`."""
     block_nodes = []
     build_inputs = ["user_vocabulary", "movie_vocabulary", "params:model"]
-    if assign_blocks:
+    if with_movie_blocks:
         block_nodes = [
             node(
-                assign_movie_blocks,
+                assign_blocks,
                 inputs=["movie_vocabulary", "params:blocks"],
                 outputs="block_assignment",
                 name="assign_movie_blocks",

@@ -1,0 +1,401 @@
+"""Nodes of the sweep: plan the grid, train every point over seeds, summarise and chart it."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import math
+import re
+import warnings
+from typing import Any
+
+import keras
+import matplotlib
+
+matplotlib.use("Agg")  # Nodes run headless; never open a window.
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from memory_efficient_embeddings.embeddings import (  # noqa: E402
+    embedding_bytes,
+    embedding_parameter_count,
+)
+from memory_efficient_embeddings.modeling.nodes import (  # noqa: E402
+    build_model,
+    fit_rating_model,
+    model_inputs,
+    uncompiled_copy,
+)
+
+logger = logging.getLogger(__name__)
+
+RECIPE = "recipe"  # technique name of the keras-io recipe's models: marked, not a frontier
+MODEL_SIDES = ("user_embedding", "movie_embedding")
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _set_path(target: dict[str, Any], dotted_key: str, value: Any) -> None:
+    *parents, leaf = dotted_key.split(".")
+    for key in parents:
+        target = target.setdefault(key, {})
+    target[leaf] = value
+
+
+def _format_value(value: Any) -> str:
+    return "auto" if value is None else str(value)
+
+
+def _model_overrides(template: dict[str, Any]) -> dict[str, Any]:
+    """Expand the `embedding` shorthand (both sides) into user_ and movie_embedding specs."""
+    overrides = copy.deepcopy(template)
+    shared = overrides.pop("embedding", None)
+    for side in MODEL_SIDES:
+        if shared is not None:
+            # Embedding specs replace the base model's whole spec: a leftover key of another
+            # type (say num_buckets on a full table) would be an error.
+            overrides[side] = _deep_merge(shared, overrides.get(side, {}))
+    return overrides
+
+
+def plan_sweep(sweep: dict[str, Any], base_model: dict[str, Any]) -> list[dict[str, Any]]:
+    """Expand each technique's grid into named points, each with its full model parameters."""
+    plan = []
+    entries = [(name, spec) for name, spec in sweep["techniques"].items()]
+    entries += [(RECIPE, spec) for spec in (sweep.get("recipe") or {}).values()]
+    recipe_names = list((sweep.get("recipe") or {}).keys())
+    for technique, entry in entries:
+        spec = dict(entry)
+        grid = spec.pop("grid", None) or {}
+        keys = list(grid)
+        for values in itertools.product(*(grid[key] for key in keys)):
+            settings = dict(zip(keys, values, strict=True))
+            template = copy.deepcopy(spec)
+            for key, value in settings.items():
+                _set_path(template, key, value)
+            overrides = _model_overrides(template)
+            model = {**copy.deepcopy(base_model), **overrides}  # sides replaced, not merged
+            label = ", ".join(f"{k.split('.')[-1]}={_format_value(v)}" for k, v in settings.items())
+            if technique == RECIPE:
+                label = recipe_names.pop(0)
+            # Parentheses, not brackets: rich log output would read [..] as markup.
+            name = f"{technique}({label})" if label else technique
+            # Keras model names must be valid TensorFlow scope names.
+            model["name"] = re.sub(r"[^A-Za-z0-9_.]+", "_", name).strip("_")
+            plan.append({"point": name, "technique": technique, "settings": label, "model": model})
+    names = [p["point"] for p in plan]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"sweep points must be unique; repeated: {duplicates}")
+    if not any(p["technique"] == sweep["reference"] for p in plan):
+        raise ValueError(f"sweep.reference {sweep['reference']!r} is not a technique of the grid.")
+    logger.info("Sweep plan: %d points × %d seeds", len(plan), len(sweep["seeds"]))
+    return plan
+
+
+def _errors(model: keras.Model, inputs: dict[str, np.ndarray], targets: np.ndarray) -> dict:
+    predictions = model.predict(inputs, batch_size=8192, verbose=0).reshape(-1)
+    errors = predictions.astype(np.float64) - targets
+    return {"rmse": float(np.sqrt(np.mean(errors**2))), "mae": float(np.mean(np.abs(errors)))}
+
+
+def _worth_quantizing(layer: keras.layers.Layer) -> bool:
+    # A bias table (width 1) would hold an int8 value plus a float32 scale per row: 5 bytes
+    # instead of 4. Keep it in float32.
+    return not (isinstance(layer, keras.layers.Embedding) and layer.output_dim == 1)
+
+
+def _quantized(model: keras.Model, mode: str) -> keras.Model:
+    quantized = uncompiled_copy(model)
+    with warnings.catch_warnings():
+        # Layers without weights (inputs, the score) warn that there is nothing to quantize.
+        warnings.filterwarnings("ignore", message=".*does not have a `quantize` method.*")
+        warnings.filterwarnings("ignore", message=".*not quantizable.*")
+        quantized.quantize(mode, filters=_worth_quantizing)
+    return quantized
+
+
+def run_sweep(
+    plan: list[dict[str, Any]],
+    train_ratings: pd.DataFrame,
+    eval_ratings: pd.DataFrame,
+    user_vocabulary: pd.DataFrame,
+    movie_vocabulary: pd.DataFrame,
+    training: dict[str, Any],
+    sweep: dict[str, Any],
+) -> pd.DataFrame:
+    """Train and evaluate every point once per seed, in float32 and after quantization."""
+    training = _deep_merge(training, sweep.get("training") or {})
+    train_data = (
+        model_inputs(train_ratings, user_vocabulary, movie_vocabulary),
+        train_ratings["rating"].to_numpy(np.float32),
+    )
+    eval_data = (
+        model_inputs(eval_ratings, user_vocabulary, movie_vocabulary),
+        eval_ratings["rating"].to_numpy(np.float32),
+    )
+    eval_targets = eval_data[1].astype(np.float64)
+    quantize = sweep.get("quantize")
+    rows = []
+    runs = [(point, seed) for point in plan for seed in sweep["seeds"]]
+    for index, (point, seed) in enumerate(runs, start=1):
+        row = {"point": point["point"], "technique": point["technique"]}
+        row |= {"settings": point["settings"], "seed": seed}
+        keras.backend.clear_session()  # keeps graphs and names from piling up over many models
+        try:
+            model = build_model(user_vocabulary, movie_vocabulary, {**point["model"], "seed": seed})
+        except ValueError as error:  # e.g. the recipe's fixed block boundaries on a small dataset
+            logger.warning("Sweep point %s skipped: %s", point["point"], error)
+            rows.append(row | {"skipped": str(error)})
+            continue
+        report = fit_rating_model(model, train_data, eval_data, {**training, "seed": seed})
+        scores = _errors(model, eval_data[0], eval_targets)
+        row |= {
+            "embedding_parameters": embedding_parameter_count(model),
+            "embedding_bytes_float32": embedding_bytes(model),
+            "val_rmse": scores["rmse"],
+            "val_mae": scores["mae"],
+            "epochs_run": report["epochs_run"],
+            "best_epoch": report["best_epoch"],
+            "train_seconds": report["train_seconds"],
+        }
+        if quantize:
+            quantized = _quantized(model, quantize)
+            quantized_scores = _errors(quantized, eval_data[0], eval_targets)
+            row |= {
+                f"embedding_bytes_{quantize}": embedding_bytes(quantized),
+                f"val_rmse_{quantize}": quantized_scores["rmse"],
+                f"val_mae_{quantize}": quantized_scores["mae"],
+            }
+        logger.info(
+            "Sweep run %d/%d %s seed %s: val RMSE %.4f (%s %.4f), %s embedding parameters, "
+            "%d epochs in %.1f s",
+            index,
+            len(runs),
+            point["point"],
+            seed,
+            row["val_rmse"],
+            quantize,
+            row.get(f"val_rmse_{quantize}", math.nan),
+            f"{row['embedding_parameters']:,}",
+            row["epochs_run"],
+            row["train_seconds"],
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pareto_mask(sizes: np.ndarray, errors: np.ndarray) -> np.ndarray:
+    """Points that no other point beats on both size and error (ties kept)."""
+    order = np.lexsort((errors, sizes))
+    mask = np.zeros(len(sizes), dtype=bool)
+    best = math.inf
+    for i in order:
+        if errors[i] < best:
+            mask[i] = True
+            best = errors[i]
+    return mask
+
+
+def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataFrame:
+    """Average each point over its seeds and measure it against the reference technique."""
+    runs = sweep_runs
+    if "skipped" in runs:
+        runs = runs[runs["skipped"].isna()]
+    if runs.empty:
+        raise ValueError("Every sweep run was skipped; see the warnings above.")
+    quantize = sweep.get("quantize")
+    metrics = ["val_rmse", "val_mae", "train_seconds", "epochs_run"]
+    sizes = ["embedding_parameters", "embedding_bytes_float32"]
+    if quantize:
+        metrics[2:2] = [f"val_rmse_{quantize}", f"val_mae_{quantize}"]
+        sizes.append(f"embedding_bytes_{quantize}")
+    grouped = runs.groupby("point", sort=False)
+    summary = grouped[["technique", "settings", *sizes]].first()
+    for metric in metrics:
+        summary[f"{metric}_mean"] = grouped[metric].mean()
+        summary[f"{metric}_std"] = grouped[metric].std(ddof=1).fillna(0.0)
+    summary["seeds"] = grouped["seed"].nunique()
+    summary = summary.reset_index()
+    summary[sizes] = summary[sizes].astype("int64")  # skipped runs had made them float
+
+    reference_rows = summary[summary["technique"] == sweep["reference"]]
+    if reference_rows.empty:
+        raise ValueError(f"The reference technique {sweep['reference']!r} has no finished run.")
+    reference = reference_rows.loc[reference_rows["embedding_parameters"].idxmax()]
+    summary["compression"] = reference["embedding_parameters"] / summary["embedding_parameters"]
+    summary["rmse_gap"] = summary["val_rmse_mean"] / reference["val_rmse_mean"] - 1.0
+    target = sweep["target"]
+    summary["meets_target"] = (summary["compression"] >= target["min_compression"]) & (
+        summary["rmse_gap"] <= target["max_rmse_gap"]
+    )
+    summary["is_reference"] = summary["point"] == reference["point"]
+    summary["on_frontier"] = False
+    for technique, rows in summary.groupby("technique"):
+        if technique != RECIPE:
+            mask = _pareto_mask(
+                rows["embedding_bytes_float32"].to_numpy(), rows["val_rmse_mean"].to_numpy()
+            )
+            summary.loc[rows.index[mask], "on_frontier"] = True
+    return summary.sort_values(
+        ["technique", "embedding_parameters"], key=_technique_order(sweep)
+    ).reset_index(drop=True)
+
+
+def _technique_order(sweep: dict[str, Any]):
+    order = {name: i for i, name in enumerate([*sweep["techniques"], RECIPE])}
+
+    def key(column: pd.Series) -> pd.Series:
+        return column.map(order) if column.name == "technique" else column
+
+    return key
+
+
+def _mean_std(row: pd.Series, metric: str) -> str:
+    return f"{row[f'{metric}_mean']:.4f} ± {row[f'{metric}_std']:.4f}"
+
+
+def render_sweep_table(
+    sweep_summary: pd.DataFrame, data_provenance: dict[str, Any], sweep: dict[str, Any]
+) -> str:
+    """Render the sweep summary as a markdown report."""
+    quantize = sweep.get("quantize")
+    target = sweep["target"]
+    header = (
+        "| technique | settings | embedding params | KiB float32 | "
+        + (f"KiB {quantize} | " if quantize else "")
+        + "compression | val RMSE | val MAE | "
+        + (f"val RMSE {quantize} | " if quantize else "")
+        + "RMSE vs ref | train s | epochs | target |"
+    )
+    reference = sweep_summary[sweep_summary["is_reference"]].iloc[0]
+    lines = [
+        "# Compression sweep",
+        "",
+        f"Data: {data_provenance.get('description', data_provenance)}",
+        "",
+        f"Each point trained with seeds {list(sweep['seeds'])}; metrics are mean ± sample std. "
+        f"Compression is in embedding parameters against `{reference['point']}`. "
+        f"Target: at least {target['min_compression']}× compression and val RMSE at most "
+        f"{target['max_rmse_gap']:.0%} above the reference's. "
+        "★ marks a point on its technique's Pareto frontier (float32 bytes against RMSE).",
+        "",
+        header,
+        "|" + "---|" * (header.count("|") - 1),
+    ]
+    for _, row in sweep_summary.iterrows():
+        cells = [
+            row["technique"] + (" ★" if row["on_frontier"] else ""),
+            row["settings"] or "–",
+            f"{row['embedding_parameters']:,}",
+            f"{row['embedding_bytes_float32'] / 1024:,.1f}",
+        ]
+        if quantize:
+            cells.append(f"{row[f'embedding_bytes_{quantize}'] / 1024:,.1f}")
+        cells += [
+            f"{row['compression']:.2f}×",
+            _mean_std(row, "val_rmse"),
+            _mean_std(row, "val_mae"),
+        ]
+        if quantize:
+            cells.append(_mean_std(row, f"val_rmse_{quantize}"))
+        cells += [
+            f"{row['rmse_gap']:+.2%}",
+            f"{row['train_seconds_mean']:.1f}",
+            f"{row['epochs_run_mean']:.1f}",
+            "✓" if row["meets_target"] else "",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plot_compression_frontier(sweep_summary: pd.DataFrame, sweep: dict[str, Any]) -> plt.Figure:
+    """Plot val RMSE against embedding bytes (log): points, per-technique frontiers, recipe."""
+    quantize = sweep.get("quantize")
+    reference = sweep_summary[sweep_summary["is_reference"]].iloc[0]
+    target = sweep["target"]
+    fig, ax = plt.subplots(figsize=(10, 6.5))
+    # The target region: at least min_compression× smaller, at most max_rmse_gap worse.
+    ax.axhline(reference["val_rmse_mean"], color="grey", linewidth=0.8, linestyle=":")
+    ax.fill_between(
+        [1, reference["embedding_bytes_float32"] / target["min_compression"]],
+        0,
+        reference["val_rmse_mean"] * (1 + target["max_rmse_gap"]),
+        color="green",
+        alpha=0.08,
+        label=f"target: ≥{target['min_compression']}× smaller, RMSE ≤ +{target['max_rmse_gap']:.0%}",
+    )
+    techniques = [t for t in sweep_summary["technique"].unique() if t != RECIPE]
+    for index, technique in enumerate(techniques):
+        rows = sweep_summary[sweep_summary["technique"] == technique]
+        color = f"C{index}"
+        ax.errorbar(
+            rows["embedding_bytes_float32"],
+            rows["val_rmse_mean"],
+            yerr=rows["val_rmse_std"],
+            fmt="o",
+            color=color,
+            markersize=6,
+            capsize=2,
+            label=technique,
+        )
+        frontier = rows[rows["on_frontier"]].sort_values("embedding_bytes_float32")
+        ax.plot(
+            frontier["embedding_bytes_float32"],
+            frontier["val_rmse_mean"],
+            color=color,
+            linewidth=1.2,
+            drawstyle="steps-post",
+        )
+        if quantize:
+            ax.scatter(
+                rows[f"embedding_bytes_{quantize}"],
+                rows[f"val_rmse_{quantize}_mean"],
+                facecolors="none",
+                edgecolors=color,
+                s=36,
+                label=f"{quantize}, after training (hollow)" if index == 0 else None,
+            )
+    recipe = sweep_summary[sweep_summary["technique"] == RECIPE]
+    ax.scatter(
+        recipe["embedding_bytes_float32"],
+        recipe["val_rmse_mean"],
+        marker="*",
+        s=220,
+        color="black",
+        zorder=5,
+        label="keras-io recipe's models",
+    )
+    for _, row in recipe.iterrows():
+        ax.annotate(
+            row["settings"],
+            (row["embedding_bytes_float32"], row["val_rmse_mean"]),
+            textcoords="offset points",
+            xytext=(8, -4),
+            fontsize=8,
+        )
+    sizes = sweep_summary["embedding_bytes_float32"]
+    if quantize:
+        sizes = pd.concat([sizes, sweep_summary[f"embedding_bytes_{quantize}"]])
+    ax.set_xscale("log")
+    ax.set_xlim(sizes.min() / 1.6, sizes.max() * 1.6)
+    errors = sweep_summary["val_rmse_mean"]
+    ax.set_ylim(errors.min() - 0.01, min(errors.max(), reference["val_rmse_mean"] * 1.35) + 0.01)
+    ax.set_xlabel("embedding bytes (log scale); hollow markers: the same model quantized")
+    ax.set_ylabel(f"val RMSE (mean ± std over {len(sweep['seeds'])} seeds)")
+    ax.set_title("Compression frontier: smaller and more accurate is lower left")
+    ax.legend(fontsize=8, loc="upper right", ncol=2)
+    ax.grid(True, which="both", alpha=0.2)
+    fig.tight_layout()
+    return fig

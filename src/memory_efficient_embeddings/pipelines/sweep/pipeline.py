@@ -1,0 +1,62 @@
+"""`kedro run --pipelines=sweep`: data processing, then the compression sweep (not in `__default__`)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from memory_efficient_embeddings.pipelines.data_processing.pipeline import (
+    create_pipeline as create_data_processing_pipeline,
+)
+
+from .nodes import (
+    plan_sweep,
+    plot_compression_frontier,
+    render_sweep_table,
+    run_sweep,
+    summarize_sweep,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Plan the grid, train every point over seeds, then summarise, tabulate and chart it."""
+    sweep_nodes = Pipeline(
+        [
+            Node(
+                plan_sweep,
+                inputs=["params:sweep", "params:baseline.model"],
+                outputs="sweep_plan",
+                name="plan_sweep",
+            ),
+            Node(
+                run_sweep,
+                inputs=[
+                    "sweep_plan",
+                    "train_ratings",
+                    "eval_ratings",
+                    "user_vocabulary",
+                    "movie_vocabulary",
+                    "params:training",
+                    "params:sweep",
+                ],
+                outputs="sweep_runs",
+                name="run_sweep",
+            ),
+            Node(
+                summarize_sweep,
+                inputs=["sweep_runs", "params:sweep"],
+                outputs="sweep_summary",
+                name="summarize_sweep",
+            ),
+            Node(
+                render_sweep_table,
+                inputs=["sweep_summary", "data_provenance", "params:sweep"],
+                outputs="sweep_table",
+                name="render_sweep_table",
+            ),
+            Node(
+                plot_compression_frontier,
+                inputs=["sweep_summary", "params:sweep"],
+                outputs="compression_frontier",
+                name="plot_compression_frontier",
+            ),
+        ]
+    )
+    return create_data_processing_pipeline() + sweep_nodes

@@ -1,0 +1,224 @@
+"""The sweep: grid expansion, runs over seeds with int8 re-scoring, summary, table and chart."""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from memory_efficient_embeddings.embeddings import (
+    build_rating_model,
+    embedding_bytes,
+    embedding_parameter_count,
+)
+from memory_efficient_embeddings.modeling.nodes import build_model
+from memory_efficient_embeddings.pipelines.data_processing.nodes import (
+    build_vocabularies,
+    ingest_ratings,
+    prefix_ids,
+    split_ratings,
+)
+from memory_efficient_embeddings.pipelines.sweep.nodes import (
+    RECIPE,
+    _pareto_mask,
+    plan_sweep,
+    plot_compression_frontier,
+    render_sweep_table,
+    run_sweep,
+    summarize_sweep,
+)
+from tests.test_modeling import _parameters, _vocabulary
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Layer .* does not have a `quantize` method:UserWarning"),
+]
+
+SMALL_SWEEP = {
+    "seeds": [1, 2],
+    "reference": "full",
+    "quantize": "int8",
+    "target": {"min_compression": 5, "max_rmse_gap": 0.01},
+    "training": {"epochs": 2},
+    "techniques": {
+        "full": {"embedding": {"type": "full"}, "grid": {"embedding_dim": [32]}},
+        "uniform_low_dim": {"embedding": {"type": "full"}, "grid": {"embedding_dim": [2, 4]}},
+        "hashing": {
+            "embedding": {"type": "hashed"},
+            "grid": {"embedding.ids_per_bucket": [4]},
+        },
+    },
+    "recipe": {"baseline": {"use_biases": False, "embedding": {"type": "full"}}},
+}
+
+
+@pytest.fixture(scope="module")
+def parameters() -> dict:
+    return _parameters("base")
+
+
+@pytest.fixture(scope="module")
+def small_data(parameters) -> dict:
+    data = copy.deepcopy(parameters["data"])
+    data["source"] = "synthetic"
+    data["synthetic"] |= {"num_users": 300, "num_movies": 200, "num_ratings": 12_000, "seed": 7}
+    ratings, provenance = ingest_ratings(data)
+    train, evaluation = split_ratings(prefix_ids(ratings), parameters["split"])
+    users, movies = build_vocabularies(train, evaluation, parameters["vocabulary"])
+    return {
+        "train": train,
+        "eval": evaluation,
+        "users": users,
+        "movies": movies,
+        "provenance": provenance,
+    }
+
+
+@pytest.fixture(scope="module")
+def small_training(parameters) -> dict:
+    return {**parameters["training"], "steps_per_execution": 8, "verbose": 0}
+
+
+@pytest.fixture(scope="module")
+def small_runs(parameters, small_data, small_training) -> pd.DataFrame:
+    plan = plan_sweep(SMALL_SWEEP, parameters["baseline"]["model"])
+    d = small_data
+    return run_sweep(
+        plan, d["train"], d["eval"], d["users"], d["movies"], small_training, SMALL_SWEEP
+    )
+
+
+def test_plan_expands_every_combination_over_the_base_model(parameters) -> None:
+    sweep = copy.deepcopy(SMALL_SWEEP)
+    sweep["techniques"]["qr"] = {
+        "user_embedding": {"type": "quotient_remainder"},
+        "movie_embedding": {"type": "full"},
+        "grid": {
+            "user_embedding.combiner": ["multiply", "add"],
+            "user_embedding.ids_per_bucket": [4, None],
+        },
+    }
+    base = parameters["baseline"]["model"]
+    plan = {point["point"]: point for point in plan_sweep(sweep, base)}
+    assert len(plan) == 1 + 2 + 1 + 4 + 1
+    qr = plan["qr(combiner=add, ids_per_bucket=auto)"]["model"]
+    assert qr["user_embedding"] == {
+        "type": "quotient_remainder",
+        "combiner": "add",
+        "ids_per_bucket": None,
+    }
+    assert qr["movie_embedding"] == {"type": "full"}
+    # Everything the technique does not set comes from the base model.
+    assert qr["output"] == base["output"] and qr["use_biases"] == base["use_biases"]
+    # The `embedding` shorthand sets both sides.
+    hashed = plan["hashing(ids_per_bucket=4)"]["model"]
+    assert hashed["user_embedding"] == hashed["movie_embedding"]
+    assert hashed["user_embedding"] == {"type": "hashed", "ids_per_bucket": 4}
+    assert plan["uniform_low_dim(embedding_dim=2)"]["model"]["embedding_dim"] == 2
+    recipe = plan["recipe(baseline)"]
+    assert recipe["technique"] == RECIPE and recipe["model"]["use_biases"] is False
+    # Keras model names must be valid TensorFlow scope names.
+    assert all(
+        " " not in p["model"]["name"] and "(" not in p["model"]["name"] for p in plan.values()
+    )
+
+
+def test_plan_rejects_an_unknown_reference(parameters) -> None:
+    with pytest.raises(ValueError, match="reference 'nope'"):
+        plan_sweep({**SMALL_SWEEP, "reference": "nope"}, parameters["baseline"]["model"])
+
+
+def test_default_grid_builds_on_ml_1m_and_its_recipe_points_match_the_recipe(parameters) -> None:
+    rng = np.random.default_rng(0)
+    users, movies = _vocabulary("user", 6040, rng), _vocabulary("movie", 3706, rng)
+    plan = plan_sweep(parameters["sweep"], parameters["baseline"]["model"])
+    techniques = {p["technique"] for p in plan}
+    assert {"full", "hashing", "quotient_remainder", "mixed_dimension", RECIPE} <= techniques
+    counts = {}
+    for point in plan:
+        model = build_model(users, movies, point["model"])
+        counts[point["point"]] = (model.count_params(), embedding_parameter_count(model))
+    # The sweep's copy of the recipe builds exactly the recipe's two models.
+    assert counts["recipe(baseline)"][0] == 623_744
+    assert counts["recipe(memory_efficient)"][0] == 117_968
+    # Every compact technique is smaller than the reference.
+    reference = max(c[1] for p, c in counts.items() if p.startswith("full"))
+    assert all(c[1] < reference for p, c in counts.items() if not p.startswith(("full", RECIPE)))
+
+
+def test_embedding_bytes_follow_the_stored_dtypes() -> None:
+    model = build_rating_model(50, 30, {"type": "full"}, {"type": "full"}, 8, use_biases=True)
+    model.build({"user_id": (None,), "movie_id": (None,)})
+    assert embedding_bytes(model) == 4 * embedding_parameter_count(model) == 4 * 80 * 9
+    model.quantize("int8", filters=lambda layer: getattr(layer, "output_dim", 0) != 1)
+    # int8 rows plus one float32 scale per row for the two tables; biases stay float32.
+    assert embedding_bytes(model) == 80 * 8 + 80 * 4 + 80 * 4
+
+
+def test_runs_cover_every_point_and_seed_in_float32_and_int8(small_runs) -> None:
+    assert len(small_runs) == 5 * 2
+    assert set(small_runs["seed"]) == {1, 2}
+    assert (small_runs["embedding_bytes_int8"] < small_runs["embedding_bytes_float32"]).all()
+    # Post-training int8 moves the error a little, not a lot.
+    assert (small_runs["val_rmse_int8"] - small_runs["val_rmse"]).abs().max() < 0.02
+    # Seeds change initialisation and shuffling, hence the metrics.
+    full = small_runs[small_runs["technique"] == "full"]
+    assert full["val_rmse"].iloc[0] != full["val_rmse"].iloc[1]
+
+
+def test_a_rerun_reproduces_a_point_exactly(parameters, small_data, small_training, small_runs):
+    sweep = {**SMALL_SWEEP, "seeds": [2], "recipe": {}}
+    sweep["techniques"] = {"full": SMALL_SWEEP["techniques"]["full"]}
+    d = small_data
+    plan = plan_sweep(sweep, parameters["baseline"]["model"])
+    rerun = run_sweep(plan, d["train"], d["eval"], d["users"], d["movies"], small_training, sweep)
+    first = small_runs[(small_runs["technique"] == "full") & (small_runs["seed"] == 2)]
+    assert rerun["val_rmse"].iloc[0] == first["val_rmse"].iloc[0]
+
+
+def test_summary_averages_seeds_and_measures_against_the_reference(small_runs) -> None:
+    summary = summarize_sweep(small_runs, SMALL_SWEEP).set_index("point")
+    low = small_runs[small_runs["point"] == "uniform_low_dim(embedding_dim=2)"]["val_rmse"]
+    row = summary.loc["uniform_low_dim(embedding_dim=2)"]
+    assert row["val_rmse_mean"] == pytest.approx(low.mean())
+    assert row["val_rmse_std"] == pytest.approx(low.std(ddof=1))
+    reference = summary.loc["full(embedding_dim=32)"]
+    assert reference["is_reference"] and reference["compression"] == 1.0
+    assert row["compression"] == pytest.approx(
+        reference["embedding_parameters"] / row["embedding_parameters"]
+    )
+    assert row["rmse_gap"] == pytest.approx(row["val_rmse_mean"] / reference["val_rmse_mean"] - 1)
+    expected = (summary["compression"] >= 5) & (summary["rmse_gap"] <= 0.01)
+    assert (summary["meets_target"] == expected).all()
+    assert summary.loc["full(embedding_dim=32)", "on_frontier"]  # a lone point is its frontier
+    assert not summary.loc["recipe(baseline)", "on_frontier"]  # the recipe is marked, not ranked
+
+
+def test_skipped_points_are_left_out_of_the_summary(small_runs) -> None:
+    skipped = pd.DataFrame([{"point": "x", "technique": "hashing", "seed": 1, "skipped": "why"}])
+    summary = summarize_sweep(pd.concat([small_runs, skipped]), SMALL_SWEEP)
+    assert "x" not in set(summary["point"])
+    assert summary["embedding_parameters"].dtype == np.int64
+
+
+def test_pareto_mask_keeps_only_undominated_points() -> None:
+    sizes = np.array([10, 20, 30, 40, 20])
+    errors = np.array([0.9, 0.8, 0.85, 0.7, 0.95])
+    assert _pareto_mask(sizes, errors).tolist() == [True, True, False, True, False]
+
+
+def test_table_and_chart_show_every_point(small_runs, small_data) -> None:
+    summary = summarize_sweep(small_runs, SMALL_SWEEP)
+    table = render_sweep_table(summary, small_data["provenance"], SMALL_SWEEP)
+    body = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(body) == 1 + len(summary)  # header + one row per point
+    assert "synthetic" in table and "± " in table
+    figure = plot_compression_frontier(summary, SMALL_SWEEP)
+    ax = figure.axes[0]
+    assert ax.get_xscale() == "log"
+    labels = ax.get_legend_handles_labels()[1]
+    assert {"full", "uniform_low_dim", "hashing", "keras-io recipe's models"} <= set(labels)
+    keras.backend.clear_session()
