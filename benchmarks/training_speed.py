@@ -8,7 +8,7 @@ memory-efficient):
     ``benchmarks/recipe_reference.py``: ``|`` CSVs re-parsed by
     ``make_csv_dataset`` every epoch, ``StringLookup`` inside the model, Keras
     Adam, one step per call;
-(b) ``project``: the project's nodes (``assign_blocks`` -> ``build_model``
+(b) ``project``: the project's nodes (``build_model``
     -> ``train_model``) with the ``recipe`` environment's model parameters (same
     architecture and parameter counts) and ``conf/base``'s training section, the
     project's fast path: ids encoded once to int32, LazyAdam (row-sparse Adam with
@@ -245,11 +245,7 @@ def run_project(
 ) -> dict[str, Any]:
     """(b): the project's nodes with the recipe environment's model parameters."""
     _reset()
-    section = params[model_name]
-    block_assignment = None
-    if section["model"]["movie_embedding"]["type"] == "mixed_dimension":
-        block_assignment = modeling.assign_blocks(data["movies"], section["blocks"])
-    model = modeling.build_model(data["users"], data["movies"], section["model"], block_assignment)
+    model = modeling.build_model(data["users"], data["movies"], params[model_name]["model"])
     parameters = model.count_params()
     with ResourceMonitor() as monitor:
         _, report = modeling.train_model(

@@ -43,10 +43,10 @@ def test_recipe_environment_reproduces_the_recipe_parameter_counts(ml_1m_vocabul
     users, movies = ml_1m_vocabularies
     params = _parameters("recipe")
     baseline = build_model(users, movies, params["baseline"]["model"])
-    blocks = assign_blocks(movies, params["memory_efficient"]["blocks"])
-    memory_efficient = build_model(users, movies, params["memory_efficient"]["model"], blocks)
-    assert blocks["sizes"] == [400, 1300, 2006]
-    assert blocks["dims"] == [64, 32, 16]
+    memory_efficient = build_model(users, movies, params["memory_efficient"]["model"])
+    movie_layer = memory_efficient.get_layer("movie_embedding")
+    assert movie_layer.block_sizes == [400, 1300, 2006]
+    assert movie_layer.block_dims == [64, 32, 16]
     assert baseline.count_params() == 623_744
     assert memory_efficient.count_params() == 117_968
 
@@ -55,8 +55,7 @@ def test_base_environment_memory_efficient_model_is_over_5x_smaller(ml_1m_vocabu
     users, movies = ml_1m_vocabularies
     params = _parameters("base")
     baseline = build_model(users, movies, params["baseline"]["model"])
-    blocks = assign_blocks(movies, params["memory_efficient"]["blocks"])
-    memory_efficient = build_model(users, movies, params["memory_efficient"]["model"], blocks)
+    memory_efficient = build_model(users, movies, params["memory_efficient"]["model"])
     ratio = embedding_parameter_count(baseline) / embedding_parameter_count(memory_efficient)
     assert ratio >= 5
 

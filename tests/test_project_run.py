@@ -24,7 +24,6 @@ SMALL_RUN_PARAMETERS = {
         "synthetic": {"num_users": 300, "num_movies": 200, "num_ratings": 12000, "seed": 7},
     },
     "training": {"epochs": 4, "steps_per_execution": 8, "verbose": 0},
-    "memory_efficient": {"blocks": {"num_blocks": 3}},
 }
 
 ARTIFACTS = [
@@ -33,7 +32,6 @@ ARTIFACTS = [
     "05_model_input/eval_ratings.csv",
     "05_model_input/user_vocabulary.csv",
     "05_model_input/movie_vocabulary.csv",
-    "04_feature/memory_efficient_block_assignment.json",
     "06_models/baseline.keras",
     "06_models/memory_efficient.keras",
     "07_model_output/baseline_training_history.json",
@@ -42,7 +40,6 @@ ARTIFACTS = [
     "08_reporting/memory_efficient_metrics.json",
     "08_reporting/baseline_training_curves.png",
     "08_reporting/memory_efficient_training_curves.png",
-    "08_reporting/memory_efficient_popularity_histogram.png",
     "08_reporting/comparison.json",
     "08_reporting/comparison.md",
     "08_reporting/accuracy_vs_parameters.png",

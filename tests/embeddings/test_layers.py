@@ -169,24 +169,21 @@ def test_mixed_dimension_eager_equals_tf_function():
     np.testing.assert_allclose(np.asarray(traced(tf.constant([[1, 2, 9]]))).shape, (1, 3, 6))
 
 
-@pytest.mark.parametrize(
-    "block_sizes",
-    [[10, 20, 970], [10, 20, 99_970], [10] * 10 + [900], [1, 1, 1, 1, 996]],
-)
-def test_mixed_dimension_gathers_batch_size_rows(block_sizes):
-    dims = [8, 4] + [2] * (len(block_sizes) - 2)
-    layer = MixedDimensionEmbedding(block_sizes, dims, 8)
-    num_ids = sum(block_sizes)
-    indices = np.random.default_rng(0).integers(0, num_ids, 64)
-    order, parts = layer.route(indices)
-    assert len(parts) == len(block_sizes)
-    assert sum(int(positions.shape[0]) for positions, _ in parts) == 64
-    assert sorted(np.concatenate([np.asarray(p) for p, _ in parts]).tolist()) == list(range(64))
-    for b, (positions, local) in enumerate(parts):
-        assert np.all(np.asarray(local) >= 0) and np.all(np.asarray(local) < block_sizes[b])
-        np.testing.assert_array_equal(
-            np.asarray(local) + layer.block_starts[b], indices[np.asarray(positions)]
-        )
+def test_mixed_dimension_trains_only_the_blocks_of_the_batch_ids():
+    layer = MixedDimensionEmbedding([3, 5, 7], [6, 4, 2], 6)
+    indices = tf.constant([4, 6, 7, 3])  # all in the middle block
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(indices) ** 2)
+    names = [v.path for v in layer.trainable_variables]
+    gradients = dict(zip(names, tape.gradient(loss, layer.trainable_variables), strict=True))
+    for name, gradient in gradients.items():
+        dense = tf.convert_to_tensor(gradient).numpy()
+        if "block_1" in name:
+            assert np.abs(dense).sum() > 0, name
+        else:  # the other blocks looked up clipped rows, masked out: no gradient reaches them
+            assert np.abs(dense).sum() == 0, name
+    table_gradient = tf.convert_to_tensor(gradients[layer.tables[1].embeddings.path]).numpy()
+    assert np.flatnonzero(np.abs(table_gradient).sum(axis=1)).tolist() == [0, 1, 3, 4]
 
 
 def _traced_op_count(layer):

@@ -456,11 +456,12 @@ class MixedDimensionEmbedding(CompactEmbedding):
     ``(block_sizes[b] + extra_rows_per_block) × block_dims[b]`` table and projects to
     ``output_dim`` with a Dense layer (none when ``block_dims[b] == output_dim``).
 
-    Each id is routed to its own block (searchsorted → stable sort by block → per-block slices →
-    gather → project → one inverse-permutation gather), so the rows gathered per call add up to
-    the batch size whatever the vocabulary size or number of blocks. The slices have data-dependent
-    sizes: fine eagerly and under ``tf.function`` (``fit`` with ``jit_compile=False``), not under
-    XLA.
+    Every block gathers one (clipped) row per id and a mask keeps the id's own block, so a call
+    gathers ``batch × num_blocks`` rows whatever the vocabulary size, with static shapes only. With
+    a handful of blocks this beat routing each id to its block (sort, per-block slices, scatter
+    back): 605–637 against 866–869 µs per training step with mixed dimensions on both sides of
+    an ml-1m-sized model. A masked-out row gets a zero gradient: under `LazyAdam` it then moves by
+    its momentum alone, as every row does under dense Adam.
 
     Args:
         block_sizes: rows per block, most popular block first; must sum to ``num_ids``.
@@ -538,43 +539,23 @@ class MixedDimensionEmbedding(CompactEmbedding):
                 projection.build((None, dim))
         self.built = True
 
-    def route(self, flat_indices: Any) -> tuple[Any, list[tuple[Any, Any]]]:
-        """Route in-range 1-D indices to blocks.
-
-        Returns ``(order, parts)``: ``order`` is the batch permutation that groups positions by
-        block, ``parts[b] = (positions, local_indices)`` the batch positions in block
-        ``b`` and their row within the block's table. The parts' sizes add up to the batch size.
-        """
-        flat_indices = ops.cast(flat_indices, "int32")
-        starts = ops.convert_to_tensor(self.block_starts[1:], dtype="int32")
-        if self.num_blocks > 1:
-            block_ids = ops.cast(ops.searchsorted(starts, flat_indices, side="right"), "int32")
-        else:
-            block_ids = ops.zeros_like(flat_indices)
-        # Any permutation that groups positions by block will do: lookup() undoes it exactly.
-        order = ops.cast(ops.argsort(block_ids), "int32")
-        counts = ops.cast(ops.bincount(block_ids, minlength=self.num_blocks), "int32")
-        offsets = ops.cumsum(counts) - counts
-        parts = []
-        for b in range(self.num_blocks):
-            block_positions = ops.slice(order, offsets[b : b + 1], counts[b : b + 1])
-            local = ops.take(flat_indices, block_positions, axis=0) - self.block_starts[b]
-            parts.append((block_positions, local))
-        return order, parts
-
     def lookup(self, indices: Any) -> Any:
-        flat = ops.reshape(indices, (-1,))
-        order, parts = self.route(flat)
-        outputs = []
-        for (_, local), table, projection in zip(parts, self.tables, self.projections, strict=True):
-            vectors = gather_rows(table, local)
-            outputs.append(vectors if projection is None else projection(vectors))
-        sorted_vectors = ops.concatenate(outputs, axis=0)
-        # Put each sorted row back at its batch position (order is a permutation: no collisions).
-        vectors = ops.scatter(
-            ops.expand_dims(order, -1), sorted_vectors, (ops.shape(flat)[0], self.output_dim)
-        )
-        return ops.reshape(vectors, (*ops.shape(indices), self.output_dim))
+        vectors = None
+        for start, size, table, projection in zip(
+            self.block_starts, self.block_sizes, self.tables, self.projections, strict=True
+        ):
+            local = indices - start
+            inside = ops.logical_and(ops.greater_equal(local, 0), ops.less(local, size))
+            # Every block looks up every id (clipped into range) and keeps only its own: a few
+            # static-shape ops per block are cheaper than sorting ids into blocks and back.
+            block_vectors = gather_rows(table, ops.clip(local, 0, size - 1))
+            if projection is not None:
+                block_vectors = projection(block_vectors)
+            block_vectors = block_vectors * ops.expand_dims(
+                ops.cast(inside, block_vectors.dtype), -1
+            )
+            vectors = block_vectors if vectors is None else vectors + block_vectors
+        return vectors
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -1,4 +1,4 @@
-"""Nodes shared by the `baseline` and `memory_efficient` pipelines: blocks, build, train, evaluate."""
+"""Nodes shared by the model pipelines and the sweep: build, train, evaluate, plot."""
 
 from __future__ import annotations
 
@@ -82,51 +82,14 @@ def assign_blocks(vocabulary: pd.DataFrame, blocks: dict[str, Any]) -> dict[str,
     return assignment
 
 
-def plot_movie_popularity(
-    movie_vocabulary: pd.DataFrame, block_assignment: dict[str, Any]
-) -> plt.Figure:
-    """Plot training ratings per movie by popularity rank, with the blocks shaded."""
-    counts = movie_vocabulary["train_count"].to_numpy()
-    ranks = np.arange(1, len(counts) + 1)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    start = 0
-    for index, (size, dim, share) in enumerate(
-        zip(block_assignment["sizes"], block_assignment["dims"], block_assignment["query_shares"])
-    ):
-        ax.axvspan(start + 0.5, start + size + 0.5, color=f"C{index}", alpha=0.15)
-        ax.text(
-            np.sqrt((start + 0.5) * (start + size + 0.5)),  # the block's middle on a log axis
-            0.97,
-            f"{size:,} movies\ndim {dim}\n{share:.0%} of ratings",
-            transform=ax.get_xaxis_transform(),
-            ha="center",
-            va="top",
-            fontsize=8,
-        )
-        start += size
-    # Movies seen only in eval (vocabulary.source: all) have no training rating; show them at 0.5.
-    ax.plot(ranks, np.maximum(counts, 0.5), color="black", linewidth=1.2)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(0.5, len(counts) + 0.5)
-    ax.set_xlabel("movie popularity rank")
-    ax.set_ylabel("training ratings")
-    ax.set_title("Movie popularity and mixed-dimension blocks")
-    fig.tight_layout()
-    return fig
-
-
 def resolve_embedding_spec(
-    spec: dict[str, Any],
-    vocabulary: pd.DataFrame,
-    block_assignment: dict[str, Any] | None = None,
-    embedding_l2: float = 0.0,
+    spec: dict[str, Any], vocabulary: pd.DataFrame, embedding_l2: float = 0.0
 ) -> dict[str, Any]:
     """Turn a parameter-file embedding spec into layer arguments for this vocabulary.
 
-    Sizes may be given relative to the vocabulary: ``ids_per_bucket`` (hashed and
-    quotient-remainder: ``num_buckets = n // ids_per_bucket``) and, for mixed dimensions, an inline
-    ``blocks`` spec (as `assign_blocks` takes) instead of a precomputed ``block_assignment``.
+    Sizes are given relative to the vocabulary: ``ids_per_bucket`` (hashed and
+    quotient-remainder: ``num_buckets = n // ids_per_bucket``) and, for mixed dimensions, a
+    ``blocks`` spec that `assign_blocks` turns into block sizes and dims from id popularity.
     """
     spec = dict(spec)
     num_ids = len(vocabulary)
@@ -145,14 +108,9 @@ def resolve_embedding_spec(
                 spec["num_buckets"], math.ceil(num_ids / spec["num_buckets"])
             )
     if spec["type"] == "mixed_dimension":
-        inline_blocks = spec.pop("blocks", None)
-        if inline_blocks is not None:
-            block_assignment = assign_blocks(vocabulary, inline_blocks)
-        if block_assignment is None:
-            raise ValueError(
-                "A mixed_dimension embedding needs a `blocks` spec or the block_assignment "
-                "node's output."
-            )
+        if "blocks" not in spec:
+            raise ValueError("A mixed_dimension embedding spec needs `blocks` (see assign_blocks).")
+        block_assignment = assign_blocks(vocabulary, spec.pop("blocks"))
         spec["block_sizes"] = block_assignment["sizes"]
         spec["block_dims"] = block_assignment["dims"]
     return spec
@@ -162,7 +120,6 @@ def build_model(
     user_vocabulary: pd.DataFrame,
     movie_vocabulary: pd.DataFrame,
     model: dict[str, Any],
-    block_assignment: dict[str, Any] | None = None,
 ) -> keras.Model:
     """Build the integer-index rating model that the parameters describe."""
     keras.utils.set_random_seed(model["seed"])
@@ -171,13 +128,10 @@ def build_model(
         num_users=num_users,
         num_movies=num_movies,
         user_embedding=resolve_embedding_spec(
-            model["user_embedding"], user_vocabulary, None, model.get("embedding_l2", 0.0)
+            model["user_embedding"], user_vocabulary, model.get("embedding_l2", 0.0)
         ),
         movie_embedding=resolve_embedding_spec(
-            model["movie_embedding"],
-            movie_vocabulary,
-            block_assignment,
-            model.get("embedding_l2", 0.0),
+            model["movie_embedding"], movie_vocabulary, model.get("embedding_l2", 0.0)
         ),
         embedding_dim=model["embedding_dim"],
         use_biases=model["use_biases"],

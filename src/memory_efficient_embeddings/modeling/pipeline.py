@@ -3,10 +3,8 @@
 from kedro.pipeline import Pipeline, node
 
 from memory_efficient_embeddings.modeling.nodes import (
-    assign_blocks,
     build_model,
     evaluate_model,
-    plot_movie_popularity,
     plot_training_curves,
     train_model,
 )
@@ -20,28 +18,15 @@ SHARED_INPUTS = {
 }
 
 
-def create_modeling_pipeline(namespace: str, with_movie_blocks: bool = False) -> Pipeline:
-    """Blocks (optional), build, train, evaluate and plot one model under `namespace`."""
-    block_nodes = []
-    build_inputs = ["user_vocabulary", "movie_vocabulary", "params:model"]
-    if with_movie_blocks:
-        block_nodes = [
-            node(
-                assign_blocks,
-                inputs=["movie_vocabulary", "params:blocks"],
-                outputs="block_assignment",
-                name="assign_movie_blocks",
-            ),
-            node(
-                plot_movie_popularity,
-                inputs=["movie_vocabulary", "block_assignment"],
-                outputs="popularity_histogram",
-                name="plot_movie_popularity",
-            ),
-        ]
-        build_inputs.append("block_assignment")
+def create_modeling_pipeline(namespace: str) -> Pipeline:
+    """Build, train, evaluate and plot one model under `namespace`."""
     model_nodes = [
-        node(build_model, inputs=build_inputs, outputs="untrained_model", name="build_model"),
+        node(
+            build_model,
+            inputs=["user_vocabulary", "movie_vocabulary", "params:model"],
+            outputs="untrained_model",
+            name="build_model",
+        ),
         node(
             train_model,
             inputs=[
@@ -75,7 +60,7 @@ def create_modeling_pipeline(namespace: str, with_movie_blocks: bool = False) ->
         ),
     ]
     return Pipeline(
-        block_nodes + model_nodes,
+        model_nodes,
         namespace=namespace,
         inputs=SHARED_INPUTS,
         # Both models train under the same regime, so the comparison is fair.

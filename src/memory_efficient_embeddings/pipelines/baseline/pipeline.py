@@ -10,6 +10,4 @@ from memory_efficient_embeddings.pipelines.data_processing.pipeline import (
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Data processing followed by the baseline model."""
-    return create_data_processing_pipeline() + create_modeling_pipeline(
-        "baseline", with_movie_blocks=False
-    )
+    return create_data_processing_pipeline() + create_modeling_pipeline("baseline")

@@ -10,6 +10,4 @@ from memory_efficient_embeddings.pipelines.data_processing.pipeline import (
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Data processing followed by the memory_efficient model."""
-    return create_data_processing_pipeline() + create_modeling_pipeline(
-        "memory_efficient", with_movie_blocks=True
-    )
+    return create_data_processing_pipeline() + create_modeling_pipeline("memory_efficient")

@@ -103,8 +103,18 @@ def plan_sweep(sweep: dict[str, Any], base_model: dict[str, Any]) -> list[dict[s
     return plan
 
 
-def _errors(model: keras.Model, inputs: dict[str, np.ndarray], targets: np.ndarray) -> dict:
-    predictions = model.predict(inputs, batch_size=8192, verbose=0).reshape(-1)
+def _errors(
+    model: keras.Model, inputs: dict[str, np.ndarray], targets: np.ndarray, batch_size: int
+) -> dict[str, float]:
+    # Eager calls: `predict` would trace a new function for every model of the sweep.
+    predictions = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(
+                model({k: v[i : i + batch_size] for k, v in inputs.items()}, training=False)
+            ).reshape(-1)
+            for i in range(0, len(targets), batch_size)
+        ]
+    )
     errors = predictions.astype(np.float64) - targets
     return {"rmse": float(np.sqrt(np.mean(errors**2))), "mae": float(np.mean(np.abs(errors)))}
 
@@ -145,6 +155,7 @@ def run_sweep(
         eval_ratings["rating"].to_numpy(np.float32),
     )
     eval_targets = eval_data[1].astype(np.float64)
+    eval_batch_size = training.get("validation_batch_size", 8192)
     quantize = sweep.get("quantize")
     rows = []
     runs = [(point, seed) for point in plan for seed in sweep["seeds"]]
@@ -159,7 +170,7 @@ def run_sweep(
             rows.append(row | {"skipped": str(error)})
             continue
         report = fit_rating_model(model, train_data, eval_data, {**training, "seed": seed})
-        scores = _errors(model, eval_data[0], eval_targets)
+        scores = _errors(model, eval_data[0], eval_targets, eval_batch_size)
         row |= {
             "embedding_parameters": embedding_parameter_count(model),
             "embedding_bytes_float32": embedding_bytes(model),
@@ -171,7 +182,7 @@ def run_sweep(
         }
         if quantize:
             quantized = _quantized(model, quantize)
-            quantized_scores = _errors(quantized, eval_data[0], eval_targets)
+            quantized_scores = _errors(quantized, eval_data[0], eval_targets, eval_batch_size)
             row |= {
                 f"embedding_bytes_{quantize}": embedding_bytes(quantized),
                 f"val_rmse_{quantize}": quantized_scores["rmse"],
