@@ -1,4 +1,4 @@
-"""Compact embedding layers: parameter counts, OOV, uniqueness, gradients, routing."""
+"""Compact embedding layers: parameter counts, OOV, uniqueness, gradients, block masking."""
 
 import math
 

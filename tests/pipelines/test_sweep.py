@@ -21,6 +21,7 @@ from memory_efficient_embeddings.pipelines.data_processing.nodes import (
     prefix_ids,
     split_ratings,
 )
+from memory_efficient_embeddings.pipelines.sweep import nodes as sweep_nodes
 from memory_efficient_embeddings.pipelines.sweep.nodes import (
     RECIPE,
     _pareto_mask,
@@ -51,7 +52,16 @@ SMALL_SWEEP = {
             "grid": {"embedding.ids_per_bucket": [4]},
         },
     },
-    "recipe": {"baseline": {"use_biases": False, "embedding": {"type": "full"}}},
+    "recipe": {
+        "baseline": {"use_biases": False, "embedding": {"type": "full"}},
+        # The recipe's fixed boundaries need more than 1,700 movies: skipped on this small data.
+        "memory_efficient": {
+            "movie_embedding": {
+                "type": "mixed_dimension",
+                "blocks": {"boundaries": [400, 1700], "dims": [64, 32, 16]},
+            }
+        },
+    },
 }
 
 
@@ -103,7 +113,7 @@ def test_plan_expands_every_combination_over_the_base_model(parameters) -> None:
     }
     base = parameters["baseline"]["model"]
     plan = {point["point"]: point for point in plan_sweep(sweep, base)}
-    assert len(plan) == 1 + 2 + 1 + 4 + 1
+    assert len(plan) == 1 + 2 + 1 + 4 + 2
     qr = plan["qr(combiner=add, ids_per_bucket=auto)"]["model"]
     assert qr["user_embedding"] == {
         "type": "quotient_remainder",
@@ -159,8 +169,12 @@ def test_embedding_bytes_follow_the_stored_dtypes() -> None:
 
 
 def test_runs_cover_every_point_and_seed_in_float32_and_int8(small_runs) -> None:
-    assert len(small_runs) == 5 * 2
+    assert len(small_runs) == 6 * 2
     assert set(small_runs["seed"]) == {1, 2}
+    skipped = small_runs[small_runs["skipped"].notna()]
+    assert set(skipped["point"]) == {"recipe(memory_efficient)"}
+    assert "vocabulary size 200" in skipped["skipped"].iloc[0]
+    small_runs = small_runs[small_runs["skipped"].isna()]
     assert (small_runs["embedding_bytes_int8"] < small_runs["embedding_bytes_float32"]).all()
     # Post-training int8 moves the error a little, not a lot.
     assert (small_runs["val_rmse_int8"] - small_runs["val_rmse"]).abs().max() < 0.02
@@ -198,10 +212,24 @@ def test_summary_averages_seeds_and_measures_against_the_reference(small_runs) -
 
 
 def test_skipped_points_are_left_out_of_the_summary(small_runs) -> None:
-    skipped = pd.DataFrame([{"point": "x", "technique": "hashing", "seed": 1, "skipped": "why"}])
-    summary = summarize_sweep(pd.concat([small_runs, skipped]), SMALL_SWEEP)
-    assert "x" not in set(summary["point"])
+    summary = summarize_sweep(small_runs, SMALL_SWEEP)
+    assert "recipe(memory_efficient)" not in set(summary["point"])
     assert summary["embedding_parameters"].dtype == np.int64
+
+
+def test_a_misconfigured_point_fails_before_any_training(
+    parameters, small_data, small_training, monkeypatch
+) -> None:
+    sweep = copy.deepcopy(SMALL_SWEEP)
+    sweep["techniques"]["typo"] = {
+        "embedding": {"type": "hashd"},
+        "grid": {"embedding.ids_per_bucket": [2]},
+    }
+    plan = plan_sweep(sweep, parameters["baseline"]["model"])
+    monkeypatch.setattr(sweep_nodes, "fit_rating_model", lambda *a, **k: pytest.fail("trained"))
+    d = small_data
+    with pytest.raises(ValueError, match=r"typo\(ids_per_bucket=2\) is misconfigured.*'hashd'"):
+        run_sweep(plan, d["train"], d["eval"], d["users"], d["movies"], small_training, sweep)
 
 
 def test_pareto_mask_keeps_only_undominated_points() -> None:
@@ -216,7 +244,7 @@ def test_table_and_chart_show_every_point(small_runs, small_data) -> None:
     body = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(body) == 1 + len(summary)  # header + one row per point
     assert "synthetic" in table and "± " in table
-    figure = plot_compression_frontier(summary, SMALL_SWEEP)
+    figure = plot_compression_frontier(summary, small_data["provenance"], SMALL_SWEEP)
     ax = figure.axes[0]
     assert ax.get_xscale() == "log"
     labels = ax.get_legend_handles_labels()[1]

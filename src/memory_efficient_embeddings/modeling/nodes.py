@@ -23,6 +23,7 @@ from memory_efficient_embeddings.embeddings import (  # noqa: E402
     LazyAdam,
     alpha_power_dims,
     build_rating_model,
+    embedding_bytes,
     embedding_parameter_count,
     popularity_blocks,
     with_string_ids,
@@ -34,12 +35,16 @@ logger = logging.getLogger(__name__)
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "lazy_adam": LazyAdam, "sgd": keras.optimizers.SGD}
 
 
+class BlocksDoNotFitError(ValueError):
+    """Explicit block boundaries that the vocabulary is too small for."""
+
+
 def assign_blocks(vocabulary: pd.DataFrame, blocks: dict[str, Any]) -> dict[str, Any]:
     """Group ids into popularity blocks and give each block its dimension."""
     frequencies = vocabulary["train_count"].to_numpy()
     boundaries = blocks.get("boundaries")
     if boundaries is not None and max(boundaries) >= len(frequencies):
-        raise ValueError(
+        raise BlocksDoNotFitError(
             f"blocks.boundaries {list(boundaries)} must be below the vocabulary size "
             f"{len(frequencies)}; use smaller boundaries or blocks.num_blocks for this dataset."
         )
@@ -218,7 +223,7 @@ def fit_rating_model(
         metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
         # Several steps per call amortise Python and dispatch overhead at small batch sizes.
         steps_per_execution=training["steps_per_execution"],
-        # The mixed-dimension layer routes ids with data-dependent shapes, which XLA cannot compile.
+        # LazyAdam's row-sparse update deduplicates rows (tf.unique), which XLA cannot compile.
         jit_compile=False,
     )
     timer = _EpochTimer()
@@ -337,7 +342,7 @@ def evaluate_model(
         "eval_rows": len(targets),
         "total_parameters": int(model.count_params()),
         "embedding_parameters": int(embedding_parameters),
-        "embedding_bytes_float32": int(embedding_parameters * 4),
+        "embedding_bytes_float32": embedding_bytes(model),
         "saved_model_bytes": _saved_size_bytes(model),
         "train_seconds": training_report["train_seconds"],
         "epochs_run": training_report["epochs_run"],

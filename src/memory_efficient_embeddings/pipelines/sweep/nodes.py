@@ -23,6 +23,7 @@ from memory_efficient_embeddings.embeddings import (  # noqa: E402
     embedding_parameter_count,
 )
 from memory_efficient_embeddings.modeling.nodes import (  # noqa: E402
+    BlocksDoNotFitError,
     build_model,
     fit_rating_model,
     model_inputs,
@@ -60,10 +61,8 @@ def _model_overrides(template: dict[str, Any]) -> dict[str, Any]:
     """Expand the `embedding` shorthand (both sides) into user_ and movie_embedding specs."""
     overrides = copy.deepcopy(template)
     shared = overrides.pop("embedding", None)
-    for side in MODEL_SIDES:
-        if shared is not None:
-            # Embedding specs replace the base model's whole spec: a leftover key of another
-            # type (say num_buckets on a full table) would be an error.
+    if shared is not None:
+        for side in MODEL_SIDES:
             overrides[side] = _deep_merge(shared, overrides.get(side, {}))
     return overrides
 
@@ -71,10 +70,10 @@ def _model_overrides(template: dict[str, Any]) -> dict[str, Any]:
 def plan_sweep(sweep: dict[str, Any], base_model: dict[str, Any]) -> list[dict[str, Any]]:
     """Expand each technique's grid into named points, each with its full model parameters."""
     plan = []
-    entries = [(name, spec) for name, spec in sweep["techniques"].items()]
-    entries += [(RECIPE, spec) for spec in (sweep.get("recipe") or {}).values()]
-    recipe_names = list((sweep.get("recipe") or {}).keys())
-    for technique, entry in entries:
+    # (technique, its entry, a fixed label): the recipe's models are named, not gridded.
+    entries = [(name, spec, None) for name, spec in sweep["techniques"].items()]
+    entries += [(RECIPE, spec, name) for name, spec in (sweep.get("recipe") or {}).items()]
+    for technique, entry, fixed_label in entries:
         spec = dict(entry)
         grid = spec.pop("grid", None) or {}
         keys = list(grid)
@@ -83,11 +82,12 @@ def plan_sweep(sweep: dict[str, Any], base_model: dict[str, Any]) -> list[dict[s
             template = copy.deepcopy(spec)
             for key, value in settings.items():
                 _set_path(template, key, value)
-            overrides = _model_overrides(template)
-            model = {**copy.deepcopy(base_model), **overrides}  # sides replaced, not merged
-            label = ", ".join(f"{k.split('.')[-1]}={_format_value(v)}" for k, v in settings.items())
-            if technique == RECIPE:
-                label = recipe_names.pop(0)
+            # Top-level keys replace the base model's: an embedding spec is replaced whole, since
+            # a leftover key of another type (say num_buckets on a full table) would be an error.
+            model = {**copy.deepcopy(base_model), **_model_overrides(template)}
+            label = fixed_label or ", ".join(
+                f"{k.split('.')[-1]}={_format_value(v)}" for k, v in settings.items()
+            )
             # Parentheses, not brackets: rich log output would read [..] as markup.
             name = f"{technique}({label})" if label else technique
             # Keras model names must be valid TensorFlow scope names.
@@ -157,18 +157,27 @@ def run_sweep(
     eval_targets = eval_data[1].astype(np.float64)
     eval_batch_size = training.get("validation_batch_size", 8192)
     quantize = sweep.get("quantize")
+    # Build every point once before training anything: a configuration error surfaces in
+    # seconds, not after an hour of training.
+    skipped = {}
+    for point in plan:
+        try:
+            build_model(user_vocabulary, movie_vocabulary, point["model"])
+        except BlocksDoNotFitError as error:  # e.g. the recipe's fixed boundaries on ml-100k
+            logger.warning("Sweep point %s skipped: %s", point["point"], error)
+            skipped[point["point"]] = str(error)
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"Sweep point {point['point']} is misconfigured: {error}") from error
     rows = []
     runs = [(point, seed) for point in plan for seed in sweep["seeds"]]
     for index, (point, seed) in enumerate(runs, start=1):
         row = {"point": point["point"], "technique": point["technique"]}
         row |= {"settings": point["settings"], "seed": seed}
-        keras.backend.clear_session()  # keeps graphs and names from piling up over many models
-        try:
-            model = build_model(user_vocabulary, movie_vocabulary, {**point["model"], "seed": seed})
-        except ValueError as error:  # e.g. the recipe's fixed block boundaries on a small dataset
-            logger.warning("Sweep point %s skipped: %s", point["point"], error)
-            rows.append(row | {"skipped": str(error)})
+        if point["point"] in skipped:
+            rows.append(row | {"skipped": skipped[point["point"]]})
             continue
+        keras.backend.clear_session()  # keeps graphs and names from piling up over many models
+        model = build_model(user_vocabulary, movie_vocabulary, {**point["model"], "seed": seed})
         report = fit_rating_model(model, train_data, eval_data, {**training, "seed": seed})
         scores = _errors(model, eval_data[0], eval_targets, eval_batch_size)
         row |= {
@@ -331,12 +340,14 @@ def render_sweep_table(
     return "\n".join(lines)
 
 
-def plot_compression_frontier(sweep_summary: pd.DataFrame, sweep: dict[str, Any]) -> plt.Figure:
+def plot_compression_frontier(
+    sweep_summary: pd.DataFrame, data_provenance: dict[str, Any], sweep: dict[str, Any]
+) -> plt.Figure:
     """Plot val RMSE against embedding bytes (log): points, per-technique frontiers, recipe."""
     quantize = sweep.get("quantize")
     reference = sweep_summary[sweep_summary["is_reference"]].iloc[0]
     target = sweep["target"]
-    fig, ax = plt.subplots(figsize=(10, 6.5))
+    fig, ax = plt.subplots(figsize=(12, 6.5))
     # The target region: at least min_compression× smaller, at most max_rmse_gap worse.
     ax.axhline(reference["val_rmse_mean"], color="grey", linewidth=0.8, linestyle=":")
     ax.fill_between(
@@ -396,6 +407,17 @@ def plot_compression_frontier(sweep_summary: pd.DataFrame, sweep: dict[str, Any]
             xytext=(8, -4),
             fontsize=8,
         )
+    meeting = sweep_summary[sweep_summary["meets_target"]]
+    ax.scatter(
+        meeting["embedding_bytes_float32"],
+        meeting["val_rmse_mean"],
+        s=260,
+        facecolors="none",
+        edgecolors="green",
+        linewidths=1.5,
+        zorder=4,
+        label="meets the target",
+    )
     sizes = sweep_summary["embedding_bytes_float32"]
     if quantize:
         sizes = pd.concat([sizes, sweep_summary[f"embedding_bytes_{quantize}"]])
@@ -405,8 +427,12 @@ def plot_compression_frontier(sweep_summary: pd.DataFrame, sweep: dict[str, Any]
     ax.set_ylim(errors.min() - 0.01, min(errors.max(), reference["val_rmse_mean"] * 1.35) + 0.01)
     ax.set_xlabel("embedding bytes (log scale); hollow markers: the same model quantized")
     ax.set_ylabel(f"val RMSE (mean ± std over {len(sweep['seeds'])} seeds)")
-    ax.set_title("Compression frontier: smaller and more accurate is lower left")
-    ax.legend(fontsize=8, loc="upper right", ncol=2)
+    ax.set_title(
+        "Compression frontier (lower left is smaller and more accurate)\n"
+        f"{data_provenance.get('description', '')}",
+        fontsize=11,
+    )
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(True, which="both", alpha=0.2)
     fig.tight_layout()
     return fig

@@ -53,7 +53,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 plot_compression_frontier,
-                inputs=["sweep_summary", "params:sweep"],
+                inputs=["sweep_summary", "data_provenance", "params:sweep"],
                 outputs="compression_frontier",
                 name="plot_compression_frontier",
             ),
