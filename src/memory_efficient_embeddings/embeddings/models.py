@@ -183,15 +183,18 @@ def _all_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
     return list(layer._flatten_layers(include_self=False, recursive=True))
 
 
+def _embedding_variables(model: keras.Model) -> list[Any]:
+    """Each variable of the :class:`CompactEmbedding` layers, once (embedding and bias tables)."""
+    unique: dict[int, Any] = {}
+    for layer in _all_layers(model):
+        if isinstance(layer, CompactEmbedding):
+            unique.update((id(variable), variable) for variable in layer.weights)
+    return list(unique.values())
+
+
 def embedding_parameter_count(model: keras.Model) -> int:
     """Parameters held by :class:`CompactEmbedding` layers (embedding and bias tables)."""
-    seen: set[int] = set()
-    total = 0
-    for layer in _all_layers(model):
-        if isinstance(layer, CompactEmbedding) and id(layer) not in seen:
-            seen.add(id(layer))
-            total += layer.count_params()
-    return total
+    return sum(math.prod(variable.shape) for variable in _embedding_variables(model))
 
 
 def embedding_bytes(model: keras.Model) -> int:
@@ -200,15 +203,10 @@ def embedding_bytes(model: keras.Model) -> int:
     After ``model.quantize("int8")`` this counts the int8 tables and their float32 scales, so it
     measures what quantization really saves rather than assuming one byte per parameter.
     """
-    seen: set[int] = set()
-    total = 0
-    for layer in _all_layers(model):
-        if isinstance(layer, CompactEmbedding):
-            for variable in layer.weights:
-                if id(variable) not in seen:
-                    seen.add(id(variable))
-                    total += math.prod(variable.shape) * np.dtype(variable.dtype).itemsize
-    return total
+    return sum(
+        math.prod(variable.shape) * np.dtype(variable.dtype).itemsize
+        for variable in _embedding_variables(model)
+    )
 
 
 def with_string_ids(

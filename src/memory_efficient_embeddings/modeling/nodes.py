@@ -87,7 +87,7 @@ def assign_blocks(vocabulary: pd.DataFrame, blocks: dict[str, Any]) -> dict[str,
     return assignment
 
 
-def resolve_embedding_spec(
+def _resolve_embedding_spec(
     spec: dict[str, Any], vocabulary: pd.DataFrame, embedding_l2: float = 0.0
 ) -> dict[str, Any]:
     """Turn a parameter-file embedding spec into layer arguments for this vocabulary.
@@ -132,10 +132,10 @@ def build_model(
     rating_model = build_rating_model(
         num_users=num_users,
         num_movies=num_movies,
-        user_embedding=resolve_embedding_spec(
+        user_embedding=_resolve_embedding_spec(
             model["user_embedding"], user_vocabulary, model.get("embedding_l2", 0.0)
         ),
-        movie_embedding=resolve_embedding_spec(
+        movie_embedding=_resolve_embedding_spec(
             model["movie_embedding"], movie_vocabulary, model.get("embedding_l2", 0.0)
         ),
         embedding_dim=model["embedding_dim"],

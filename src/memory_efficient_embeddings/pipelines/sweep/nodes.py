@@ -267,18 +267,12 @@ def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataF
                 rows["embedding_bytes_float32"].to_numpy(), rows["val_rmse_mean"].to_numpy()
             )
             summary.loc[rows.index[mask], "on_frontier"] = True
-    return summary.sort_values(
-        ["technique", "embedding_parameters"], key=_technique_order(sweep)
-    ).reset_index(drop=True)
-
-
-def _technique_order(sweep: dict[str, Any]):
+    # Techniques in the order the parameters list them, each from its smallest point up.
     order = {name: i for i, name in enumerate([*sweep["techniques"], RECIPE])}
-
-    def key(column: pd.Series) -> pd.Series:
-        return column.map(order) if column.name == "technique" else column
-
-    return key
+    return summary.sort_values(
+        ["technique", "embedding_parameters"],
+        key=lambda column: column.map(order) if column.name == "technique" else column,
+    ).reset_index(drop=True)
 
 
 def _mean_std(row: pd.Series, metric: str) -> str:
