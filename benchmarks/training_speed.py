@@ -69,7 +69,9 @@ from kedro.config import OmegaConfigLoader
 from tensorflow.python.framework import config as _tf_config
 
 from memory_efficient_embeddings.modeling import nodes as modeling
+from memory_efficient_embeddings.modeling import specs
 from memory_efficient_embeddings.modeling.resources import ResourceMonitor
+from memory_efficient_embeddings.modeling.training import OPTIMIZERS
 from memory_efficient_embeddings.movielens import get_release
 from memory_efficient_embeddings.pipelines.data_processing import nodes as data_nodes
 from memory_efficient_embeddings.settings import CONFIG_LOADER_ARGS
@@ -245,7 +247,9 @@ def run_project(
 ) -> dict[str, Any]:
     """(b): the project's nodes with the recipe environment's model parameters."""
     _reset()
-    model = modeling.build_model(data["users"], data["movies"], params[model_name]["model"])
+    model_params = params[model_name]["model"]
+    embedding_plan = specs.resolve_embedding_plan(data["users"], data["movies"], model_params, 3)
+    model = modeling.build_model(embedding_plan, model_params)
     parameters = model.count_params()
     with ResourceMonitor() as monitor:
         _, report = modeling.train_model(
@@ -351,7 +355,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument(
-        "--optimizer", choices=sorted(modeling.OPTIMIZERS), help="path (b); default: conf/base's"
+        "--optimizer", choices=sorted(OPTIMIZERS), help="path (b); default: conf/base's"
     )
     parser.add_argument("--steps-per-execution", type=int, help="path (b); default: conf/base's")
     parser.add_argument("--learning-rate", type=float, help="path (b); default: conf/base's")

@@ -1,4 +1,4 @@
-"""Modeling nodes: block assignment, model building from parameters, training and evaluation."""
+"""Modeling nodes: model building from parameters, training, evaluation and recommendation."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from memory_efficient_embeddings.embeddings import embedding_parameter_count, wi
 from memory_efficient_embeddings.modeling.nodes import (
     assign_blocks,
     build_model,
-    encode_ids,
     evaluate_model,
     train_model,
 )
 from memory_efficient_embeddings.modeling.recommend import recommend, score
+from memory_efficient_embeddings.modeling.specs import BlocksDoNotFitError, resolve_blocks
+from memory_efficient_embeddings.modeling.training import encode_ids
 from memory_efficient_embeddings.settings import CONFIG_LOADER_ARGS
 from tests.test_project_run import PROJECT_ROOT
 
@@ -26,6 +27,14 @@ def _parameters(env: str) -> dict:
         str(PROJECT_ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env}
     )
     return loader["parameters"]
+
+
+EVALUATION = {"popularity_blocks": 3}
+
+
+def _build(users: pd.DataFrame, movies: pd.DataFrame, model: dict):
+    """The template's two steps: resolve the embedding plan, then build from it."""
+    return build_model(assign_blocks(users, movies, model, EVALUATION), model)
 
 
 def _vocabulary(prefix: str, size: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -42,8 +51,8 @@ def ml_1m_vocabularies() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_recipe_environment_reproduces_the_recipe_parameter_counts(ml_1m_vocabularies) -> None:
     users, movies = ml_1m_vocabularies
     params = _parameters("recipe")
-    baseline = build_model(users, movies, params["baseline"]["model"])
-    memory_efficient = build_model(users, movies, params["memory_efficient"]["model"])
+    baseline = _build(users, movies, params["baseline"]["model"])
+    memory_efficient = _build(users, movies, params["memory_efficient"]["model"])
     movie_layer = memory_efficient.get_layer("movie_embedding")
     assert movie_layer.block_sizes == [400, 1300, 2006]
     assert movie_layer.block_dims == [64, 32, 16]
@@ -54,16 +63,16 @@ def test_recipe_environment_reproduces_the_recipe_parameter_counts(ml_1m_vocabul
 def test_base_environment_memory_efficient_model_is_over_5x_smaller(ml_1m_vocabularies) -> None:
     users, movies = ml_1m_vocabularies
     params = _parameters("base")
-    baseline = build_model(users, movies, params["baseline"]["model"])
-    memory_efficient = build_model(users, movies, params["memory_efficient"]["model"])
+    baseline = _build(users, movies, params["baseline"]["model"])
+    memory_efficient = _build(users, movies, params["memory_efficient"]["model"])
     ratio = embedding_parameter_count(baseline) / embedding_parameter_count(memory_efficient)
     assert ratio >= 5
 
 
 def test_alpha_rule_gives_smaller_dims_to_rarer_blocks(ml_1m_vocabularies) -> None:
     _, movies = ml_1m_vocabularies
-    blocks = assign_blocks(
-        movies,
+    blocks = resolve_blocks(
+        movies["train_count"].to_numpy(),
         {
             "boundaries": [400, 1700],
             "num_blocks": None,
@@ -75,6 +84,7 @@ def test_alpha_rule_gives_smaller_dims_to_rarer_blocks(ml_1m_vocabularies) -> No
             "max_dim": 64,
             "power_of_two": True,
         },
+        "movie_embedding",
     )
     assert blocks["rule"] == "alpha_power"
     assert blocks["dims"][0] == 64
@@ -85,8 +95,15 @@ def test_alpha_rule_gives_smaller_dims_to_rarer_blocks(ml_1m_vocabularies) -> No
 
 def test_block_boundaries_beyond_the_vocabulary_are_refused(ml_1m_vocabularies) -> None:
     _, movies = ml_1m_vocabularies
-    with pytest.raises(ValueError, match="below the vocabulary size"):
-        assign_blocks(movies.head(1000), {"boundaries": [400, 1700], "dims": [64, 32, 16]})
+    with pytest.raises(
+        BlocksDoNotFitError,
+        match="movie_embedding.blocks.boundaries.*below the vocabulary size 1000",
+    ):
+        resolve_blocks(
+            movies.head(1000)["train_count"].to_numpy(),
+            {"boundaries": [400, 1700], "dims": [64, 32, 16]},
+            "movie_embedding",
+        )
 
 
 def test_unknown_ids_encode_to_the_out_of_vocabulary_index() -> None:
@@ -120,11 +137,14 @@ def test_training_learns_and_evaluation_scores_the_string_model() -> None:
         "learning_rate": 0.01,
         "early_stopping": {"enabled": False},
     }
-    rating_model = build_model(users, movies, model_params)
+    embedding_plan = assign_blocks(users, movies, model_params, EVALUATION)
+    rating_model = build_model(embedding_plan, model_params)
     model, report = train_model(rating_model, train, evaluation, users, movies, training)
     assert report["history"]["loss"][-1] < report["history"]["loss"][0]
     assert report["epochs_run"] == 15
-    metrics = evaluate_model(model, evaluation, train, report, {"source": "test"})
+    metrics = evaluate_model(
+        model, evaluation, train, report, {"source": "test"}, embedding_plan, users, movies
+    )
     assert metrics["eval_rmse"] < metrics["global_mean_rmse"]
     assert metrics["saved_model_bytes"] > 0
     assert metrics["embedding_parameters"] == (40 + 30) * 8 + 40 + 30
@@ -134,7 +154,7 @@ def test_recommend_ranks_unseen_movies_for_a_raw_user_id() -> None:
     users = pd.DataFrame({"id": ["user_1", "user_2"], "train_count": 1})
     movies = pd.DataFrame({"id": [f"movie_{i}" for i in range(6)], "train_count": 1})
     params = _parameters("base")
-    rating_model = build_model(users, movies, {**params["baseline"]["model"], "embedding_dim": 4})
+    rating_model = _build(users, movies, {**params["baseline"]["model"], "embedding_dim": 4})
     model = with_string_ids(rating_model, users["id"].tolist(), movies["id"].tolist())
     seen = pd.DataFrame({"user_id": ["user_1", "user_1"], "movie_id": ["movie_0", "movie_3"]})
     top = recommend(model, "user_1", movies, seen_ratings=seen, top_k=3)
@@ -151,8 +171,8 @@ def test_embedding_l2_adds_a_regularisation_loss() -> None:
     users = pd.DataFrame({"id": ["user_1", "user_2"], "train_count": 1})
     movies = pd.DataFrame({"id": ["movie_1", "movie_2"], "train_count": 1})
     params = _parameters("base")["baseline"]["model"]
-    plain = build_model(users, movies, {**params, "embedding_l2": 0.0})
-    regularised = build_model(users, movies, {**params, "embedding_l2": 0.1})
+    plain = _build(users, movies, {**params, "embedding_l2": 0.0})
+    regularised = _build(users, movies, {**params, "embedding_l2": 0.1})
     inputs = {"user_id": np.array([0, 1], np.int32), "movie_id": np.array([1, 0], np.int32)}
     plain(inputs)
     regularised(inputs)

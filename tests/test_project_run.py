@@ -33,6 +33,8 @@ ARTIFACTS = [
     "05_model_input/eval_ratings.csv",
     "05_model_input/user_vocabulary.csv",
     "05_model_input/movie_vocabulary.csv",
+    "04_feature/baseline_embedding_plan.json",
+    "04_feature/memory_efficient_embedding_plan.json",
     "06_models/baseline.keras",
     "06_models/memory_efficient.keras",
     "07_model_output/baseline_training_history.json",
@@ -45,6 +47,9 @@ ARTIFACTS = [
     "08_reporting/comparison.md",
     "08_reporting/accuracy_vs_parameters.png",
     "08_reporting/loss_curves.png",
+    "08_reporting/baseline_popularity_blocks.png",
+    "08_reporting/memory_efficient_popularity_blocks.png",
+    "08_reporting/error_by_popularity.png",
 ]
 
 

@@ -15,6 +15,7 @@ from memory_efficient_embeddings.embeddings import (
     embedding_parameter_count,
 )
 from memory_efficient_embeddings.modeling.nodes import build_model
+from memory_efficient_embeddings.modeling.specs import resolve_embedding_plan
 from memory_efficient_embeddings.pipelines.data_processing.nodes import (
     build_vocabularies,
     ingest_ratings,
@@ -25,6 +26,7 @@ from memory_efficient_embeddings.pipelines.sweep import nodes as sweep_nodes
 from memory_efficient_embeddings.pipelines.sweep.nodes import (
     RECIPE,
     _pareto_mask,
+    assign_sweep_blocks,
     plan_sweep,
     plot_compression_frontier,
     render_sweep_table,
@@ -92,13 +94,17 @@ def small_training(parameters) -> dict:
     return {**parameters["training"], "steps_per_execution": 8, "verbose": 0}
 
 
+def _run(plan: list, d: dict, training: dict, sweep: dict) -> pd.DataFrame:
+    embedding_plans = assign_sweep_blocks(plan, d["users"], d["movies"], {"popularity_blocks": 3})
+    return run_sweep(
+        plan, embedding_plans, d["train"], d["eval"], d["users"], d["movies"], training, sweep
+    )
+
+
 @pytest.fixture(scope="module")
 def small_runs(parameters, small_data, small_training) -> pd.DataFrame:
     plan = plan_sweep(SMALL_SWEEP, parameters["baseline"]["model"])
-    d = small_data
-    return run_sweep(
-        plan, d["train"], d["eval"], d["users"], d["movies"], small_training, SMALL_SWEEP
-    )
+    return _run(plan, small_data, small_training, SMALL_SWEEP)
 
 
 def test_plan_expands_every_combination_over_the_base_model(parameters) -> None:
@@ -149,7 +155,8 @@ def test_default_grid_builds_on_ml_1m_and_its_recipe_points_match_the_recipe(par
     assert {"full", "hashing", "quotient_remainder", "mixed_dimension", RECIPE} <= techniques
     counts = {}
     for point in plan:
-        model = build_model(users, movies, point["model"])
+        embedding_plan = resolve_embedding_plan(users, movies, point["model"], 3)
+        model = build_model(embedding_plan, point["model"])
         counts[point["point"]] = (model.count_params(), embedding_parameter_count(model))
     # The sweep's copy of the recipe builds exactly the recipe's two models.
     assert counts["recipe(baseline)"][0] == 623_744
@@ -188,7 +195,7 @@ def test_a_rerun_reproduces_a_point_exactly(parameters, small_data, small_traini
     sweep["techniques"] = {"full": SMALL_SWEEP["techniques"]["full"]}
     d = small_data
     plan = plan_sweep(sweep, parameters["baseline"]["model"])
-    rerun = run_sweep(plan, d["train"], d["eval"], d["users"], d["movies"], small_training, sweep)
+    rerun = _run(plan, d, small_training, sweep)
     first = small_runs[(small_runs["technique"] == "full") & (small_runs["seed"] == 2)]
     assert rerun["val_rmse"].iloc[0] == first["val_rmse"].iloc[0]
 
@@ -229,7 +236,7 @@ def test_a_misconfigured_point_fails_before_any_training(
     monkeypatch.setattr(sweep_nodes, "fit_rating_model", lambda *a, **k: pytest.fail("trained"))
     d = small_data
     with pytest.raises(ValueError, match=r"typo\(ids_per_bucket=2\) is misconfigured.*'hashd'"):
-        run_sweep(plan, d["train"], d["eval"], d["users"], d["movies"], small_training, sweep)
+        _run(plan, d, small_training, sweep)
 
 
 def test_pareto_mask_keeps_only_undominated_points() -> None:

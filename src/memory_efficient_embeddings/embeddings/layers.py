@@ -335,6 +335,8 @@ class HashedEmbedding(CompactEmbedding):
 
 
 QR_COMBINERS = ("multiply", "add", "concat")
+MD_PROJECTIONS = ("dense", "pad")
+SCALED_IDENTITY = "scaled_identity"
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -465,8 +467,16 @@ class MixedDimensionEmbedding(CompactEmbedding):
 
     Args:
         block_sizes: rows per block, most popular block first; must sum to ``num_ids``.
-        block_dims: stored width of each block.
+        block_dims: stored width of each block (at most ``output_dim``).
         projection_bias: whether the projections have biases.
+        projection: ``"dense"`` (a trainable ``d_b × output_dim`` map per narrower block, as in
+            the paper) or ``"pad"`` (zero-pad to ``output_dim``: no parameters; a tail vector then
+            lives in the first ``d_b`` coordinates, like a truncated wider table).
+        kernel_initializer: the dense projections' initializer; ``"scaled_identity"`` starts
+            block ``b`` at ``[I | 0] · sqrt(output_dim / d_b)``, so its projected rows begin as
+            a truncated wider table whose vectors have the same expected norm as full-width rows
+            (why: with a random projection the rarely updated tail rows start out pointing in
+            arbitrary directions and at another scale than the head).
         extra_rows_per_block: unused rows added to every table, only to reproduce the keras-io
             recipe's parameter count (its per-block StringLookup has one OOV row per block).
         num_ids: optional; checked against ``sum(block_sizes)``.
@@ -480,11 +490,14 @@ class MixedDimensionEmbedding(CompactEmbedding):
         projection_bias: bool = True,
         extra_rows_per_block: int = 0,
         *,
+        projection: str = "dense",
         embeddings_initializer: Any = "uniform",
         kernel_initializer: Any = "glorot_uniform",
         num_ids: int | None = None,
         **kwargs: Any,
     ) -> None:
+        if projection not in MD_PROJECTIONS:
+            raise ValueError(f"`projection` must be one of {MD_PROJECTIONS}; got {projection!r}.")
         block_sizes = [_check_positive_int("block_sizes[i]", s) for s in block_sizes]
         block_dims = [_check_positive_int("block_dims[i]", d) for d in block_dims]
         if not block_sizes or len(block_sizes) != len(block_dims):
@@ -495,13 +508,23 @@ class MixedDimensionEmbedding(CompactEmbedding):
             )
         if extra_rows_per_block < 0:
             raise ValueError("`extra_rows_per_block` must be non-negative.")
+        if max(block_dims) > output_dim:
+            raise ValueError(
+                f"`block_dims` {block_dims} must not exceed `output_dim` ({output_dim})."
+            )
         super().__init__(sum(block_sizes), output_dim, **kwargs)
+        self.projection = projection
         self.block_sizes = block_sizes
         self.block_dims = block_dims
         self.projection_bias = bool(projection_bias)
         self.extra_rows_per_block = int(extra_rows_per_block)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self._kernel_initializer_arg = kernel_initializer
+        self.kernel_initializer = (
+            None
+            if kernel_initializer == SCALED_IDENTITY
+            else keras.initializers.get(kernel_initializer)
+        )
         self.block_starts = [int(s) for s in np.cumsum([0, *block_sizes[:-1]])]
         self.tables = [
             keras.layers.Embedding(
@@ -512,18 +535,23 @@ class MixedDimensionEmbedding(CompactEmbedding):
             )
             for b, (size, dim) in enumerate(zip(block_sizes, block_dims, strict=True))
         ]
-        # Identity (None) where the block already has the output width.
+        # Identity (None) where the block already has the output width, or with zero padding.
         self.projections = [
             None
-            if dim == output_dim
+            if dim == output_dim or projection == "pad"
             else keras.layers.Dense(
                 output_dim,
                 use_bias=self.projection_bias,
-                kernel_initializer=self.kernel_initializer,
+                kernel_initializer=self._projection_initializer(dim),
                 name=f"block_{b}_projection",
             )
             for b, dim in enumerate(block_dims)
         ]
+
+    def _projection_initializer(self, block_dim: int) -> Any:
+        if self._kernel_initializer_arg == SCALED_IDENTITY:
+            return keras.initializers.Identity(gain=math.sqrt(self.output_dim / block_dim))
+        return self.kernel_initializer
 
     @property
     def num_blocks(self) -> int:
@@ -551,6 +579,11 @@ class MixedDimensionEmbedding(CompactEmbedding):
             block_vectors = gather_rows(table, ops.clip(local, 0, size - 1))
             if projection is not None:
                 block_vectors = projection(block_vectors)
+            elif block_vectors.shape[-1] != self.output_dim:  # projection="pad"
+                padding = [[0, 0]] * (len(block_vectors.shape) - 1)
+                block_vectors = ops.pad(
+                    block_vectors, [*padding, [0, self.output_dim - block_vectors.shape[-1]]]
+                )
             block_vectors = block_vectors * ops.expand_dims(
                 ops.cast(inside, block_vectors.dtype), -1
             )
@@ -564,6 +597,11 @@ class MixedDimensionEmbedding(CompactEmbedding):
             "block_dims": list(self.block_dims),
             "projection_bias": self.projection_bias,
             "extra_rows_per_block": self.extra_rows_per_block,
+            "projection": self.projection,
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "kernel_initializer": (
+                SCALED_IDENTITY
+                if self.kernel_initializer is None
+                else keras.initializers.serialize(self.kernel_initializer)
+            ),
         }

@@ -1,11 +1,9 @@
-"""Nodes shared by the model pipelines and the sweep: build, train, evaluate, plot."""
+"""Thin Kedro nodes of the modeling template: assign blocks, build, train, evaluate, plot."""
 
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,129 +14,58 @@ matplotlib.use("Agg")  # Nodes run headless; never open a window.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from memory_efficient_embeddings.embeddings import (  # noqa: E402
-    LazyAdam,
-    alpha_power_dims,
     build_rating_model,
     embedding_bytes,
     embedding_parameter_count,
-    popularity_blocks,
     with_string_ids,
 )
-from memory_efficient_embeddings.modeling.resources import ResourceMonitor  # noqa: E402
+from memory_efficient_embeddings.modeling.specs import (  # noqa: E402
+    SIDES,
+    resolve_embedding_plan,
+)
+from memory_efficient_embeddings.modeling.training import (  # noqa: E402
+    encode_ids,
+    error_metrics,
+    errors_by_block,
+    fit_rating_model,
+    model_inputs,
+    score,
+    uncompiled_copy,
+)
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "lazy_adam": LazyAdam, "sgd": keras.optimizers.SGD}
 
-
-class BlocksDoNotFitError(ValueError):
-    """Explicit block boundaries that the vocabulary is too small for."""
-
-
-def assign_blocks(vocabulary: pd.DataFrame, blocks: dict[str, Any]) -> dict[str, Any]:
-    """Group ids into popularity blocks and give each block its dimension."""
-    frequencies = vocabulary["train_count"].to_numpy()
-    boundaries = blocks.get("boundaries")
-    if boundaries is not None and max(boundaries) >= len(frequencies):
-        raise BlocksDoNotFitError(
-            f"blocks.boundaries {list(boundaries)} must be below the vocabulary size "
-            f"{len(frequencies)}; use smaller boundaries or blocks.num_blocks for this dataset."
-        )
-    grouped = popularity_blocks(
-        frequencies, boundaries=boundaries, num_blocks=blocks.get("num_blocks")
-    )
-    if blocks.get("dims") is not None:
-        dims = [int(d) for d in blocks["dims"]]
-        if len(dims) != len(grouped.sizes):
-            raise ValueError(
-                f"blocks.dims has {len(dims)} entries but there are {len(grouped.sizes)} blocks."
-            )
-        rule = "explicit"
-    else:
-        rule = "alpha_power"
-        budget = blocks.get("budget")
-        if blocks.get("mean_dim") is not None:
-            # A budget that scales with the vocabulary: the memory of a uniform mean_dim table.
-            budget = blocks["mean_dim"] * len(frequencies)
-        dims = alpha_power_dims(
-            grouped.sizes,
-            grouped.row_probabilities,
-            alpha=blocks["alpha"],
-            base_dim=blocks.get("base_dim"),
-            budget=budget,
-            min_dim=blocks.get("min_dim", 1),
-            max_dim=blocks.get("max_dim"),
-            power_of_two=blocks.get("power_of_two", False),
-        )
-    assignment = {
-        "rule": rule,
-        "alpha": blocks.get("alpha") if rule == "alpha_power" else None,
-        "sizes": [int(s) for s in grouped.sizes],
-        "boundaries": [int(b) for b in grouped.boundaries],
-        "dims": [int(d) for d in dims],
-        "query_shares": [round(float(s), 6) for s in grouped.query_shares],
-        "row_probabilities": [float(p) for p in grouped.row_probabilities],
-    }
-    logger.info("Blocks: sizes %s, dims %s (%s)", assignment["sizes"], dims, rule)
-    return assignment
-
-
-def _resolve_embedding_spec(
-    spec: dict[str, Any], vocabulary: pd.DataFrame, embedding_l2: float = 0.0
-) -> dict[str, Any]:
-    """Turn a parameter-file embedding spec into layer arguments for this vocabulary.
-
-    Sizes are given relative to the vocabulary: ``ids_per_bucket`` (hashed and
-    quotient-remainder: ``num_buckets = n // ids_per_bucket``) and, for mixed dimensions, a
-    ``blocks`` spec that `assign_blocks` turns into block sizes and dims from id popularity.
-    """
-    spec = dict(spec)
-    num_ids = len(vocabulary)
-    if embedding_l2:
-        # L2 on the looked-up vectors (per rating, as in classic MF): it touches only the rows in
-        # the batch, so it keeps gradients row-sparse, unlike weight decay on whole tables.
-        spec["activity_regularizer"] = keras.regularizers.L2(embedding_l2)
-    ids_per_bucket = spec.pop("ids_per_bucket", None)
-    if ids_per_bucket is not None:  # e.g. the recipe's QR rule: num_buckets = n // 50.
-        if spec["type"] not in ("hashed", "quotient_remainder"):
-            raise ValueError(f"`ids_per_bucket` does not apply to {spec['type']!r} embeddings.")
-        spec["num_buckets"] = max(1, num_ids // int(ids_per_bucket))
-    if spec["type"] == "quotient_remainder":
-        if spec.pop("quotient_rows_equal_buckets", False):  # The recipe sizes both tables alike.
-            spec["quotient_rows"] = max(
-                spec["num_buckets"], math.ceil(num_ids / spec["num_buckets"])
-            )
-    if spec["type"] == "mixed_dimension":
-        if "blocks" not in spec:
-            raise ValueError("A mixed_dimension embedding spec needs `blocks` (see assign_blocks).")
-        block_assignment = assign_blocks(vocabulary, spec.pop("blocks"))
-        spec["block_sizes"] = block_assignment["sizes"]
-        spec["block_dims"] = block_assignment["dims"]
-    return spec
-
-
-def build_model(
+def assign_blocks(
     user_vocabulary: pd.DataFrame,
     movie_vocabulary: pd.DataFrame,
     model: dict[str, Any],
-) -> keras.Model:
-    """Build the integer-index rating model that the parameters describe."""
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    """Resolve the model's embedding specs into per-side popularity blocks, dims and sizes."""
+    return resolve_embedding_plan(
+        user_vocabulary, movie_vocabulary, model, evaluation["popularity_blocks"]
+    )
+
+
+def build_model(embedding_plan: dict[str, Any], model: dict[str, Any]) -> keras.Model:
+    """Build the integer-index rating model from its resolved embedding plan."""
     keras.utils.set_random_seed(model["seed"])
-    num_users, num_movies = len(user_vocabulary), len(movie_vocabulary)
+    layers = {side: dict(embedding_plan[side]["layer"]) for side in SIDES}
+    if model.get("embedding_l2", 0.0):
+        # L2 on the looked-up vectors (per rating, as in classic MF): it touches only the rows in
+        # the batch, so it keeps gradients row-sparse, unlike weight decay on whole tables.
+        for layer in layers.values():
+            layer["activity_regularizer"] = keras.regularizers.L2(model["embedding_l2"])
     rating_model = build_rating_model(
-        num_users=num_users,
-        num_movies=num_movies,
-        user_embedding=_resolve_embedding_spec(
-            model["user_embedding"], user_vocabulary, model.get("embedding_l2", 0.0)
-        ),
-        movie_embedding=_resolve_embedding_spec(
-            model["movie_embedding"], movie_vocabulary, model.get("embedding_l2", 0.0)
-        ),
-        embedding_dim=model["embedding_dim"],
+        num_users=embedding_plan["user_embedding"]["num_ids"],
+        num_movies=embedding_plan["movie_embedding"]["num_ids"],
+        user_embedding=layers["user_embedding"],
+        movie_embedding=layers["movie_embedding"],
+        embedding_dim=embedding_plan["embedding_dim"],
         use_biases=model["use_biases"],
         output=model["output"],
     )
@@ -150,128 +77,6 @@ def build_model(
         f"{embedding_parameter_count(rating_model):,}",
     )
     return rating_model
-
-
-def encode_ids(ratings: pd.DataFrame, vocabulary: pd.DataFrame, column: str) -> np.ndarray:
-    """Map string ids to vocabulary indices; unknown ids get the out-of-vocabulary index n."""
-    indices = pd.Index(vocabulary["id"]).get_indexer(ratings[column])
-    indices[indices < 0] = len(vocabulary)
-    return indices.astype(np.int32)
-
-
-class _EpochTimer(keras.callbacks.Callback):
-    """Records each epoch's wall time, validation included."""
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.epoch_seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch_seconds.append(time.perf_counter() - self._start)
-
-
-def _callbacks(training: dict[str, Any]) -> list[keras.callbacks.Callback]:
-    callbacks: list[keras.callbacks.Callback] = []
-    stopping = training.get("early_stopping") or {}
-    if stopping.get("enabled", False):
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=stopping["monitor"],
-                patience=stopping["patience"],
-                min_delta=stopping.get("min_delta", 0.0),
-                restore_best_weights=stopping.get("restore_best_weights", True),
-            )
-        )
-    return callbacks
-
-
-def model_inputs(
-    ratings: pd.DataFrame, user_vocabulary: pd.DataFrame, movie_vocabulary: pd.DataFrame
-) -> dict[str, np.ndarray]:
-    """Integer-encoded model inputs for a ratings table."""
-    return {
-        "user_id": encode_ids(ratings, user_vocabulary, "user_id"),
-        "movie_id": encode_ids(ratings, movie_vocabulary, "movie_id"),
-    }
-
-
-def fit_rating_model(
-    rating_model: keras.Model,
-    train_data: tuple[dict[str, np.ndarray], np.ndarray],
-    eval_data: tuple[dict[str, np.ndarray], np.ndarray],
-    training: dict[str, Any],
-) -> dict[str, Any]:
-    """Compile and fit an integer-id model in place; return its training report.
-
-    With ``training.deterministic`` TensorFlow's op determinism is switched on for the rest of
-    the process (TensorFlow has no public switch back), so reruns give identical metrics.
-    """
-    keras.utils.set_random_seed(training["seed"])
-    if training.get("deterministic", True):
-        tf.config.experimental.enable_op_determinism()
-    # Options for the chosen optimizer live under its own name, e.g. training.lazy_adam.
-    optimizer_options = training.get(training["optimizer"]) or {}
-    optimizer = OPTIMIZERS[training["optimizer"]](
-        learning_rate=training["learning_rate"], **optimizer_options
-    )
-    rating_model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.MeanSquaredError(),
-        # MAE only, as the recipe: the loss is the MSE, and evaluate_model computes the RMSE.
-        metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
-        # Several steps per call amortise Python and dispatch overhead at small batch sizes.
-        steps_per_execution=training["steps_per_execution"],
-        # LazyAdam's row-sparse update deduplicates rows (tf.unique), which XLA cannot compile.
-        jit_compile=False,
-    )
-    timer = _EpochTimer()
-    with ResourceMonitor() as monitor:
-        history = rating_model.fit(
-            *train_data,
-            batch_size=training["batch_size"],
-            epochs=training["epochs"],
-            validation_data=eval_data,
-            validation_batch_size=training.get("validation_batch_size", 8192),
-            shuffle=True,
-            callbacks=[timer, *_callbacks(training)],
-            verbose=training.get("verbose", "auto"),
-        )
-    epochs_run = len(timer.epoch_seconds)
-    val_loss = history.history["val_loss"]
-    resources = monitor.as_dict()
-    report = {
-        "history": {name: [float(v) for v in values] for name, values in history.history.items()},
-        "epoch_seconds": [round(s, 3) for s in timer.epoch_seconds],
-        "epochs_run": epochs_run,
-        "best_epoch": int(np.argmin(val_loss)) + 1,
-        "train_seconds": resources["seconds"],
-        "train_samples_per_second": round(len(train_data[1]) * epochs_run / monitor.seconds, 1),
-        "peak_rss_mib": resources["peak_rss_mib"],
-        "peak_rss_increase_mib": resources["peak_rss_increase_mib"],
-        "model": rating_model.name,
-        "optimizer": training["optimizer"],
-        "batch_size": training["batch_size"],
-    }
-    logger.info(
-        "Trained %s: %d epochs in %.1f s (best epoch %d, val MAE %.4f)",
-        rating_model.name,
-        epochs_run,
-        monitor.seconds,
-        report["best_epoch"],
-        history.history["val_mae"][report["best_epoch"] - 1],
-    )
-    return report
-
-
-def uncompiled_copy(rating_model: keras.Model) -> keras.Model:
-    """A copy with the same weights and no optimizer, for scoring, saving or quantizing."""
-    # The optimizer's slots would triple a saved file (m, v and LazyAdam's per-row steps).
-    copy = keras.models.clone_model(rating_model)
-    copy.set_weights(rating_model.get_weights())
-    copy.name = rating_model.name
-    return copy
 
 
 def train_model(
@@ -318,28 +123,35 @@ def evaluate_model(
     train_ratings: pd.DataFrame,
     training_report: dict[str, Any],
     data_provenance: dict[str, Any],
+    embedding_plan: dict[str, Any],
+    user_vocabulary: pd.DataFrame,
+    movie_vocabulary: pd.DataFrame,
 ) -> dict[str, Any]:
-    """Score the saved string-id model on the eval split and gather its costs."""
+    """Score the string-id model on the eval split, overall and per popularity block."""
     targets = eval_ratings["rating"].to_numpy(np.float64)
-    predictions = model.predict(
-        {
-            "user_id": eval_ratings["user_id"].to_numpy(dtype=object),
-            "movie_id": eval_ratings["movie_id"].to_numpy(dtype=object),
-        },
-        batch_size=8192,
-        verbose=0,
-    ).reshape(-1)
-    errors = predictions.astype(np.float64) - targets
-    global_mean_errors = float(train_ratings["rating"].mean()) - targets
+    predictions = score(model, eval_ratings["user_id"], eval_ratings["movie_id"]).astype(np.float64)
+    overall = error_metrics(predictions, targets)
+    global_mean = error_metrics(np.full_like(targets, train_ratings["rating"].mean()), targets)
+    vocabularies = {"user": user_vocabulary, "movie": movie_vocabulary}
+    by_popularity = {
+        SIDES[side]: errors_by_block(
+            predictions,
+            targets,
+            encode_ids(eval_ratings, vocabularies[SIDES[side]], f"{SIDES[side]}_id"),
+            embedding_plan[side]["report_blocks"],
+        )
+        for side in SIDES
+    }
     embedding_parameters = embedding_parameter_count(model)
     metrics = {
         "model": model.name,
-        "eval_mse": float(np.mean(errors**2)),
-        "eval_rmse": float(np.sqrt(np.mean(errors**2))),
-        "eval_mae": float(np.mean(np.abs(errors))),
-        "global_mean_rmse": float(np.sqrt(np.mean(global_mean_errors**2))),
-        "global_mean_mae": float(np.mean(np.abs(global_mean_errors))),
+        "eval_mse": overall["mse"],
+        "eval_rmse": overall["rmse"],
+        "eval_mae": overall["mae"],
+        "global_mean_rmse": global_mean["rmse"],
+        "global_mean_mae": global_mean["mae"],
         "eval_rows": len(targets),
+        "by_popularity": by_popularity,
         "total_parameters": int(model.count_params()),
         "embedding_parameters": int(embedding_parameters),
         "embedding_bytes_float32": embedding_bytes(model),
@@ -360,6 +172,47 @@ def evaluate_model(
         f"{embedding_parameters:,}",
     )
     return metrics
+
+
+def plot_popularity_blocks(
+    user_vocabulary: pd.DataFrame, movie_vocabulary: pd.DataFrame, embedding_plan: dict[str, Any]
+) -> plt.Figure:
+    """Plot id popularity (rank vs training count, log-log) with each block's range and dim."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    vocabularies = {"user_embedding": user_vocabulary, "movie_embedding": movie_vocabulary}
+    for ax, side in zip(axes, SIDES, strict=True):
+        plan = embedding_plan[side]
+        counts = vocabularies[side]["train_count"].to_numpy()
+        ranks = np.arange(1, len(counts) + 1)
+        seen = counts > 0  # log scale: ids with no training rating are left out of the curve
+        ax.loglog(ranks[seen], counts[seen], color="C0", linewidth=1.5)
+        starts = [0, *plan["boundaries"][:-1]]
+        for b, (start, end, dim) in enumerate(
+            zip(starts, plan["boundaries"], plan["dims"], strict=True)
+        ):
+            ax.axvspan(start + 1, end, color=f"C{b + 1}", alpha=0.12)
+            if b > 0:
+                ax.axvline(start + 0.5, color="grey", linestyle="--", linewidth=0.8)
+            ax.text(
+                np.sqrt((start + 1) * end),
+                0.97,
+                f"dim {dim}\n{end - start:,} ids\n{plan['query_shares'][b]:.0%} of ratings",
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="top",
+                fontsize=8,
+            )
+        rule = plan["rule"] + (f", α {plan['alpha']}" if plan["alpha"] is not None else "")
+        ax.set_title(
+            f"{SIDES[side]}s: {plan['type']} ({rule}), {plan['parameter_count']:,} parameters",
+            fontsize=10,
+        )
+        ax.set_xlabel("popularity rank (log)")
+        ax.set_ylabel("training ratings (log)")
+        ax.grid(True, which="both", alpha=0.2)
+    fig.suptitle(f"{embedding_plan['model']}: id popularity and embedding blocks")
+    fig.tight_layout()
+    return fig
 
 
 def plot_training_curves(training_report: dict[str, Any]) -> plt.Figure:

@@ -3,8 +3,10 @@
 from kedro.pipeline import Pipeline, node
 
 from memory_efficient_embeddings.modeling.nodes import (
+    assign_blocks,
     build_model,
     evaluate_model,
+    plot_popularity_blocks,
     plot_training_curves,
     train_model,
 )
@@ -19,11 +21,23 @@ SHARED_INPUTS = {
 
 
 def create_modeling_pipeline(namespace: str) -> Pipeline:
-    """Build, train, evaluate and plot one model under `namespace`."""
+    """Assign blocks, build, train, evaluate and plot one model under `namespace`."""
     model_nodes = [
         node(
+            assign_blocks,
+            inputs=["user_vocabulary", "movie_vocabulary", "params:model", "params:evaluation"],
+            outputs="embedding_plan",
+            name="assign_blocks",
+        ),
+        node(
+            plot_popularity_blocks,
+            inputs=["user_vocabulary", "movie_vocabulary", "embedding_plan"],
+            outputs="popularity_blocks",
+            name="plot_popularity_blocks",
+        ),
+        node(
             build_model,
-            inputs=["user_vocabulary", "movie_vocabulary", "params:model"],
+            inputs=["embedding_plan", "params:model"],
             outputs="untrained_model",
             name="build_model",
         ),
@@ -48,6 +62,9 @@ def create_modeling_pipeline(namespace: str) -> Pipeline:
                 "train_ratings",
                 "training_history",
                 "data_provenance",
+                "embedding_plan",
+                "user_vocabulary",
+                "movie_vocabulary",
             ],
             outputs="metrics",
             name="evaluate_model",
@@ -63,6 +80,6 @@ def create_modeling_pipeline(namespace: str) -> Pipeline:
         model_nodes,
         namespace=namespace,
         inputs=SHARED_INPUTS,
-        # Both models train under the same regime, so the comparison is fair.
-        parameters={"params:training"},
+        # Both models train and are scored under the same regime, so the comparison is fair.
+        parameters={"params:training", "params:evaluation"},
     )

@@ -6,14 +6,9 @@ import keras
 import numpy as np
 import pandas as pd
 
+from memory_efficient_embeddings.modeling.training import score
 
-def score(model: keras.Model, user_ids: list[str], movie_ids: list[str]) -> np.ndarray:
-    """Predicted ratings for aligned lists of raw user and movie ids."""
-    inputs = {
-        "user_id": np.asarray(user_ids, dtype=object),
-        "movie_id": np.asarray(movie_ids, dtype=object),
-    }
-    return model.predict(inputs, batch_size=8192, verbose=0).reshape(-1)
+__all__ = ["recommend", "score"]
 
 
 def recommend(

@@ -41,7 +41,30 @@ def compare_models(reference: str, **metrics: dict[str, Any]) -> dict[str, Any]:
         "global_mean_rmse": round(metrics[reference]["global_mean_rmse"], 4),
         "global_mean_mae": round(metrics[reference]["global_mean_mae"], 4),
         "models": rows,
+        "by_popularity": _by_popularity(metrics),
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _by_popularity(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model, side and popularity block: ids, eval rows, RMSE and MAE."""
+    return [
+        {
+            "model": name,
+            "side": side,
+            "block": block["block"],
+            "ids": block["ids"],
+            "eval_rows": block["eval_rows"],
+            "eval_rmse": _rounded(block["eval_rmse"]),
+            "eval_mae": _rounded(block["eval_mae"]),
+        }
+        for name, m in metrics.items()
+        for side, blocks in m["by_popularity"].items()
+        for block in blocks
+    ]
 
 
 def render_comparison_table(comparison: dict[str, Any]) -> str:
@@ -71,7 +94,26 @@ def render_comparison_table(comparison: dict[str, Any]) -> str:
         f"Predicting the training mean gives RMSE {comparison['global_mean_rmse']:.4f}, "
         f"MAE {comparison['global_mean_mae']:.4f}.",
         "",
+        "## Error by popularity block",
+        "",
+        "Ids are grouped by their number of training ratings, most popular first: a model with "
+        "frequency blocks is reported over its own blocks, a plain table over equal-rating-mass "
+        "blocks; `unseen` ids have no training rating (out of vocabulary).",
+        "",
+        "| model | side | block | ids | eval rows | eval RMSE | eval MAE |",
+        "|---|---|---|---|---|---|---|",
     ]
+    for row in comparison["by_popularity"]:
+        rmse, mae = (
+            ("–", "–")
+            if row["eval_rmse"] is None
+            else (f"{row['eval_rmse']:.4f}", f"{row['eval_mae']:.4f}")
+        )
+        lines.append(
+            f"| {row['model']} | {row['side']} | {row['block']} | {row['ids']:,} "
+            f"| {row['eval_rows']:,} | {rmse} | {mae} |"
+        )
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -98,6 +140,36 @@ def plot_accuracy_vs_parameters(comparison: dict[str, Any]) -> plt.Figure:
         ax.set_ylabel(metric.replace("_", " ").upper().replace("EVAL ", "eval "))
         ax.legend(loc="best")
     fig.suptitle("Accuracy against embedding size (lower left is better)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_by_popularity(comparison: dict[str, Any]) -> plt.Figure:
+    """Plot each model's eval RMSE per popularity block, users and movies side by side."""
+    rows = comparison["by_popularity"]
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    sides = list(dict.fromkeys(row["side"] for row in rows))
+    fig, axes = plt.subplots(1, len(sides), figsize=(5.5 * len(sides), 4.2), squeeze=False)
+    width = 0.8 / len(models)
+    for ax, side in zip(axes[0], sides, strict=True):
+        blocks = list(dict.fromkeys(r["block"] for r in rows if r["side"] == side))
+        for index, model in enumerate(models):
+            by_block = {r["block"]: r for r in rows if r["side"] == side and r["model"] == model}
+            positions = [b + (index - (len(models) - 1) / 2) * width for b in range(len(blocks))]
+            # A block with no eval rows (or absent for this model) draws no bar.
+            values = [(by_block.get(b) or {}).get("eval_rmse") or 0.0 for b in blocks]
+            ax.bar(positions, values, width=width, color=f"C{index}", label=model)
+        ax.set_xticks(range(len(blocks)))
+        ax.set_xticklabels(blocks)
+        ax.axhline(
+            comparison["global_mean_rmse"], color="grey", linestyle=":", label="predict the mean"
+        )
+        present = [r["eval_rmse"] for r in rows if r["side"] == side and r["eval_rmse"]]
+        ax.set_ylim(min(present) * 0.95, max(*present, comparison["global_mean_rmse"]) * 1.03)
+        ax.set_title(f"{side}s, most popular first")
+        ax.set_ylabel("eval RMSE")
+        ax.legend(fontsize=8)
+    fig.suptitle("Where compression costs accuracy: eval RMSE by popularity block")
     fig.tight_layout()
     return fig
 

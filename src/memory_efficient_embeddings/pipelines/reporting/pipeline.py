@@ -5,6 +5,7 @@ from kedro.pipeline import Pipeline, node
 from memory_efficient_embeddings.pipelines.reporting.nodes import (
     compare_models,
     plot_accuracy_vs_parameters,
+    plot_error_by_popularity,
     plot_loss_curves,
     render_comparison_table,
 )
@@ -34,6 +35,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs="comparison",
                 outputs="accuracy_vs_parameters",
                 name="plot_accuracy_vs_parameters",
+            ),
+            node(
+                plot_error_by_popularity,
+                inputs="comparison",
+                outputs="error_by_popularity",
+                name="plot_error_by_popularity",
             ),
             node(
                 plot_loss_curves,

@@ -22,11 +22,16 @@ from memory_efficient_embeddings.embeddings import (  # noqa: E402
     embedding_bytes,
     embedding_parameter_count,
 )
-from memory_efficient_embeddings.modeling.nodes import (  # noqa: E402
+from memory_efficient_embeddings.modeling.nodes import build_model  # noqa: E402
+from memory_efficient_embeddings.modeling.specs import (  # noqa: E402
     BlocksDoNotFitError,
-    build_model,
+    resolve_embedding_plan,
+)
+from memory_efficient_embeddings.modeling.training import (  # noqa: E402
+    error_metrics,
     fit_rating_model,
     model_inputs,
+    score,
     uncompiled_copy,
 )
 
@@ -103,20 +108,34 @@ def plan_sweep(sweep: dict[str, Any], base_model: dict[str, Any]) -> list[dict[s
     return plan
 
 
-def _errors(
+def assign_sweep_blocks(
+    sweep_plan: list[dict[str, Any]],
+    user_vocabulary: pd.DataFrame,
+    movie_vocabulary: pd.DataFrame,
+    evaluation: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Resolve every point's embedding plan (blocks, dims, sizes); record points that cannot fit."""
+    # Resolving every point before training anything surfaces a configuration error in
+    # seconds, not after an hour of training.
+    plans = {}
+    for point in sweep_plan:
+        try:
+            plans[point["point"]] = resolve_embedding_plan(
+                user_vocabulary, movie_vocabulary, point["model"], evaluation["popularity_blocks"]
+            )
+        except BlocksDoNotFitError as error:  # e.g. the recipe's fixed boundaries on ml-100k
+            logger.warning("Sweep point %s skipped: %s", point["point"], error)
+            plans[point["point"]] = {"skipped": str(error)}
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"Sweep point {point['point']} is misconfigured: {error}") from error
+    return plans
+
+
+def _scores(
     model: keras.Model, inputs: dict[str, np.ndarray], targets: np.ndarray, batch_size: int
 ) -> dict[str, float]:
-    # Eager calls: `predict` would trace a new function for every model of the sweep.
-    predictions = np.concatenate(
-        [
-            keras.ops.convert_to_numpy(
-                model({k: v[i : i + batch_size] for k, v in inputs.items()}, training=False)
-            ).reshape(-1)
-            for i in range(0, len(targets), batch_size)
-        ]
-    )
-    errors = predictions.astype(np.float64) - targets
-    return {"rmse": float(np.sqrt(np.mean(errors**2))), "mae": float(np.mean(np.abs(errors)))}
+    predictions = score(model, inputs["user_id"], inputs["movie_id"], batch_size)
+    return error_metrics(predictions, targets)
 
 
 def _worth_quantizing(layer: keras.layers.Layer) -> bool:
@@ -135,8 +154,45 @@ def _quantized(model: keras.Model, mode: str) -> keras.Model:
     return quantized
 
 
+def train_and_score_point(
+    point: dict[str, Any],
+    embedding_plan: dict[str, Any],
+    seed: int,
+    train_data: tuple[dict[str, np.ndarray], np.ndarray],
+    eval_data: tuple[dict[str, np.ndarray], np.ndarray],
+    training: dict[str, Any],
+    quantize: str | None,
+) -> dict[str, Any]:
+    """Build, train and score one sweep point with one seed (float32, then quantized)."""
+    keras.backend.clear_session()  # keeps graphs and names from piling up over many models
+    model = build_model(embedding_plan, {**point["model"], "seed": seed})
+    report = fit_rating_model(model, train_data, eval_data, {**training, "seed": seed})
+    eval_targets = eval_data[1].astype(np.float64)
+    eval_batch_size = training.get("validation_batch_size", 8192)
+    scores = _scores(model, eval_data[0], eval_targets, eval_batch_size)
+    row = {
+        "embedding_parameters": embedding_parameter_count(model),
+        "embedding_bytes_float32": embedding_bytes(model),
+        "val_rmse": scores["rmse"],
+        "val_mae": scores["mae"],
+        "epochs_run": report["epochs_run"],
+        "best_epoch": report["best_epoch"],
+        "train_seconds": report["train_seconds"],
+    }
+    if quantize:
+        quantized = _quantized(model, quantize)
+        quantized_scores = _scores(quantized, eval_data[0], eval_targets, eval_batch_size)
+        row |= {
+            f"embedding_bytes_{quantize}": embedding_bytes(quantized),
+            f"val_rmse_{quantize}": quantized_scores["rmse"],
+            f"val_mae_{quantize}": quantized_scores["mae"],
+        }
+    return row
+
+
 def run_sweep(
     plan: list[dict[str, Any]],
+    embedding_plans: dict[str, dict[str, Any]],
     train_ratings: pd.DataFrame,
     eval_ratings: pd.DataFrame,
     user_vocabulary: pd.DataFrame,
@@ -154,49 +210,19 @@ def run_sweep(
         model_inputs(eval_ratings, user_vocabulary, movie_vocabulary),
         eval_ratings["rating"].to_numpy(np.float32),
     )
-    eval_targets = eval_data[1].astype(np.float64)
-    eval_batch_size = training.get("validation_batch_size", 8192)
     quantize = sweep.get("quantize")
-    # Build every point once before training anything: a configuration error surfaces in
-    # seconds, not after an hour of training.
-    skipped = {}
-    for point in plan:
-        try:
-            build_model(user_vocabulary, movie_vocabulary, point["model"])
-        except BlocksDoNotFitError as error:  # e.g. the recipe's fixed boundaries on ml-100k
-            logger.warning("Sweep point %s skipped: %s", point["point"], error)
-            skipped[point["point"]] = str(error)
-        except (ValueError, TypeError, KeyError) as error:
-            raise ValueError(f"Sweep point {point['point']} is misconfigured: {error}") from error
     rows = []
     runs = [(point, seed) for point in plan for seed in sweep["seeds"]]
     for index, (point, seed) in enumerate(runs, start=1):
         row = {"point": point["point"], "technique": point["technique"]}
         row |= {"settings": point["settings"], "seed": seed}
-        if point["point"] in skipped:
-            rows.append(row | {"skipped": skipped[point["point"]]})
+        embedding_plan = embedding_plans[point["point"]]
+        if "skipped" in embedding_plan:
+            rows.append(row | {"skipped": embedding_plan["skipped"]})
             continue
-        keras.backend.clear_session()  # keeps graphs and names from piling up over many models
-        model = build_model(user_vocabulary, movie_vocabulary, {**point["model"], "seed": seed})
-        report = fit_rating_model(model, train_data, eval_data, {**training, "seed": seed})
-        scores = _errors(model, eval_data[0], eval_targets, eval_batch_size)
-        row |= {
-            "embedding_parameters": embedding_parameter_count(model),
-            "embedding_bytes_float32": embedding_bytes(model),
-            "val_rmse": scores["rmse"],
-            "val_mae": scores["mae"],
-            "epochs_run": report["epochs_run"],
-            "best_epoch": report["best_epoch"],
-            "train_seconds": report["train_seconds"],
-        }
-        if quantize:
-            quantized = _quantized(model, quantize)
-            quantized_scores = _errors(quantized, eval_data[0], eval_targets, eval_batch_size)
-            row |= {
-                f"embedding_bytes_{quantize}": embedding_bytes(quantized),
-                f"val_rmse_{quantize}": quantized_scores["rmse"],
-                f"val_mae_{quantize}": quantized_scores["mae"],
-            }
+        row |= train_and_score_point(
+            point, embedding_plan, seed, train_data, eval_data, training, quantize
+        )
         logger.info(
             "Sweep run %d/%d %s seed %s: val RMSE %.4f (%s %.4f), %s embedding parameters, "
             "%d epochs in %.1f s",

@@ -7,6 +7,7 @@ from memory_efficient_embeddings.pipelines.data_processing.pipeline import (
 )
 
 from .nodes import (
+    assign_sweep_blocks,
     plan_sweep,
     plot_compression_frontier,
     render_sweep_table,
@@ -26,9 +27,16 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plan_sweep",
             ),
             Node(
+                assign_sweep_blocks,
+                inputs=["sweep_plan", "user_vocabulary", "movie_vocabulary", "params:evaluation"],
+                outputs="sweep_embedding_plans",
+                name="assign_sweep_blocks",
+            ),
+            Node(
                 run_sweep,
                 inputs=[
                     "sweep_plan",
+                    "sweep_embedding_plans",
                     "train_ratings",
                     "eval_ratings",
                     "user_vocabulary",
