@@ -96,8 +96,12 @@ def resolve_blocks(frequencies: np.ndarray, blocks: dict[str, Any], where: str) 
 def _resolve_layer(
     spec: dict[str, Any], num_ids: int, blocks: dict[str, Any] | None, where: str
 ) -> dict[str, Any]:
-    """Layer arguments for this vocabulary: bucket counts from ``ids_per_bucket``, block sizes."""
-    layer = copy.deepcopy(spec)
+    """Layer arguments for this vocabulary: bucket counts from ``ids_per_bucket``, block sizes.
+
+    A null value means "not set" (the layer's default), so an overlay environment can remove a
+    key that conf/base sets (parameters merge softly).
+    """
+    layer = {key: copy.deepcopy(value) for key, value in spec.items() if value is not None}
     layer.pop("blocks", None)
     ids_per_bucket = layer.pop("ids_per_bucket", None)
     if ids_per_bucket is not None:  # e.g. the recipe's QR rule: num_buckets = n // 50.
@@ -139,7 +143,7 @@ def _side_plan(
     if "type" not in spec:
         raise ValueError(f"{where} needs a `type`.")
     if spec["type"] == "mixed_dimension":
-        if "blocks" not in spec:
+        if not spec.get("blocks"):
             raise ValueError(f"{where}: a mixed_dimension spec needs `blocks`.")
         blocks = resolve_blocks(frequencies, spec["blocks"], where)
     else:
