@@ -132,12 +132,9 @@ def equal_mass_boundaries(frequencies: np.ndarray, num_blocks: int) -> list[int]
 
 
 def _side_plan(
-    vocabulary: pd.DataFrame,
-    spec: dict[str, Any],
-    output_dim: int,
-    report_num_blocks: int,
-    where: str,
+    vocabulary: pd.DataFrame, spec: dict[str, Any], report_num_blocks: int, where: str
 ) -> dict[str, Any]:
+    """One side's blocks, layer arguments and reporting blocks; its width comes later."""
     frequencies = vocabulary["train_count"].to_numpy()
     num_ids = len(frequencies)
     if "type" not in spec:
@@ -147,14 +144,14 @@ def _side_plan(
             raise ValueError(f"{where}: a mixed_dimension spec needs `blocks`.")
         blocks = resolve_blocks(frequencies, spec["blocks"], where)
     else:
-        # One block: the whole vocabulary at the model's width.
+        # One block: the whole vocabulary at the model's width (set once that is known).
         share = 1.0 if frequencies.sum() > 0 else 0.0
         blocks = {
             "rule": "one_block",
             "alpha": None,
             "boundaries": [num_ids],
             "sizes": [num_ids],
-            "dims": [int(output_dim)],
+            "dims": [],
             "query_shares": [share],
             "row_probabilities": [share / num_ids],
         }
@@ -197,9 +194,7 @@ def resolve_embedding_plan(
     name = model.get("name", "model")
     vocabularies = {"user_embedding": user_vocabulary, "movie_embedding": movie_vocabulary}
     plans = {
-        side: _side_plan(
-            vocabularies[side], model[side], 0, report_num_blocks, where=f"{name}.{side}"
-        )
+        side: _side_plan(vocabularies[side], model[side], report_num_blocks, f"{name}.{side}")
         for side in SIDES
     }
     output_dim = model["embedding_dim"]
