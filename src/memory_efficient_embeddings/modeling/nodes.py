@@ -195,7 +195,7 @@ def plot_popularity_blocks(
                 ax.axvline(start + 0.5, color="grey", linestyle="--", linewidth=0.8)
             ax.text(
                 np.sqrt((start + 1) * end),
-                0.97,
+                0.97 - 0.16 * (b % 2),  # staggered: narrow neighbouring blocks stay readable
                 f"dim {dim}\n{end - start:,} ids\n{plan['query_shares'][b]:.0%} of ratings",
                 transform=ax.get_xaxis_transform(),
                 ha="center",
