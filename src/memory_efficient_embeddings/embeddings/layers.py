@@ -455,8 +455,13 @@ class MixedDimensionEmbedding(CompactEmbedding):
     """Mixed-dimension embedding (Ginart et al.): popularity blocks with their own widths.
 
     Block ``b`` covers indices ``[start_b, start_b + block_sizes[b])``, stores a
-    ``(block_sizes[b] + extra_rows_per_block) × block_dims[b]`` table and projects to
-    ``output_dim`` with a Dense layer (none when ``block_dims[b] == output_dim``).
+    ``(block_sizes[b] + extra_rows_per_block) × block_dims[b]`` table and reaches ``output_dim``
+    through a Dense projection (``projection="dense"``, the paper's layout) or zero padding
+    (``"pad"``); a block already ``output_dim`` wide is used as is.
+
+    Zero padding trained better on real MovieLens 100K: at the table budget of uniform dim-4 or
+    dim-8 tables, padded blocks beat uniform tables while trainable projections trailed them by
+    about 1% RMSE, whatever their initialisation.
 
     Every block gathers one (clipped) row per id and a mask keeps the id's own block, so a call
     gathers ``batch × num_blocks`` rows whatever the vocabulary size, with static shapes only. With
