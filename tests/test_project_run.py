@@ -15,6 +15,8 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from memory_efficient_embeddings.model_names import MODEL_NAMES
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # Small, fast settings layered over conf/base through conf/local (parameters merge softly).
@@ -83,7 +85,7 @@ def test_default_run_writes_every_artifact(project: Path) -> None:
 
 @pytest.mark.slow
 def test_metrics_beat_the_global_mean_and_record_provenance(project: Path) -> None:
-    for model in ("baseline", "memory_efficient"):
+    for model in MODEL_NAMES:
         metrics = json.loads(
             _versions(project, f"08_reporting/{model}_metrics.json")[-1].read_text()
         )
@@ -105,6 +107,8 @@ import json, sys
 import numpy as np
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+
+from memory_efficient_embeddings.model_names import MODEL_NAMES
 bootstrap_project(sys.argv[1])
 with KedroSession.create(project_path=sys.argv[1]) as session:
     catalog = session.load_context().catalog

@@ -28,5 +28,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["user_vocabulary", "movie_vocabulary"],
                 name="build_vocabularies",
             ),
-        ]
+        ],
+        tags="data",
     )
