@@ -1,6 +1,5 @@
 """Memory-efficient embeddings for recommendation systems, as a Kedro project."""
 
-import os
 import warnings
 
 from memory_efficient_embeddings.tensorflow_logs import quiet_tensorflow_startup
@@ -8,9 +7,6 @@ from memory_efficient_embeddings.tensorflow_logs import quiet_tensorflow_startup
 # TensorFlow's C++ lines (oneDNN, CUDA probing, "E0000 ... cuInit") read as errors and drown the
 # pipeline's own logs. TF_CPP_MIN_LOG_LEVEL=0 shows them again.
 quiet_tensorflow_startup()
-
-# Nodes draw figures headless, in any runner's threads; a notebook kernel sets its own backend.
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 # Kedro 1.7 still runs `--pipeline` exactly like `--pipelines`; its deprecation notice is the one
 # warning of a plain run and the project is pinned to 1.7, so it is not shown.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: in Jupyter it wants ipywidgets, or warns
 
 from .errors import (
     ArchiveNotFoundError,

@@ -41,7 +41,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 plot_loss_curves,
-                inputs={name: f"{name}.training_history" for name in MODEL_NAMES},
+                inputs={"data_provenance": "data_provenance"}
+                | {name: f"{name}.training_history" for name in MODEL_NAMES},
                 outputs="loss_curves",
                 name="plot_loss_curves",
             ),
