@@ -115,14 +115,6 @@ def checksum_message(path: Path, release: Release, actual: str) -> str:
     )
 
 
-def verify_md5(path: Path, release: Release) -> str:
-    """Return the archive's MD5, raising ChecksumMismatchError when it is not the published one."""
-    actual = file_md5(path)
-    if actual != release.md5:
-        raise ChecksumMismatchError(checksum_message(path, release, actual))
-    return actual
-
-
 def download(
     release: Release,
     raw_dir: str | os.PathLike,
