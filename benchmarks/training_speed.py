@@ -68,6 +68,7 @@ import tensorflow as tf
 from kedro.config import OmegaConfigLoader
 from tensorflow.python.framework import config as _tf_config
 
+from memory_efficient_embeddings.model_names import MODEL_NAMES
 from memory_efficient_embeddings.modeling import nodes as modeling
 from memory_efficient_embeddings.modeling import specs
 from memory_efficient_embeddings.modeling.resources import ResourceMonitor
@@ -80,7 +81,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import recipe_reference as recipe  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("baseline", "memory_efficient")
 SPEEDUP_TARGET = 5.0
 MAE_TOLERANCE = 0.005
 logger = logging.getLogger("training_speed")
@@ -353,7 +353,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-verify-checksum", action="store_true")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
     parser.add_argument(
         "--optimizer", choices=sorted(OPTIMIZERS), help="path (b); default: conf/base's"
     )

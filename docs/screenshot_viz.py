@@ -3,6 +3,12 @@
 Usage (from the project root, after `apt-get install chromium`):
     KEDRO_DISABLE_TELEMETRY=1 .venv/bin/kedro viz run --host 127.0.0.1 --port 4141 --no-browser &
     .venv/bin/python docs/screenshot_viz.py "http://127.0.0.1:4141/?pid=__default__" docs/images/kedro_viz.png
+
+Views (kedro-viz reads them from the URL; layers are drawn as bands whenever the catalog names them):
+    ?pid=__default__&expandAllPipelines=true     every node, in its layer band
+    ?pid=__default__&tags=training,evaluation    only the nodes with these tags
+    ?pid=sweep                                   the sweep pipeline
+Add `--sidebar` to keep the sidebar (it lists the tags and layers) in the picture.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ CHROMIUM_FLAGS = [
 DEBUG_PORT = 9333
 SEED_STATE = """
 localStorage.setItem('KedroViz', JSON.stringify({showFeatureHints: false, featureHintStep: 0,
-                                                 visible: {sidebar: false}}));
+                                                 visible: {sidebar: %s, layers: true}}));
 """
 # Close kedro-viz's release banner if it shows.
 DISMISS_POPUPS = """
@@ -52,7 +58,7 @@ def _send(ws, ids, method: str, **params) -> dict:
             return reply.get("result", {})
 
 
-def main(url: str, output: str) -> None:
+def main(url: str, output: str, sidebar: bool = False) -> None:
     """Open `url`, dismiss pop-ups, and write a PNG screenshot to `output`."""
     with tempfile.TemporaryDirectory() as profile:
         browser = subprocess.Popen(
@@ -79,7 +85,12 @@ def main(url: str, output: str) -> None:
                 _send(ws, ids, "Page.enable")
                 # kedro-viz reads its UI state from localStorage: switch the feature tour off
                 # and hide the sidebar before the app starts.
-                _send(ws, ids, "Page.addScriptToEvaluateOnNewDocument", source=SEED_STATE)
+                _send(
+                    ws,
+                    ids,
+                    "Page.addScriptToEvaluateOnNewDocument",
+                    source=SEED_STATE % ("true" if sidebar else "false"),
+                )
                 _send(ws, ids, "Page.navigate", url=url)
                 time.sleep(8)  # let the graph lay out
                 for _ in range(3):
@@ -94,4 +105,4 @@ def main(url: str, output: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sidebar="--sidebar" in sys.argv[3:])

@@ -1,8 +1,15 @@
 """Memory-efficient embeddings for recommendation systems, as a Kedro project."""
 
-import os
+import warnings
 
-# TensorFlow's C++ INFO lines (oneDNN, CUDA probing) drown the pipeline's own logs.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+from memory_efficient_embeddings.tensorflow_logs import quiet_tensorflow_startup
+
+# TensorFlow's C++ lines (oneDNN, CUDA probing, "E0000 ... cuInit") read as errors and drown the
+# pipeline's own logs. TF_CPP_MIN_LOG_LEVEL=0 shows them again.
+quiet_tensorflow_startup()
+
+# Kedro 1.7 still runs `--pipeline` exactly like `--pipelines`; its deprecation notice is the one
+# warning of a plain run and the project is pinned to 1.7, so it is not shown.
+warnings.filterwarnings("ignore", message=r"Option '--pipeline' is deprecated")
 
 __version__ = "0.1.0"

@@ -5,11 +5,12 @@ import warnings
 from kedro.config import OmegaConfigLoader
 
 from memory_efficient_embeddings.hooks import NodeTimingHooks
+from memory_efficient_embeddings.run_summary import RunSummaryHooks
 
 # omegaconf deprecates the resolver API that Kedro 1.7 calls: noise on every run, nothing to fix here.
 warnings.filterwarnings("ignore", message=".*register_new_resolver.*", category=UserWarning)
 
-HOOKS = (NodeTimingHooks(),)
+HOOKS = (NodeTimingHooks(), RunSummaryHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -209,20 +210,86 @@ def embedding_bytes(model: keras.Model) -> int:
     )
 
 
+_TRAILING_NUMBER = re.compile(r"^(\D*?)\d+$")
+
+
+def _id_prefix(vocabulary: Sequence[str]) -> str | None:
+    """The prefix before the number in ids like ``user_42`` (None when ids have no such form)."""
+    match = _TRAILING_NUMBER.match(str(vocabulary[0])) if len(vocabulary) else None
+    return match.group(1) if match and match.group(1) else None
+
+
+def string_id_array(values: Any, name: str, prefix: str | None = None) -> np.ndarray:
+    """Raw ids as the object array of str that Keras takes; a clear error for anything else.
+
+    Accepts a str, a list or tuple, a numpy array (unicode, bytes or object) or a pandas Series
+    or Index of strings. Integers, or digit-only strings when ids look like ``<prefix><number>``,
+    raise a ValueError naming the expected form.
+    """
+    if isinstance(values, (str, bytes)):
+        values = [values]
+    raw = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values).reshape(-1)
+    if raw.dtype.kind == "S":
+        raw = np.char.decode(raw, "utf-8")
+    array = raw.astype(object)
+    example = f"'{prefix}42'" if prefix else "'user_42'"
+    for value in array[:1000].tolist():  # a sample is enough to tell the kind of ids
+        if isinstance(value, (int, float)):
+            raise ValueError(
+                f"`{name}` holds numbers (e.g. {value!r}); this model takes string ids such as "
+                f"{example}: pass e.g. [f'{prefix or 'user_'}{{i}}' for i in ids]."
+            )
+        if not isinstance(value, str):
+            raise ValueError(
+                f"`{name}` holds {type(value).__name__} values; this model takes string ids such "
+                f"as {example} (a list, numpy array or pandas Series of str)."
+            )
+        if prefix and value.isdigit():
+            raise ValueError(
+                f"`{name}` holds {value!r}, but this model's ids look like {example}: pass "
+                f"'{prefix}{value}' (a bare number is not an id and would score as unknown)."
+            )
+    return array
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class StringIdModel(keras.Model):
+    """A rating model on raw string ids: ``predict`` takes what a user naturally passes.
+
+    ``{"user_id": ..., "movie_id": ...}`` as lists, numpy unicode arrays or pandas Series of
+    ``user_<id>`` / ``movie_<id>`` strings; unknown ids score with the OOV fallback; integers
+    or bare numbers get a ValueError naming the expected form.
+    """
+
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        if isinstance(x, Mapping):
+            x = {key: self._ids(key, values) for key, values in x.items()}
+        return super().predict(x, *args, **kwargs)
+
+    def _ids(self, key: str, values: Any) -> Any:
+        if ops.is_tensor(values):
+            return values  # already a tensor: Keras takes it as it is
+        lookup = {"user_id": "user_lookup", "movie_id": "movie_lookup"}.get(key)
+        names = {layer.name for layer in self.layers}
+        prefix = _id_prefix(self.get_layer(lookup).vocabulary) if lookup in names else None
+        return string_id_array(values, key, prefix)
+
+
 def with_string_ids(
     model: keras.Model, user_vocabulary: Sequence[str], movie_vocabulary: Sequence[str]
 ) -> keras.Model:
     """Wrap an integer-id rating model so that it takes raw string ids (weights are shared).
 
     Inputs: dict ``{"user_id": string (batch,), "movie_id": string (batch,)}``; unknown ids map to
-    the OOV index (zero vector) instead of failing.
+    the OOV index (zero vector) instead of failing. ``predict`` accepts lists, numpy unicode
+    arrays and pandas Series (see :class:`StringIdModel`).
     """
     user_id = keras.Input(shape=(), dtype="string", name="user_id")
     movie_id = keras.Input(shape=(), dtype="string", name="movie_id")
     user_index = IdLookup(list(user_vocabulary), name="user_lookup")(user_id)
     movie_index = IdLookup(list(movie_vocabulary), name="movie_lookup")(movie_id)
     rating = model({"user_id": user_index, "movie_id": movie_index})
-    return keras.Model(
+    return StringIdModel(
         inputs={"user_id": user_id, "movie_id": movie_id},
         outputs=rating,
         name=f"{model.name}_string_ids",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: in Jupyter it wants ipywidgets, or warns
 
 from .errors import (
     ArchiveNotFoundError,
@@ -113,14 +113,6 @@ def checksum_message(path: Path, release: Release, actual: str) -> str:
         f"to download a fresh copy, or, to use your own copy deliberately, set "
         f"`data.verify_checksum: false` (e.g. in conf/local/parameters.yml)."
     )
-
-
-def verify_md5(path: Path, release: Release) -> str:
-    """Return the archive's MD5, raising ChecksumMismatchError when it is not the published one."""
-    actual = file_md5(path)
-    if actual != release.md5:
-        raise ChecksumMismatchError(checksum_message(path, release, actual))
-    return actual
 
 
 def download(

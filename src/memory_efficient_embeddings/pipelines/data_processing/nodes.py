@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from memory_efficient_embeddings.movielens import load_ratings
+from memory_efficient_embeddings.movielens.movies import load_movies
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,14 @@ def _prefixed(ids: pd.Series, prefix: str) -> pd.Series:
     codes, uniques = pd.factorize(ids, sort=False)
     labels = pd.array([f"{prefix}{i}" for i in uniques.tolist()], dtype="str")
     return pd.Series(labels.take(codes), index=ids.index, name=ids.name)
+
+
+def ingest_movies(
+    data: dict[str, Any], data_provenance: dict[str, Any], ratings: pd.DataFrame
+) -> pd.DataFrame:
+    """Movie titles and genres of the ratings' release (synthetic titles for synthetic ratings)."""
+    movies = load_movies(data, data_provenance, ratings["movie_id"].to_numpy())
+    return movies.assign(movie_id=_prefixed(movies["movie_id"], "movie_"))
 
 
 def prefix_ids(ratings: pd.DataFrame) -> pd.DataFrame:

@@ -2,11 +2,11 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import build_vocabularies, ingest_ratings, prefix_ids, split_ratings
+from .nodes import build_vocabularies, ingest_movies, ingest_ratings, prefix_ids, split_ratings
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Ingest ratings, prefix ids, split train/eval and build the vocabularies."""
+    """Ingest ratings and movie titles, prefix ids, split train/eval and build the vocabularies."""
     return Pipeline(
         [
             Node(
@@ -14,6 +14,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs="params:data",
                 outputs=["ratings", "data_provenance"],
                 name="ingest_ratings",
+            ),
+            Node(
+                ingest_movies,
+                inputs=["params:data", "data_provenance", "ratings"],
+                outputs="movies",
+                name="ingest_movies",
             ),
             Node(prefix_ids, inputs="ratings", outputs="prefixed_ratings", name="prefix_ids"),
             Node(
@@ -28,5 +34,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["user_vocabulary", "movie_vocabulary"],
                 name="build_vocabularies",
             ),
-        ]
+        ],
+        tags="data",
     )

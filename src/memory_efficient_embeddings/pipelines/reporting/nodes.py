@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # Nodes run headless; never open a window.
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
 MIB = 1024 * 1024
+METRIC_LABELS = {"eval_rmse": "eval RMSE (stars)", "eval_mae": "eval MAE (stars)"}
 
 
 def compare_models(reference: str, **metrics: dict[str, Any]) -> dict[str, Any]:
@@ -117,39 +115,78 @@ def render_comparison_table(comparison: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_accuracy_vs_parameters(comparison: dict[str, Any]) -> plt.Figure:
-    """Plot eval RMSE and MAE against embedding parameters, one point per model."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("eval_rmse", "eval_mae")):
-        for row in comparison["models"]:
-            ax.scatter(row["embedding_parameters"], row[metric], s=60)
+def _dataset_name(provenance: dict[str, Any]) -> str:
+    """A short name of the data for titles, e.g. "MovieLens ml-1m" or "synthetic (ml-1m shape)"."""
+    if provenance.get("source") == "synthetic":
+        return f"synthetic data shaped like {provenance.get('shaped_like', '?')}"
+    if provenance.get("dataset"):
+        return f"MovieLens {provenance['dataset']}"
+    return str(provenance.get("description", "unknown data"))
+
+
+def _compact_count(value: float, _position: Any = None) -> str:
+    """4500 -> "4.5k", 1_250_000 -> "1.25M": tick labels that do not collide."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.0f}"
+
+
+def plot_accuracy_vs_parameters(comparison: dict[str, Any]) -> Figure:
+    """Plot eval RMSE and MAE against embedding parameters (log x), one labelled point per model."""
+    # A bare Figure: no pyplot backend or global state, safe in any runner's threads.
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    axes = fig.subplots(1, 2)
+    rows = comparison["models"]
+    parameters = [row["embedding_parameters"] for row in rows]
+    for ax, metric in zip(axes, ("eval_rmse", "eval_mae"), strict=True):
+        values = [row[metric] for row in rows]
+        for index, row in enumerate(rows):
+            ax.scatter(row["embedding_parameters"], row[metric], s=90, color=f"C{index}", zorder=3)
+            size = (
+                "reference"
+                if row["model"] == comparison["reference"]
+                else f"{row['compression_vs_reference']:.1f}× smaller"
+            )
             ax.annotate(
-                row["model"],
+                f"{row['model']}\n{size}, {row[metric]:.4f}",
                 (row["embedding_parameters"], row[metric]),
                 textcoords="offset points",
-                xytext=(6, 6),
+                xytext=(0, 12),
+                ha="center",
+                va="bottom",
+                color=f"C{index}",
             )
-        ax.axhline(
-            comparison[metric.replace("eval", "global_mean")],
-            color="grey",
-            linestyle=":",
-            label="predict the mean",
-        )
         ax.set_xscale("log")
-        ax.set_xlabel("embedding parameters (log)")
-        ax.set_ylabel(metric.replace("_", " ").upper().replace("EVAL ", "eval "))
-        ax.legend(loc="best")
-    fig.suptitle("Accuracy against embedding size (lower left is better)")
-    fig.tight_layout()
+        # Room around the points (x: a factor of 3 each side; y: a third of the spread, at
+        # least 0.02 stars) so that no point or label sits on an edge.
+        ax.set_xlim(min(parameters) / 3, max(parameters) * 3)
+        spread = max(max(values) - min(values), 0.02)
+        ax.set_ylim(min(values) - spread / 3, max(values) + spread)
+        ax.xaxis.set_major_locator(FixedLocator(sorted(set(parameters))))
+        ax.xaxis.set_major_formatter(FuncFormatter(_compact_count))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("embedding parameters (log scale)")
+        ax.set_ylabel(METRIC_LABELS[metric])
+        ax.grid(True, which="major", alpha=0.3)
+        mean_metric = comparison[metric.replace("eval", "global_mean")]
+        ax.set_title(
+            f"{METRIC_LABELS[metric].split(' (')[0]} (predicting the mean: {mean_metric:.3f})"
+        )
+    fig.suptitle(
+        f"Accuracy against embedding size on {_dataset_name(comparison['data'])} "
+        "(lower is better; left is smaller)"
+    )
     return fig
 
 
-def plot_error_by_popularity(comparison: dict[str, Any]) -> plt.Figure:
+def plot_error_by_popularity(comparison: dict[str, Any]) -> Figure:
     """Plot each model's eval RMSE per popularity block, users and movies side by side."""
     rows = comparison["by_popularity"]
     models = list(dict.fromkeys(row["model"] for row in rows))
     sides = list(dict.fromkeys(row["side"] for row in rows))
-    fig, axes = plt.subplots(1, len(sides), figsize=(5.5 * len(sides), 4.2), squeeze=False)
+    fig = Figure(figsize=(5.5 * len(sides), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(sides), squeeze=False)
     width = 0.8 / len(models)
     for ax, side in zip(axes[0], sides, strict=True):
         blocks = list(dict.fromkeys(r["block"] for r in rows if r["side"] == side))
@@ -167,26 +204,31 @@ def plot_error_by_popularity(comparison: dict[str, Any]) -> plt.Figure:
         present = [r["eval_rmse"] for r in rows if r["side"] == side and r["eval_rmse"]]
         ax.set_ylim(min(present) * 0.95, max(*present, comparison["global_mean_rmse"]) * 1.03)
         ax.set_title(f"{side}s, most popular first")
-        ax.set_ylabel("eval RMSE")
+        ax.set_ylabel("eval RMSE (stars)")
         ax.legend(fontsize=8)
-    fig.suptitle("Where compression costs accuracy: eval RMSE by popularity block")
-    fig.tight_layout()
+    fig.suptitle(
+        "Where compression costs accuracy: eval RMSE by popularity block, "
+        f"{_dataset_name(comparison['data'])}"
+    )
     return fig
 
 
-def plot_loss_curves(**training_histories: dict[str, Any]) -> plt.Figure:
+def plot_loss_curves(
+    data_provenance: dict[str, Any], **training_histories: dict[str, Any]
+) -> Figure:
     """Overlay the models' training and validation loss curves."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(8, 4.8), layout="constrained")
+    ax = fig.subplots()
     for index, (name, report) in enumerate(training_histories.items()):
         history = report["history"]
         epochs = range(1, len(history["loss"]) + 1)
         color = f"C{index}"
-        ax.plot(epochs, history["loss"], color=color, linestyle="--", label=f"{name} train")
-        ax.plot(epochs, history["val_loss"], color=color, marker="o", label=f"{name} eval")
+        ax.plot(epochs, history["loss"], color=color, linestyle="--", label=f"{name}: train")
+        ax.plot(epochs, history["val_loss"], color=color, marker="o", label=f"{name}: eval")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE")
-    ax.set_title("Loss curves")
+    ax.set_ylabel("loss: mean squared error (stars²)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"Loss curves on {_dataset_name(data_provenance)}")
     ax.legend()
-    fig.tight_layout()
     return fig

@@ -11,23 +11,20 @@ import warnings
 from typing import Any
 
 import keras
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # Nodes run headless; never open a window.
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from memory_efficient_embeddings.embeddings import (  # noqa: E402
+from memory_efficient_embeddings.embeddings import (
     embedding_bytes,
     embedding_parameter_count,
 )
-from memory_efficient_embeddings.modeling.nodes import build_model  # noqa: E402
-from memory_efficient_embeddings.modeling.specs import (  # noqa: E402
+from memory_efficient_embeddings.modeling.nodes import build_model
+from memory_efficient_embeddings.modeling.specs import (
     BlocksDoNotFitError,
     resolve_embedding_plan,
 )
-from memory_efficient_embeddings.modeling.training import (  # noqa: E402
+from memory_efficient_embeddings.modeling.training import (
     error_metrics,
     fit_rating_model,
     model_inputs,
@@ -362,12 +359,14 @@ def render_sweep_table(
 
 def plot_compression_frontier(
     sweep_summary: pd.DataFrame, data_provenance: dict[str, Any], sweep: dict[str, Any]
-) -> plt.Figure:
+) -> Figure:
     """Plot val RMSE against embedding bytes (log): points, per-technique frontiers, recipe."""
     quantize = sweep.get("quantize")
     reference = sweep_summary[sweep_summary["is_reference"]].iloc[0]
     target = sweep["target"]
-    fig, ax = plt.subplots(figsize=(12, 6.5))
+    # A bare Figure: no pyplot backend or global state, safe in any runner's threads.
+    fig = Figure(figsize=(12, 6.5))
+    ax = fig.subplots()
     # The target region: at least min_compression× smaller, at most max_rmse_gap worse.
     ax.axhline(reference["val_rmse_mean"], color="grey", linewidth=0.8, linestyle=":")
     ax.fill_between(

@@ -25,6 +25,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["params:sweep", "params:baseline.model"],
                 outputs="sweep_plan",
                 name="plan_sweep",
+                tags="data",
             ),
             Node(
                 assign_sweep_blocks,
@@ -46,25 +47,30 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="sweep_runs",
                 name="run_sweep",
+                tags=["training", "evaluation"],
             ),
             Node(
                 summarize_sweep,
                 inputs=["sweep_runs", "params:sweep"],
                 outputs="sweep_summary",
                 name="summarize_sweep",
+                tags="reporting",
             ),
             Node(
                 render_sweep_table,
                 inputs=["sweep_summary", "data_provenance", "params:sweep"],
                 outputs="sweep_table",
                 name="render_sweep_table",
+                tags="reporting",
             ),
             Node(
                 plot_compression_frontier,
                 inputs=["sweep_summary", "data_provenance", "params:sweep"],
                 outputs="compression_frontier",
                 name="plot_compression_frontier",
+                tags="reporting",
             ),
-        ]
+        ],
+        tags="sweep",
     )
     return create_data_processing_pipeline() + sweep_nodes
