@@ -4,12 +4,27 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
-from memory_efficient_embeddings.hooks import NodeTimingHooks
+from memory_efficient_embeddings.hooks import (
+    ClearErrorHooks,
+    LineageHooks,
+    NodeTimingHooks,
+    ParameterValidationHooks,
+    ProcessStateLockHooks,
+    RunRecordHooks,
+)
 
 # omegaconf deprecates the resolver API that Kedro 1.7 calls: noise on every run, nothing to fix here.
 warnings.filterwarnings("ignore", message=".*register_new_resolver.*", category=UserWarning)
 
-HOOKS = (NodeTimingHooks(),)
+# Parameters are checked first (tryfirst), before versions are pinned or any node runs.
+HOOKS = (
+    ParameterValidationHooks(),
+    RunRecordHooks(),
+    LineageHooks(),
+    ProcessStateLockHooks(),
+    NodeTimingHooks(),
+    ClearErrorHooks(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
