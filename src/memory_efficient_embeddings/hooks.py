@@ -206,6 +206,18 @@ class LineageHooks:
         version = dataset.resolve_load_version() if _versioned(dataset) else None
         return Lineage.from_record(record, f"version {version}" if version else str(path))
 
+    @hook_impl(trylast=True)  # after RunRecordHooks pinned the versions this run reads
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Refuse, before any work, a run whose saved inputs come from different data."""
+        lineages = {}
+        for name in sorted(pipeline.inputs()):
+            if name.startswith("params:") or name == "parameters":
+                continue
+            lineage = self._lineage_of(name, catalog, run_params.get("run_id"))
+            if lineage is not None and lineage.components:
+                lineages[name] = lineage
+        combine(lineages, "This run", RERUN_HINT)
+
     @hook_impl
     def before_node_run(
         self, node: Node, catalog: Any, inputs: dict[str, Any], run_id: str | None = None
@@ -217,7 +229,7 @@ class LineageHooks:
             lineage = self._lineage_of(name, catalog, run_id)
             if lineage is not None and lineage.components:
                 lineages[name] = lineage
-        components = combine(lineages, node.name, RERUN_HINT)
+        components = combine(lineages, f"Node `{node.name}`", RERUN_HINT)
         for name in node.inputs:
             if name in LINEAGE_PARAMETERS:
                 components[LINEAGE_PARAMETERS[name]] = inputs[name]

@@ -90,8 +90,11 @@ class Lineage:
         return cls(dict(record.get("components") or {}), origin)
 
 
-def combine(inputs: Mapping[str, Lineage], node: str, rerun_hint: str) -> dict[str, Any]:
-    """The union of the inputs' components; raise when two inputs disagree on one of them."""
+def combine(inputs: Mapping[str, Lineage], who: str, rerun_hint: str) -> dict[str, Any]:
+    """The union of the inputs' components; raise when two inputs disagree on one of them.
+
+    `who` names the combiner in the message, e.g. "Node `baseline.evaluate_model`".
+    """
     combined: dict[str, Any] = {}
     holders: dict[str, dict[str, list[str]]] = {}
     for name, lineage in inputs.items():
@@ -101,7 +104,7 @@ def combine(inputs: Mapping[str, Lineage], node: str, rerun_hint: str) -> dict[s
     conflicts = {c: groups for c, groups in holders.items() if len(groups) > 1}
     if conflicts:
         lines = [
-            f"Node `{node}` would combine artifacts derived from different "
+            f"{who} would combine artifacts derived from different "
             f"{' and '.join(sorted(conflicts))}:"
         ]
         for name, lineage in inputs.items():
