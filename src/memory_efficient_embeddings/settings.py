@@ -1,5 +1,6 @@
 """Project settings: Kedro defaults except where a comment says why."""
 
+import os
 import warnings
 
 from kedro.config import OmegaConfigLoader
@@ -25,6 +26,10 @@ HOOKS = (
     NodeTimingHooks(),
     ClearErrorHooks(),
 )
+
+# ParallelRunner's workers start fresh (spawn) instead of forking: a fork of a process in which
+# TensorFlow has already run crashes (a notebook or test that trained, then ran in parallel).
+os.environ.setdefault("KEDRO_MP_CONTEXT", "spawn")
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
