@@ -1,16 +1,37 @@
 """Project settings: Kedro defaults except where a comment says why."""
 
+import os
 import warnings
 
 from kedro.config import OmegaConfigLoader
 
-from memory_efficient_embeddings.hooks import NodeTimingHooks
+from memory_efficient_embeddings.hooks import (
+    ClearErrorHooks,
+    LineageHooks,
+    NodeTimingHooks,
+    ParameterValidationHooks,
+    ProcessStateLockHooks,
+    RunRecordHooks,
+)
 from memory_efficient_embeddings.run_summary import RunSummaryHooks
 
 # omegaconf deprecates the resolver API that Kedro 1.7 calls: noise on every run, nothing to fix here.
 warnings.filterwarnings("ignore", message=".*register_new_resolver.*", category=UserWarning)
 
-HOOKS = (NodeTimingHooks(), RunSummaryHooks())
+# Parameters are checked first (tryfirst), before versions are pinned or any node runs.
+HOOKS = (
+    ParameterValidationHooks(),
+    RunRecordHooks(),
+    LineageHooks(),
+    ProcessStateLockHooks(),
+    NodeTimingHooks(),
+    RunSummaryHooks(),
+    ClearErrorHooks(),
+)
+
+# ParallelRunner's workers start fresh (spawn) instead of forking: a fork of a process in which
+# TensorFlow has already run crashes (a notebook or test that trained, then ran in parallel).
+os.environ.setdefault("KEDRO_MP_CONTEXT", "spawn")
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

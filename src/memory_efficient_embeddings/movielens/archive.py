@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -105,13 +106,27 @@ def file_md5(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def checksum_message(path: Path, release: Release, actual: str) -> str:
-    """Explain a checksum mismatch and how to accept a user's own copy."""
+def checksum_message(path: Path, release: Release, actual: str, user_path: bool = False) -> str:
+    """Explain a checksum mismatch and how to accept a user's own copy.
+
+    A file the user pointed at (`data.path`) is theirs: the advice is to check it, not to delete it.
+    """
+    if user_path:
+        remedy = (
+            f"If it is your own copy and you mean to use it, set `data.verify_checksum: false` "
+            f"(e.g. in conf/local/parameters.yml); otherwise point data.path at the official "
+            f"{release.archive_name}, or set data.path to null to download it into data/01_raw/."
+        )
+        where = f"{path} (parameter data.path)"
+    else:
+        remedy = (
+            "Delete it to download a fresh copy, or, to use your own copy deliberately, set "
+            "`data.verify_checksum: false` (e.g. in conf/local/parameters.yml)."
+        )
+        where = str(path)
     return (
-        f"{path} has MD5 {actual}, but the published MD5 of {release.archive_name} is "
-        f"{release.md5}: the file is incomplete, corrupt or not the official release. Delete it "
-        f"to download a fresh copy, or, to use your own copy deliberately, set "
-        f"`data.verify_checksum: false` (e.g. in conf/local/parameters.yml)."
+        f"{where} has MD5 {actual}, but the published MD5 of {release.archive_name} is "
+        f"{release.md5}: the file is incomplete, corrupt or not the official release. {remedy}"
     )
 
 
@@ -132,6 +147,7 @@ def download(
     digest = hashlib.md5(usedforsecurity=False)
     try:
         logger.info("Downloading %s into %s", release.url, target)
+        deadline = time.monotonic() + timeout_s
         try:
             with (
                 os.fdopen(handle, "wb") as out,
@@ -146,10 +162,19 @@ def download(
                     desc=release.archive_name,
                     disable=not progress,
                 ) as bar:
-                    for chunk in iter(lambda: response.read(_CHUNK), b""):
+                    # read1 returns what has arrived (one socket read, itself bounded by the
+                    # timeout), so a server that trickles bytes cannot hold the download past its
+                    # deadline: the timeout covers the whole download, not each read.
+                    read = getattr(response, "read1", response.read)
+                    for chunk in iter(lambda: read(_CHUNK), b""):
                         out.write(chunk)
                         digest.update(chunk)
                         bar.update(len(chunk))
+                        if time.monotonic() > deadline:
+                            raise TimeoutError(
+                                f"the download took longer than data.download_timeout_s "
+                                f"({timeout_s:g} s) in all; raise it for a slow connection"
+                            )
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             raise NetworkUnavailableError(

@@ -54,7 +54,7 @@ def synthetic_ratings(release: Release, params: Mapping[str, Any]) -> tuple[pd.D
 
 
 def _archive_md5(
-    location: RatingsLocation, release: Release, verify: bool
+    location: RatingsLocation, release: Release, verify: bool, user_path: bool = False
 ) -> tuple[str | None, bool]:
     """MD5 of a zip and whether it matches the published one; strict mode refuses a mismatch."""
     if location.kind != "zip":
@@ -66,7 +66,7 @@ def _archive_md5(
     if md5 == release.md5:
         return md5, True
 
-    message = checksum_message(location.path, release, md5)
+    message = checksum_message(location.path, release, md5, user_path)
     if verify:
         raise ChecksumMismatchError(message)
     logger.warning(
@@ -124,7 +124,9 @@ def load_ratings(data: Mapping[str, Any]) -> tuple[pd.DataFrame, dict]:
     location = _locate(release, data, source)
     if location is None:
         return synthetic_ratings(release, data.get("synthetic") or {})
-    md5, verified = _archive_md5(location, release, bool(data.get("verify_checksum", True)))
+    md5, verified = _archive_md5(
+        location, release, bool(data.get("verify_checksum", True)), user_path=bool(data.get("path"))
+    )
     parsed = read_ratings(location, release, data.get("on_bad_lines", "error"))
     shape = _shape(parsed.ratings)
     provenance = {
