@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 # Default: no INFO, WARNING or ERROR line from TensorFlow's C++ runtime (0 shows everything).
@@ -89,10 +89,13 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
     def __init__(self, level: int) -> None:
         self._level = level
 
-    def find_spec(self, name, path, target=None):  # noqa: ANN001, ANN201 (importlib's protocol)
+    def find_spec(
+        self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if name != "tensorflow":
             return None
-        sys.meta_path.remove(self)
+        with contextlib.suppress(ValueError):  # another thread got here first
+            sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:
             spec.loader = _QuietLoader(spec.loader, self._level)
