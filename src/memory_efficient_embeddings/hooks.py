@@ -98,10 +98,14 @@ class RunRecordHooks:
 
     def __init__(self) -> None:
         self._runs: dict[str, dict[str, dict[str, str]]] = {}
+        self._catalogs: dict[str, Any] = {}  # node name -> catalog, for after_dataset_saved
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         produced = pipeline.all_outputs()
+        # --only-missing-outputs decides what to skip by what exists: outputs are pinned as they
+        # are saved instead (after_dataset_saved; in-process runners).
+        pin_outputs_now = not run_params.get("only_missing_outputs")
         read: dict[str, str] = {}
         written: dict[str, str] = {}
         for name in sorted(pipeline.datasets()):
@@ -110,7 +114,8 @@ class RunRecordHooks:
                 continue
             if name in produced:
                 version = dataset.resolve_save_version()
-                _pin(dataset, version, version)
+                if pin_outputs_now:
+                    _pin(dataset, version, version)
                 written[name] = version
                 continue
             try:
@@ -125,6 +130,18 @@ class RunRecordHooks:
         self._runs[run_params["run_id"]] = {"read": read, "written": written}
         logger.info("Run %s reads %s", run_params["run_id"], read or "nothing saved earlier")
 
+    @hook_impl
+    def before_node_run(self, node: Node, catalog: Any) -> None:
+        self._catalogs[node.name] = catalog
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, node: Node) -> None:
+        catalog = self._catalogs.get(node.name)
+        dataset = catalog.get(dataset_name) if catalog is not None else None
+        if _versioned(dataset) and dataset._version.load is None:
+            version = dataset.resolve_save_version()
+            _pin(dataset, version, version)
+
     def _manifest(
         self, run_params: dict[str, Any], catalog: Any, error: Exception | None
     ) -> dict[str, Any]:
@@ -135,10 +152,11 @@ class RunRecordHooks:
             record = read_record(sidecar_path(path)) if path else None
             return {"version": version, "fingerprint": (record or {}).get("fingerprint")}
 
-        written = {
+        written = {  # what this run saved: a failed or partial run lists only what it finished
             name: entry(name, version)
             for name, version in versions["written"].items()
-            if catalog.get(name).exists()  # a failed run lists only what it finished
+            if (path := _local_file(catalog.get(name), saving=False)) is None
+            or (path.parent.name == version and path.exists())
         }
         return {
             "run_id": run_params["run_id"],
