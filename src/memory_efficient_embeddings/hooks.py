@@ -180,6 +180,7 @@ class RunRecordHooks:
     def _save_manifest(
         self, run_params: dict[str, Any], catalog: Any, error: Exception | None = None
     ) -> None:
+        self._catalogs.clear()
         if RUN_MANIFEST in catalog and run_params.get("run_id") in self._runs:
             catalog.save(RUN_MANIFEST, self._manifest(run_params, catalog, error))
 
@@ -224,29 +225,28 @@ class LineageHooks:
         version = dataset.resolve_load_version() if _versioned(dataset) else None
         return Lineage.from_record(record, f"version {version}" if version else str(path))
 
-    @hook_impl(trylast=True)  # after RunRecordHooks pinned the versions this run reads
-    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        """Refuse, before any work, a run whose saved inputs come from different data."""
+    def _lineages(self, names: list[str], catalog: Any, run_id: str | None) -> dict[str, Lineage]:
+        """The known lineages of datasets (parameters and unrecorded artifacts left out)."""
         lineages = {}
-        for name in sorted(pipeline.inputs()):
-            if name.startswith("params:") or name == "parameters":
-                continue
-            lineage = self._lineage_of(name, catalog, run_params.get("run_id"))
-            if lineage is not None and lineage.components:
-                lineages[name] = lineage
-        combine(lineages, "This run", RERUN_HINT)
-
-    @hook_impl
-    def before_node_run(
-        self, node: Node, catalog: Any, inputs: dict[str, Any], run_id: str | None = None
-    ) -> None:
-        lineages = {}
-        for name in node.inputs:
+        for name in names:
             if name.startswith("params:") or name == "parameters":
                 continue
             lineage = self._lineage_of(name, catalog, run_id)
             if lineage is not None and lineage.components:
                 lineages[name] = lineage
+        return lineages
+
+    @hook_impl(trylast=True)  # after RunRecordHooks pinned the versions this run reads
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Refuse, before any work, a run whose saved inputs come from different data."""
+        inputs = self._lineages(sorted(pipeline.inputs()), catalog, run_params.get("run_id"))
+        combine(inputs, "This run", RERUN_HINT)
+
+    @hook_impl
+    def before_node_run(
+        self, node: Node, catalog: Any, inputs: dict[str, Any], run_id: str | None = None
+    ) -> None:
+        lineages = self._lineages(node.inputs, catalog, run_id)
         components = combine(lineages, f"Node `{node.name}`", RERUN_HINT)
         for name in node.inputs:
             if name in LINEAGE_PARAMETERS:
@@ -276,6 +276,19 @@ class LineageHooks:
             write_json_atomically(sidecar_path(path), record)
         elif (folder := _run_folder(catalog, run_id)) is not None:
             write_json_atomically(folder / "lineage" / f"{dataset_name}.json", record)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        self._forget(run_params.get("run_id"))
+
+    @hook_impl
+    def on_pipeline_error(self, run_params: dict[str, Any]) -> None:
+        self._forget(run_params.get("run_id"))
+
+    def _forget(self, run_id: str | None) -> None:
+        with self._lock:
+            self._produced = {key: v for key, v in self._produced.items() if key[0] != run_id}
+            self._pending.clear()
 
 
 class ProcessStateLockHooks:
