@@ -128,6 +128,26 @@ def test_a_report_names_its_data_and_the_manifest_what_it_read(project):
     assert "seed 8" in table
 
 
+FUTURE = "9999-01-01T00.00.00.000Z"  # sorts after every real run: what a later-started run writes
+
+
+@pytest.mark.slow
+def test_a_run_reads_what_it_wrote_when_a_newer_version_appears(project):
+    # Another process's newer versions of the data artifacts (half the eval rows) are on disk
+    # while this run writes its own: Kedro's "load the newest" would pick theirs.
+    for artifact in ("train_ratings.csv", "eval_ratings.csv", "user_vocabulary.csv"):
+        newest = _versions(project, f"05_model_input/{artifact}")[-1]
+        foreign = newest.parent.parent / FUTURE / artifact
+        foreign.parent.mkdir()
+        table = pd.read_csv(newest)
+        table.iloc[: len(table) // 2].to_csv(foreign, index=False)
+    run_id = _run(project, "baseline")
+    own_eval = project / "data/05_model_input/eval_ratings.csv" / run_id / "eval_ratings.csv"
+    assert _metrics(project, "baseline", run_id)["eval_rows"] == len(pd.read_csv(own_eval))
+    manifest = next(m for m in _manifests(project) if m["run_id"] == run_id)
+    assert {entry["version"] for entry in manifest["written"].values()} == {run_id}
+
+
 CONCURRENT_RUN = """
 import sys
 from kedro.framework.session import KedroSession

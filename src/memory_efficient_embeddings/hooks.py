@@ -98,10 +98,14 @@ class RunRecordHooks:
 
     def __init__(self) -> None:
         self._runs: dict[str, dict[str, dict[str, str]]] = {}
+        self._catalogs: dict[str, Any] = {}  # node name -> catalog, for after_dataset_saved
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         produced = pipeline.all_outputs()
+        # --only-missing-outputs decides what to skip by what exists: outputs are pinned as they
+        # are saved instead (after_dataset_saved; in-process runners).
+        pin_outputs_now = not run_params.get("only_missing_outputs")
         read: dict[str, str] = {}
         written: dict[str, str] = {}
         for name in sorted(pipeline.datasets()):
@@ -110,7 +114,8 @@ class RunRecordHooks:
                 continue
             if name in produced:
                 version = dataset.resolve_save_version()
-                _pin(dataset, version, version)
+                if pin_outputs_now:
+                    _pin(dataset, version, version)
                 written[name] = version
                 continue
             try:
@@ -125,6 +130,18 @@ class RunRecordHooks:
         self._runs[run_params["run_id"]] = {"read": read, "written": written}
         logger.info("Run %s reads %s", run_params["run_id"], read or "nothing saved earlier")
 
+    @hook_impl
+    def before_node_run(self, node: Node, catalog: Any) -> None:
+        self._catalogs[node.name] = catalog
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, node: Node) -> None:
+        catalog = self._catalogs.get(node.name)
+        dataset = catalog.get(dataset_name) if catalog is not None else None
+        if _versioned(dataset) and dataset._version.load is None:
+            version = dataset.resolve_save_version()
+            _pin(dataset, version, version)
+
     def _manifest(
         self, run_params: dict[str, Any], catalog: Any, error: Exception | None
     ) -> dict[str, Any]:
@@ -135,10 +152,11 @@ class RunRecordHooks:
             record = read_record(sidecar_path(path)) if path else None
             return {"version": version, "fingerprint": (record or {}).get("fingerprint")}
 
-        written = {
+        written = {  # what this run saved: a failed or partial run lists only what it finished
             name: entry(name, version)
             for name, version in versions["written"].items()
-            if catalog.get(name).exists()  # a failed run lists only what it finished
+            if (path := _local_file(catalog.get(name), saving=False)) is None
+            or (path.parent.name == version and path.exists())
         }
         return {
             "run_id": run_params["run_id"],
@@ -162,6 +180,7 @@ class RunRecordHooks:
     def _save_manifest(
         self, run_params: dict[str, Any], catalog: Any, error: Exception | None = None
     ) -> None:
+        self._catalogs.clear()
         if RUN_MANIFEST in catalog and run_params.get("run_id") in self._runs:
             catalog.save(RUN_MANIFEST, self._manifest(run_params, catalog, error))
 
@@ -206,29 +225,28 @@ class LineageHooks:
         version = dataset.resolve_load_version() if _versioned(dataset) else None
         return Lineage.from_record(record, f"version {version}" if version else str(path))
 
-    @hook_impl(trylast=True)  # after RunRecordHooks pinned the versions this run reads
-    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        """Refuse, before any work, a run whose saved inputs come from different data."""
+    def _lineages(self, names: list[str], catalog: Any, run_id: str | None) -> dict[str, Lineage]:
+        """The known lineages of datasets (parameters and unrecorded artifacts left out)."""
         lineages = {}
-        for name in sorted(pipeline.inputs()):
-            if name.startswith("params:") or name == "parameters":
-                continue
-            lineage = self._lineage_of(name, catalog, run_params.get("run_id"))
-            if lineage is not None and lineage.components:
-                lineages[name] = lineage
-        combine(lineages, "This run", RERUN_HINT)
-
-    @hook_impl
-    def before_node_run(
-        self, node: Node, catalog: Any, inputs: dict[str, Any], run_id: str | None = None
-    ) -> None:
-        lineages = {}
-        for name in node.inputs:
+        for name in names:
             if name.startswith("params:") or name == "parameters":
                 continue
             lineage = self._lineage_of(name, catalog, run_id)
             if lineage is not None and lineage.components:
                 lineages[name] = lineage
+        return lineages
+
+    @hook_impl(trylast=True)  # after RunRecordHooks pinned the versions this run reads
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Refuse, before any work, a run whose saved inputs come from different data."""
+        inputs = self._lineages(sorted(pipeline.inputs()), catalog, run_params.get("run_id"))
+        combine(inputs, "This run", RERUN_HINT)
+
+    @hook_impl
+    def before_node_run(
+        self, node: Node, catalog: Any, inputs: dict[str, Any], run_id: str | None = None
+    ) -> None:
+        lineages = self._lineages(node.inputs, catalog, run_id)
         components = combine(lineages, f"Node `{node.name}`", RERUN_HINT)
         for name in node.inputs:
             if name in LINEAGE_PARAMETERS:
@@ -258,6 +276,19 @@ class LineageHooks:
             write_json_atomically(sidecar_path(path), record)
         elif (folder := _run_folder(catalog, run_id)) is not None:
             write_json_atomically(folder / "lineage" / f"{dataset_name}.json", record)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        self._forget(run_params.get("run_id"))
+
+    @hook_impl
+    def on_pipeline_error(self, run_params: dict[str, Any]) -> None:
+        self._forget(run_params.get("run_id"))
+
+    def _forget(self, run_id: str | None) -> None:
+        with self._lock:
+            self._produced = {key: v for key, v in self._produced.items() if key[0] != run_id}
+            self._pending.clear()
 
 
 class ProcessStateLockHooks:

@@ -83,7 +83,8 @@ def test_alpha_power_clamping_and_rounding():
     assert alpha_power_dims([1, 1, 1], [1.0, 0.3, 0.1], 0.5, base_dim=10) == [10, 5, 3]
     assert alpha_power_dims([1, 1, 1], [1.0, 0.3, 0.1], 0.5, base_dim=10, min_dim=4) == [10, 5, 4]
     assert alpha_power_dims([1, 1, 1], [1.0, 0.3, 0.1], 0.5, base_dim=10, max_dim=8) == [8, 5, 3]
-    # Powers of two, rounded in log space: 5.477 -> 4 (log2 2.45), 3.162 -> 4 (log2 1.66), 10 -> 8.
+    # Powers of two, DLRM's way (integer first, then log space): 5.477 -> 5 -> 4 (log2 5 = 2.32),
+    # 3.162 -> 3 -> 4 (log2 3 = 1.58), 10 -> 8 (log2 10 = 3.32).
     pow2 = alpha_power_dims([1, 1, 1], [1.0, 0.3, 0.1], 0.5, base_dim=10, power_of_two=True)
     assert pow2 == [8, 4, 4]
     assert all(math.log2(d).is_integer() for d in pow2)

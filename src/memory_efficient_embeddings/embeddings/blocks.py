@@ -123,9 +123,10 @@ def popularity_blocks(
     )
 
 
-def _round_power_of_two(value: float) -> float:
-    # Nearest power of two in log space, as DLRM's ``pow_2_round`` does.
-    return float(2 ** round(math.log2(value)))
+def _round_power_of_two(dim: int) -> int:
+    # DLRM's ``pow_2_round`` on an already integer dim: nearest power of two in log space. The
+    # log of an integer is never exactly halfway, so the tie rule does not matter here.
+    return 2 ** round(math.log2(dim))
 
 
 def _check_alpha_inputs(
@@ -152,6 +153,16 @@ def _check_alpha_inputs(
         raise ValueError("`base_dim` / `budget` must be positive.")
     if min_dim < 1:
         raise ValueError(f"`min_dim` must be at least 1; got {min_dim}.")
+    # The rule anchors on block 0 and the layers expect the most popular block first; a small
+    # relative slack absorbs float noise between equally popular blocks.
+    rising = np.flatnonzero(probs[1:] > probs[:-1] * (1 + 1e-9))
+    if rising.size:
+        b = int(rising[0]) + 1
+        raise ValueError(
+            "`row_probabilities` must be non-increasing (blocks ordered most popular first, "
+            f"block 0 is the anchor); block {b} has {probs[b]:.6g} > block {b - 1}'s "
+            f"{probs[b - 1]:.6g}."
+        )
     if max_dim is not None and max_dim < min_dim:
         raise ValueError(f"`max_dim` ({max_dim}) must be >= `min_dim` ({min_dim}).")
 
@@ -178,12 +189,17 @@ def alpha_power_dims(
         budget: total embedding parameters ``B = Σ n_i d_i``; then ``λ = B / Σ n_i p_i^α``
             (met exactly before clamping and rounding, approximately after).
         min_dim, max_dim: clamp range (applied before and after rounding).
-        round_dims: round to the nearest integer (halves up); ``False`` returns the clamped floats.
-        power_of_two: round to the nearest power of two (in log space, like DLRM's
-            ``pow_2_round``); the final clamp can still give a non-power of two when the bounds
-            are not powers of two.
+        round_dims: round to the nearest integer, halves to even (``torch.round``, as DLRM's
+            ``alpha_power_rule``); ``False`` returns the clamped floats.
+        power_of_two: round to an integer first, then to the nearest power of two in log space,
+            exactly as DLRM's ``md_solver(round_dim=True)`` (``pow_2_round`` of the rounded dims:
+            raw 2.6 -> 3 -> 4, raw 11.4 -> 11 -> 8); the final clamp can still give a non-power
+            of two when the bounds are not powers of two.
 
-    Exactly one of ``base_dim`` and ``budget`` must be given.
+    Exactly one of ``base_dim`` and ``budget`` must be given. ``row_probabilities`` must be
+    non-increasing (``ValueError`` otherwise). With ``p_i = 1 / n_i`` (DLRM's default ``k``),
+    ``min_dim=1`` and no ``max_dim`` the result equals ``md_solver(n, alpha, d0=base_dim)`` or
+    ``md_solver(n, alpha, B=budget)`` (``round_dim=power_of_two``).
     """
     counts = np.asarray(row_counts, dtype=np.float64)
     probs = np.asarray(row_probabilities, dtype=np.float64)
@@ -209,12 +225,14 @@ def alpha_power_dims(
         lam = budget / denominator
 
     upper = np.inf if max_dim is None else float(max_dim)
-    dims = np.clip(lam * powered, min_dim, upper)
+    raw = lam * powered
+    if base_dim is not None:
+        raw[0] = base_dim  # exactly, as DLRM sets d[0] = d0 (lam * p_0**α can be off by an ulp)
+    dims = np.clip(raw, min_dim, upper)
     if not (round_dims or power_of_two):
         return [float(d) for d in dims]
+    # Halves to even, like torch.round in DLRM's alpha_power_rule.
+    rounded = [int(np.rint(d)) for d in dims]
     if power_of_two:
-        rounded = [_round_power_of_two(d) for d in dims]
-    else:
-        # Round half up (not banker's rounding) so that e.g. 2.5 -> 3 as one would by hand.
-        rounded = [math.floor(d + 0.5) for d in dims]
+        rounded = [_round_power_of_two(d) for d in rounded]
     return [int(min(max(d, min_dim), upper)) for d in rounded]

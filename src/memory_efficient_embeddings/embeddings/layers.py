@@ -51,7 +51,9 @@ def gather_rows(table: keras.layers.Embedding, indices: Any) -> Any:
     through the layer itself.
     """
     if keras.backend.backend() != "tensorflow" or getattr(table, "quantization_mode", None):
-        return table(indices)
+        # An int8 table dequantizes with its float32 scale, which inside an outer layer's call
+        # comes out float32 whatever the policy: cast, so mixed-precision outputs stay uniform.
+        return ops.cast(table(indices), table.compute_dtype)
     import tensorflow as tf  # noqa: PLC0415 - only on the TensorFlow backend
 
     return ops.cast(tf.gather(table.embeddings.value, indices), table.compute_dtype)
@@ -203,6 +205,7 @@ class FullEmbedding(CompactEmbedding):
             embeddings_initializer=self.embeddings_initializer,
             embeddings_regularizer=self.embeddings_regularizer,
             name="table",
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape: tuple | None = None) -> None:
@@ -250,12 +253,14 @@ class ProjectedEmbedding(CompactEmbedding):
             self.embedding_dim,
             embeddings_initializer=self.embeddings_initializer,
             name="table",
+            dtype=self.dtype_policy,
         )
         self.projection = keras.layers.Dense(
             output_dim,
             use_bias=self.use_bias,
             kernel_initializer=self.kernel_initializer,
             name="projection",
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape: tuple | None = None) -> None:
@@ -310,6 +315,7 @@ class HashedEmbedding(CompactEmbedding):
             output_dim,
             embeddings_initializer=self.embeddings_initializer,
             name="table",
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape: tuple | None = None) -> None:
@@ -412,12 +418,14 @@ class QuotientRemainderEmbedding(CompactEmbedding):
             quotient_dim,
             embeddings_initializer=keras.initializers.get(quotient_initializer),
             name="quotient_table",
+            dtype=self.dtype_policy,
         )
         self.remainder_table = keras.layers.Embedding(
             self.num_buckets,
             remainder_dim,
             embeddings_initializer=keras.initializers.get(remainder_initializer),
             name="remainder_table",
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape: tuple | None = None) -> None:
@@ -537,6 +545,7 @@ class MixedDimensionEmbedding(CompactEmbedding):
                 dim,
                 embeddings_initializer=self.embeddings_initializer,
                 name=f"block_{b}_table",
+                dtype=self.dtype_policy,
             )
             for b, (size, dim) in enumerate(zip(block_sizes, block_dims, strict=True))
         ]
@@ -549,6 +558,7 @@ class MixedDimensionEmbedding(CompactEmbedding):
                 use_bias=self.projection_bias,
                 kernel_initializer=self._projection_initializer(dim),
                 name=f"block_{b}_projection",
+                dtype=self.dtype_policy,
             )
             for b, dim in enumerate(block_dims)
         ]
