@@ -199,7 +199,8 @@ class OutputParameters(Strict):
 class ModelSpec(Strict):
     name: str
     seed: int = 42
-    embedding_dim: PositiveInt
+    # null: the widest top-block dim of the mixed-dimension sides (see modeling/specs.py)
+    embedding_dim: PositiveInt | None
     use_biases: bool = True
     embedding_l2: NonNegativeFloat = 0.0
     output: OutputParameters = OutputParameters()
@@ -209,6 +210,10 @@ class ModelSpec(Strict):
 
 class ModelSection(Strict):
     model: ModelSpec
+
+
+class EvaluationParameters(Strict):
+    popularity_blocks: PositiveInt = 3
 
 
 class ReportingParameters(Strict):
@@ -239,6 +244,7 @@ class ProjectParameters(Strict):
     split: SplitParameters | None = None
     vocabulary: VocabularyParameters | None = None
     training: TrainingParameters | None = None
+    evaluation: EvaluationParameters | None = None
     baseline: ModelSection | None = None
     memory_efficient: ModelSection | None = None
     reporting: ReportingParameters | None = None
