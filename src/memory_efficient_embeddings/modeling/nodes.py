@@ -8,25 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")  # Nodes run headless; never open a window.
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from memory_efficient_embeddings.embeddings import (  # noqa: E402
+from memory_efficient_embeddings.embeddings import (
     build_rating_model,
     embedding_bytes,
     embedding_parameter_count,
     with_string_ids,
 )
-from memory_efficient_embeddings.modeling.specs import (  # noqa: E402
+from memory_efficient_embeddings.modeling.specs import (
     SIDES,
     resolve_embedding_plan,
 )
-from memory_efficient_embeddings.modeling.training import (  # noqa: E402
+from memory_efficient_embeddings.modeling.training import (
     encode_ids,
     error_metrics,
     errors_by_block,
@@ -35,6 +32,7 @@ from memory_efficient_embeddings.modeling.training import (  # noqa: E402
     score,
     uncompiled_copy,
 )
+from memory_efficient_embeddings.movielens import dataset_name
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +119,7 @@ def evaluate_model(
     model: keras.Model,
     eval_ratings: pd.DataFrame,
     train_ratings: pd.DataFrame,
-    training_report: dict[str, Any],
+    training_history: dict[str, Any],
     data_provenance: dict[str, Any],
     embedding_plan: dict[str, Any],
     user_vocabulary: pd.DataFrame,
@@ -156,12 +154,12 @@ def evaluate_model(
         "embedding_parameters": int(embedding_parameters),
         "embedding_bytes_float32": embedding_bytes(model),
         "saved_model_bytes": _saved_size_bytes(model),
-        "train_seconds": training_report["train_seconds"],
-        "epochs_run": training_report["epochs_run"],
-        "best_epoch": training_report["best_epoch"],
-        "train_samples_per_second": training_report["train_samples_per_second"],
-        "train_peak_rss_mib": training_report["peak_rss_mib"],
-        "optimizer": training_report["optimizer"],
+        "train_seconds": training_history["train_seconds"],
+        "epochs_run": training_history["epochs_run"],
+        "best_epoch": training_history["best_epoch"],
+        "train_samples_per_second": training_history["train_samples_per_second"],
+        "train_peak_rss_mib": training_history["peak_rss_mib"],
+        "optimizer": training_history["optimizer"],
         "data": data_provenance,
     }
     logger.info(
@@ -175,10 +173,14 @@ def evaluate_model(
 
 
 def plot_popularity_blocks(
-    user_vocabulary: pd.DataFrame, movie_vocabulary: pd.DataFrame, embedding_plan: dict[str, Any]
-) -> plt.Figure:
+    user_vocabulary: pd.DataFrame,
+    movie_vocabulary: pd.DataFrame,
+    embedding_plan: dict[str, Any],
+    data_provenance: dict[str, Any],
+) -> Figure:
     """Plot id popularity (rank vs training count, log-log) with each block's range and dim."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    axes = fig.subplots(1, 2)
     vocabularies = {"user_embedding": user_vocabulary, "movie_embedding": movie_vocabulary}
     for ax, side in zip(axes, SIDES, strict=True):
         plan = embedding_plan[side]
@@ -210,24 +212,28 @@ def plot_popularity_blocks(
         ax.set_xlabel("popularity rank (log)")
         ax.set_ylabel("training ratings (log)")
         ax.grid(True, which="both", alpha=0.2)
-    fig.suptitle(f"{embedding_plan['model']}: id popularity and embedding blocks")
-    fig.tight_layout()
+    fig.suptitle(
+        f"{embedding_plan['model']}: id popularity and embedding blocks, "
+        f"{dataset_name(data_provenance)}"
+    )
     return fig
 
 
-def plot_training_curves(training_report: dict[str, Any]) -> plt.Figure:
+def plot_training_curves(
+    training_history: dict[str, Any], data_provenance: dict[str, Any]
+) -> Figure:
     """Plot per-epoch training and validation loss and MAE."""
-    history = training_report["history"]
+    history = training_history["history"]
     epochs = np.arange(1, len(history["loss"]) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
     for ax, metric, label in ((axes[0], "loss", "MSE"), (axes[1], "mae", "MAE")):
         ax.plot(epochs, history[metric], marker="o", label="train")
         ax.plot(epochs, history[f"val_{metric}"], marker="o", label="eval")
-        ax.axvline(training_report["best_epoch"], color="grey", linestyle=":", label="best epoch")
+        ax.axvline(training_history["best_epoch"], color="grey", linestyle=":", label="best epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.legend()
-    fig.suptitle(f"{training_report['model']}: training curves")
-    fig.tight_layout()
+    fig.suptitle(f"{training_history['model']}: training curves, {dataset_name(data_provenance)}")
     return fig

@@ -28,18 +28,21 @@ def create_modeling_pipeline(namespace: str) -> Pipeline:
             inputs=["user_vocabulary", "movie_vocabulary", "params:model", "params:evaluation"],
             outputs="embedding_plan",
             name="assign_blocks",
+            tags=["training"],
         ),
         node(
             plot_popularity_blocks,
-            inputs=["user_vocabulary", "movie_vocabulary", "embedding_plan"],
+            inputs=["user_vocabulary", "movie_vocabulary", "embedding_plan", "data_provenance"],
             outputs="popularity_blocks",
             name="plot_popularity_blocks",
+            tags=["reporting"],
         ),
         node(
             build_model,
             inputs=["embedding_plan", "params:model"],
             outputs="untrained_model",
             name="build_model",
+            tags=["training"],
         ),
         node(
             train_model,
@@ -53,6 +56,7 @@ def create_modeling_pipeline(namespace: str) -> Pipeline:
             ],
             outputs=["model", "training_history"],
             name="train_model",
+            tags=["training"],
         ),
         node(
             evaluate_model,
@@ -68,12 +72,14 @@ def create_modeling_pipeline(namespace: str) -> Pipeline:
             ],
             outputs="metrics",
             name="evaluate_model",
+            tags=["evaluation"],
         ),
         node(
             plot_training_curves,
-            inputs="training_history",
+            inputs=["training_history", "data_provenance"],
             outputs="training_curves",
             name="plot_training_curves",
+            tags=["reporting"],
         ),
     ]
     return Pipeline(
@@ -82,4 +88,5 @@ def create_modeling_pipeline(namespace: str) -> Pipeline:
         inputs=SHARED_INPUTS,
         # Both models train and are scored under the same regime, so the comparison is fair.
         parameters={"params:training", "params:evaluation"},
+        tags=[namespace],  # select one model's nodes: `kedro run --tags=memory_efficient`
     )

@@ -16,6 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import LazyAdam
+from memory_efficient_embeddings.modeling.progress import AUTO, fit_progress
 from memory_efficient_embeddings.modeling.resources import ResourceMonitor
 from memory_efficient_embeddings.modeling.specs import block_of
 
@@ -99,6 +100,9 @@ def fit_rating_model(
         jit_compile=False,
     )
     timer = _EpochTimer()
+    keras_verbose, progress_callbacks = fit_progress(
+        training.get("verbose", AUTO), rating_model.name, training["epochs"]
+    )
     with ResourceMonitor() as monitor:
         history = rating_model.fit(
             *train_data,
@@ -107,8 +111,8 @@ def fit_rating_model(
             validation_data=eval_data,
             validation_batch_size=training.get("validation_batch_size", 8192),
             shuffle=True,
-            callbacks=[timer, *_callbacks(training)],
-            verbose=training.get("verbose", "auto"),
+            callbacks=[timer, *_callbacks(training), *progress_callbacks],
+            verbose=keras_verbose,
         )
     epochs_run = len(timer.epoch_seconds)
     val_loss = history.history["val_loss"]

@@ -13,7 +13,7 @@ from .errors import (
     SyntheticConfigError,
     UnknownReleaseError,
 )
-from .ingest import load_ratings, synthetic_ratings
+from .ingest import dataset_name, load_ratings, synthetic_ratings
 from .parsing import ParsedRatings, parse_ratings_bytes, read_ratings
 from .releases import RELEASES, Release, get_release
 from .synthetic import SyntheticSpec, generate_ratings
@@ -34,6 +34,7 @@ __all__ = [
     "SyntheticConfigError",
     "SyntheticSpec",
     "UnknownReleaseError",
+    "dataset_name",
     "download",
     "find_local",
     "generate_ratings",

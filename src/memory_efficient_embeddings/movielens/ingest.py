@@ -34,6 +34,15 @@ def _shape(ratings: pd.DataFrame) -> dict[str, int]:
     }
 
 
+def dataset_name(provenance: Mapping[str, Any]) -> str:
+    """A short name of the data for titles, e.g. "MovieLens ml-1m" or "synthetic data shaped like ml-1m"."""
+    if provenance.get("source") == "synthetic":
+        return f"synthetic data shaped like {provenance.get('shaped_like', '?')}"
+    if provenance.get("dataset"):
+        return f"MovieLens {provenance['dataset']}"
+    return str(provenance.get("description", "unknown data"))
+
+
 def synthetic_ratings(release: Release, params: Mapping[str, Any]) -> tuple[pd.DataFrame, dict]:
     """Generate ratings shaped like ``release`` and describe them."""
     spec = SyntheticSpec.from_params(params or {}, release)

@@ -7,6 +7,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
+from memory_efficient_embeddings.movielens import dataset_name
+
 MIB = 1024 * 1024
 METRIC_LABELS = {"eval_rmse": "eval RMSE (stars)", "eval_mae": "eval MAE (stars)"}
 
@@ -115,15 +117,6 @@ def render_comparison_table(comparison: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _dataset_name(provenance: dict[str, Any]) -> str:
-    """A short name of the data for titles, e.g. "MovieLens ml-1m" or "synthetic (ml-1m shape)"."""
-    if provenance.get("source") == "synthetic":
-        return f"synthetic data shaped like {provenance.get('shaped_like', '?')}"
-    if provenance.get("dataset"):
-        return f"MovieLens {provenance['dataset']}"
-    return str(provenance.get("description", "unknown data"))
-
-
 def _compact_count(value: float, _position: Any = None) -> str:
     """4500 -> "4.5k", 1_250_000 -> "1.25M": tick labels that do not collide."""
     for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -174,7 +167,7 @@ def plot_accuracy_vs_parameters(comparison: dict[str, Any]) -> Figure:
             f"{METRIC_LABELS[metric].split(' (')[0]} (predicting the mean: {mean_metric:.3f})"
         )
     fig.suptitle(
-        f"Accuracy against embedding size on {_dataset_name(comparison['data'])} "
+        f"Accuracy against embedding size on {dataset_name(comparison['data'])} "
         "(lower is better; left is smaller)"
     )
     return fig
@@ -208,7 +201,7 @@ def plot_error_by_popularity(comparison: dict[str, Any]) -> Figure:
         ax.legend(fontsize=8)
     fig.suptitle(
         "Where compression costs accuracy: eval RMSE by popularity block, "
-        f"{_dataset_name(comparison['data'])}"
+        f"{dataset_name(comparison['data'])}"
     )
     return fig
 
@@ -229,6 +222,6 @@ def plot_loss_curves(
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss: mean squared error (stars²)")
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"Loss curves on {_dataset_name(data_provenance)}")
+    ax.set_title(f"Loss curves on {dataset_name(data_provenance)}")
     ax.legend()
     return fig
