@@ -330,6 +330,13 @@ def test_catch_up_when_beta_1_equals_sqrt_beta_2(beta_1: float, beta_2: float) -
     np.testing.assert_allclose(lazy_var.numpy()[:2], dense_var.numpy()[:2], rtol=1e-5)
 
 
+def test_catch_up_refuses_betas_whose_skipped_moves_grow() -> None:
+    # beta_1 > sqrt(beta_2): dense Adam's skipped moves grow until epsilon bounds them.
+    with pytest.raises(ValueError, match="beta_1 <= sqrt"):
+        LazyAdam(beta_1=0.9, beta_2=0.5)
+    assert LazyAdam(beta_1=0.9, beta_2=0.5, catch_up=False).beta_2 == 0.5
+
+
 # --------------------------------------------------------------------------------------------
 # alpha_power_dims against DLRM's md_solver; QR against DLRM's QREmbeddingBag
 # --------------------------------------------------------------------------------------------
