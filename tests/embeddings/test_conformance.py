@@ -139,6 +139,21 @@ def test_addons_dense_and_learning_rate_kinds_match_numpy_adam(
         np.testing.assert_allclose(var1.numpy(), var1_np, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("sparse_min_size", [0, 10**6])
+def test_duplicate_rows_square_the_summed_gradient(sparse_min_size: int) -> None:
+    # Dense Adam (and TF Addons, which sums duplicates first) squares a row's summed gradient.
+    # Keras 3's Adam given the IndexedSlices itself squares each duplicate before summing
+    # (v grows by 0.1**2 + 0.3**2 instead of 0.4**2); LazyAdam follows dense Adam on both paths.
+    variable = keras.Variable([[1.0], [1.0]])
+    optimizer = LazyAdam(0.01, sparse_min_size=sparse_min_size)
+    grad = _slices([[0.1], [0.3]], [1, 1], [2, 1], "float32")
+    param, m, v = np.array([1.0, 1.0]), np.zeros(2), np.zeros(2)
+    for step in range(2):
+        optimizer.apply_gradients([(grad, variable)])
+        param, m, v = numpy_adam_step(param, np.array([0.0, 0.4]), step, m, v, lr=0.01)
+    np.testing.assert_allclose(variable.numpy().ravel(), param, rtol=1e-6)
+
+
 def test_addons_one_slot_set_per_variable() -> None:
     var0, var1 = keras.Variable([1.0, 2.0]), keras.Variable([[3.0], [4.0]])
     optimizer = LazyAdam(1.0)
@@ -313,6 +328,13 @@ def test_catch_up_when_beta_1_equals_sqrt_beta_2(beta_1: float, beta_2: float) -
         dense.apply_gradients([(tf.convert_to_tensor(grad), dense_var)])
     assert np.all(np.isfinite(lazy_var.numpy()))
     np.testing.assert_allclose(lazy_var.numpy()[:2], dense_var.numpy()[:2], rtol=1e-5)
+
+
+def test_catch_up_refuses_betas_whose_skipped_moves_grow() -> None:
+    # beta_1 > sqrt(beta_2): dense Adam's skipped moves grow until epsilon bounds them.
+    with pytest.raises(ValueError, match="beta_1 <= sqrt"):
+        LazyAdam(beta_1=0.9, beta_2=0.5)
+    assert LazyAdam(beta_1=0.9, beta_2=0.5, catch_up=False).beta_2 == 0.5
 
 
 # --------------------------------------------------------------------------------------------

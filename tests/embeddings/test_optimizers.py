@@ -34,8 +34,8 @@ def _step(
     grad: tf.IndexedSlices,
     densify: bool,
 ) -> None:
-    # Dense Adam receives the densified gradient (duplicates summed), which is
-    # what Keras' Adam computes internally from IndexedSlices anyway.
+    # Dense Adam receives the densified gradient (duplicates summed). Keras' Adam given the
+    # IndexedSlices itself would square each duplicate before summing them into v.
     optimizer.apply([tf.convert_to_tensor(grad) if densify else grad], [variable])
 
 

@@ -161,14 +161,15 @@ class LazyAdam(keras.optimizers.Adam):
     corrections, any further ones as a geometric tail), and ``m``, ``v`` are decayed by
     ``beta_1**k``, ``beta_2**k``, before the ordinary update. The work is still proportional to
     the touched rows (plus one int64 per table row of memory). A row touched again matches dense
-    Adam to float32 rounding (measured: ≤ 7e-6 of the row's movement after 60–400 steps from
+    Adam to float32 rounding (measured: ≤ 7e-6 of the row's movement after 60–300 steps from
     iteration 0, 1,000 or 5,000, ``benchmarks/catch_up_gap.py``), with three approximations:
     ``epsilon`` is left out of the skipped steps (it matters only once ``sqrt(v)`` has decayed to
-    about ``epsilon``, which for ``beta_1 >= sqrt(beta_2)`` happens within a long gap: there the
-    skipped steps do not shrink and the catch-up overshoots); the learning rate of the current step
-    is used for all of them (a schedule's earlier values are not replayed); the tail beyond 128
-    steps takes one bias correction (≤ 0.2% of the move with ``beta_1 = 0.99`` early in
-    training, float32 rounding with the defaults). Rows never touched again stay where they are.
+    about ``epsilon``, which for ``beta_1 == sqrt(beta_2)`` happens within a long gap: there the
+    skipped steps do not shrink and the catch-up overshoots; ``beta_1 > sqrt(beta_2)`` is refused);
+    the learning rate of the current step is used for all of them (a schedule's earlier values
+    are not replayed); the tail beyond 128 steps takes one bias correction (≤ 0.2% of the move
+    with ``beta_1 = 0.99`` early in training, float32 rounding with the defaults). Rows never
+    touched again stay where they are.
     ``False`` gives TF-Addons' ``LazyAdam``.
 
     ``sparse_min_size``: tables with fewer elements than this get ordinary dense Adam even for
@@ -203,6 +204,18 @@ class LazyAdam(keras.optimizers.Adam):
             )
         if sparse_min_size < 0:
             raise ValueError(f"sparse_min_size must be >= 0; got {sparse_min_size}.")
+        if (
+            catch_up
+            and isinstance(beta_1, (int, float))
+            and isinstance(beta_2, (int, float))
+            and beta_1 > math.sqrt(beta_2)
+        ):
+            # Skipped moves then grow as (beta_1 / sqrt(beta_2))**j until epsilon bounds them,
+            # which the epsilon-free catch-up cannot follow: it would overflow on long gaps.
+            raise ValueError(
+                f"LazyAdam(catch_up=True) needs beta_1 <= sqrt(beta_2); got beta_1={beta_1}, "
+                f"beta_2={beta_2}. Pass catch_up=False for these betas."
+            )
         super().__init__(
             learning_rate=learning_rate,
             beta_1=beta_1,
