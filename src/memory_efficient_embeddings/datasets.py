@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kedro.io import MemoryDataset, SharedMemoryDataset
 from kedro.io.core import DatasetError
 from kedro_datasets.json import JSONDataset as _JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset as _MatplotlibDataset
@@ -124,3 +125,22 @@ class KerasModelDataset(_AtomicSave, TensorFlowModelDataset):
                 f"`--load-versions=<dataset name>:<version>` (versions are the folder names "
                 f"under {self._filepath})."
             ) from exc
+
+
+class InMemoryDataset(SharedMemoryDataset):
+    """Data kept in memory for the run, shared across ParallelRunner's worker processes.
+
+    A declared `MemoryDataset` lives in one process, so a ParallelRunner worker reads nothing
+    from it; Kedro shares a `SharedMemoryDataset` through the runner's manager instead, but that
+    one holds nothing without a manager. This one holds its data locally until a runner hands it
+    a manager, so it works under every runner (and a declared entry gets a kedro-viz layer).
+    """
+
+    def __init__(self, metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(manager=None)
+        self.shared_memory_dataset = MemoryDataset()
+        self.metadata = metadata
+
+    def _release(self) -> None:
+        # Free the data once its last reader has run, as Kedro does for a plain MemoryDataset.
+        self.shared_memory_dataset.release()
