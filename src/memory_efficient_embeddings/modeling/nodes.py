@@ -28,6 +28,7 @@ from memory_efficient_embeddings.embeddings import (  # noqa: E402
     popularity_blocks,
     with_string_ids,
 )
+from memory_efficient_embeddings.modeling.batches import shuffled_batches  # noqa: E402
 from memory_efficient_embeddings.modeling.resources import ResourceMonitor  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -229,12 +230,11 @@ def fit_rating_model(
     timer = _EpochTimer()
     with ResourceMonitor() as monitor:
         history = rating_model.fit(
-            *train_data,
-            batch_size=training["batch_size"],
+            shuffled_batches(*train_data, training["batch_size"], training["seed"]),
             epochs=training["epochs"],
             validation_data=eval_data,
             validation_batch_size=training.get("validation_batch_size", 8192),
-            shuffle=True,
+            shuffle=False,  # shuffled_batches draws a new order every epoch
             callbacks=[timer, *_callbacks(training)],
             verbose=training.get("verbose", "auto"),
         )
