@@ -210,6 +210,7 @@ def run_one(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
 
     model_name, path = spec["model"], spec["path"]
     sizes = spec["sizes"]
+    cpu_start = time.process_time()
     if path == "project":
         model = modeling.build_model(data["users"], data["movies"], spec["model_params"])
         parameters = model.count_params()
@@ -247,6 +248,9 @@ def run_one(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
             )
         epoch_seconds = result["epoch_seconds"]
         val_mae = result["val_mae"]
+    # CPU seconds of this process (all threads) from model building to the end of training:
+    # unlike wall time, barely inflated when other processes compete for the cores.
+    cpu_seconds = time.process_time() - cpu_start
     return {
         "model": model_name,
         "path": path,
@@ -259,6 +263,7 @@ def run_one(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
             else None
         ),
         "fit_seconds": round(monitor.seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
         "peak_rss_mib": monitor.as_dict()["peak_rss_mib"],
         "val_mae": round(float(val_mae), 5),
     }
@@ -300,7 +305,13 @@ def compare_paths(recipe_runs: list[dict], project_runs: list[dict]) -> dict[str
         later = statistics.median(r["later_epoch_seconds"] for r in recipe_runs) / (
             statistics.median(r["later_epoch_seconds"] for r in project_runs)
         )
+    recipe_cpu = statistics.median(r["cpu_seconds"] for r in recipe_runs)
+    project_cpu = statistics.median(r["cpu_seconds"] for r in project_runs)
     return {
+        "recipe_cpu_seconds": round(recipe_cpu, 3),
+        "project_cpu_seconds": round(project_cpu, 3),
+        # Load-robust cross-check of the wall-time ratio (whole training, all threads).
+        "cpu_ratio_of_medians": round(recipe_cpu / project_cpu, 2),
         "recipe_epoch_seconds": recipe_epoch,
         "project_epoch_seconds": project_epoch,
         "speedup_of_medians": round(ratio, 2),
@@ -660,6 +671,12 @@ def format_report(result: dict[str, Any]) -> str:
                 f"{_fmt(c['project_epoch_seconds']):>22} "
                 f"{c['speedup_of_medians']:>6.2f}x [{lo:.1f}-{hi:.1f}] "
                 f"{c['recipe_val_mae']:>12.4f} / {c['project_val_mae']:.4f}"
+            )
+        for model_name, c in epochs["comparisons"].items():
+            lines.append(
+                f"{model_name}: training CPU seconds (all threads), median recipe "
+                f"{c['recipe_cpu_seconds']:.1f} / project {c['project_cpu_seconds']:.1f} = "
+                f"{c['cpu_ratio_of_medians']:.2f}x (less sensitive to load than wall time)"
             )
         for model_name, c in epochs["comparisons"].items():
             lines.append(

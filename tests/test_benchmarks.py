@@ -67,7 +67,7 @@ def test_runs_alternate_which_path_goes_first(training_speed):
 def test_comparison_uses_medians_and_reports_the_ratio_range(training_speed):
     def runs(epochs, maes):
         return [
-            {"mean_epoch_seconds": e, "later_epoch_seconds": e, "val_mae": m}
+            {"mean_epoch_seconds": e, "later_epoch_seconds": e, "val_mae": m, "cpu_seconds": 3 * e}
             for e, m in zip(epochs, maes, strict=True)
         ]
 
@@ -79,6 +79,7 @@ def test_comparison_uses_medians_and_reports_the_ratio_range(training_speed):
     assert result["speedup_of_medians"] == 12.0
     assert result["speedup_range"] == [9.09, 33.33]
     assert result["val_mae_diff"] == pytest.approx(0.004)
+    assert result["cpu_ratio_of_medians"] == 12.0  # 36.0 / 3.0
     assert result["pass"]
     slower = training_speed.compare_paths(runs([9.0], [0.7]), runs([1.0], [0.7051]))
     assert not slower["speedup_pass"] and not slower["mae_pass"]
