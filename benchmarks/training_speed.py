@@ -37,8 +37,8 @@ it). Where the recipe's fixed memory-efficient sizes (``users // 50`` QR buckets
 400 / 1,300 / rest) cannot index the data (ml-100k), both paths use the same scaled sizes
 (``recipe_reference.recipe_sizes``) and the output says so.
 
-One command, from the repository root in the project's virtualenv (about 6-8 min on ml-100k on an
-idle 2-core machine)::
+One command, from the repository root in the project's virtualenv (estimated 8-10 min on ml-100k
+on an idle 2-core machine; 28 min under a load average of 20)::
 
     PYTHONPATH=src python benchmarks/training_speed.py --archive data/01_raw/ml-100k.zip \\
         --dataset ml-100k --threads 2 --json-out data/08_reporting/training_speed.json
