@@ -36,18 +36,30 @@ baseline 623,744; memory-efficient 117,968 = 15,360 (QR, 2 x 120 x 64) +
 
 from __future__ import annotations
 
+import argparse
+import io
+import json
+import math
+import tempfile
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 from keras import layers
 
 CSV_HEADER = ["user_id", "movie_id", "rating"]
 TARGET_FEATURE_NAME = "rating"
+# The recipe's memory-efficient sizes, fixed for ml-1m: QR buckets = users // 50, movie blocks
+# [top 400, next 1,300, rest] of 3,706 movies.
+RECIPE_IDS_PER_BUCKET = 50
+RECIPE_BOUNDARIES = (400, 1700)
+RECIPE_NUM_MOVIES = 3706
 
 
 # --------------------------------------------------------------------------- data
@@ -227,35 +239,51 @@ class MDEmbedding(layers.Layer):
 
 def recipe_movie_blocks(
     movie_frequencies_sorted_vocab: Sequence[str],
+    boundaries: Sequence[int] = RECIPE_BOUNDARIES,
 ) -> list[list[str]]:
-    """Recipe's popularity blocks: top 400, next 1,300, the rest."""
+    """Recipe's popularity blocks: top 400, next 1,300, the rest (or other ``boundaries``)."""
     vocab = list(movie_frequencies_sorted_vocab)
-    return [vocab[:400], vocab[400:1700], vocab[1700:]]
+    first, second = boundaries
+    return [vocab[:first], vocab[first:second], vocab[second:]]
 
 
-def check_user_buckets(num_users: int) -> None:
-    """Refuse vocabularies the recipe's ``num_users // 50`` QR rule cannot index."""
-    num_buckets = num_users // 50
+def check_user_buckets(num_users: int, num_buckets: int | None = None) -> None:
+    """Refuse a bucket count (default the recipe's ``num_users // 50``) that cannot index every user."""
+    num_buckets = num_users // 50 if num_buckets is None else num_buckets
     if num_buckets == 0 or (num_users - 1) // num_buckets >= num_buckets:
         # The recipe's rule only covers every index when len(vocab) // 50
         # squared exceeds the vocabulary (>= ~2,500 users; ML-1M: 120 buckets,
         # quotient <= 50). Below that the quotient lookup is out of range
         # (an error on CPU, silently zero rows on GPU), so fail early.
         raise ValueError(
-            f"QR with num_buckets = {num_users} // 50 = {num_buckets} "
-            "cannot index every user; the recipe needs >= 2,500 users."
+            f"QR with num_buckets = {num_buckets} cannot index {num_users} users; the recipe's "
+            "num_users // 50 rule needs >= 2,500 users."
         )
 
 
-def check_recipe_applies(model_name: str, data: dict) -> None:
-    """Raise ValueError when the recipe's fixed rules cannot build ``model_name`` for ``data``."""
-    if model_name == "memory_efficient":
-        check_user_buckets(len(data["users"]))
-        if len(data["movies"]) <= 1700:
-            raise ValueError(
-                f"the recipe's movie blocks 400 / 1,300 / rest need more than 1,700 movies; "
-                f"this data has {len(data['movies']):,}."
-            )
+def recipe_sizes(num_users: int, num_movies: int, *, scale: bool = True) -> dict[str, Any]:
+    """QR bucket count and MD block boundaries: the recipe's, or scaled where they cannot apply.
+
+    On smaller data (ml-100k: 943 users, 1,682 movies) ``users // 50`` buckets cannot index every
+    user and a 1,700-movie boundary leaves the last block empty. ``scale`` then uses
+    ``max(users // 50, ceil(sqrt(users)))`` buckets (both tables that many rows, as the recipe
+    sizes them) and boundaries at the recipe's shares of the movies (400 / 3,706 and
+    1,700 / 3,706). ``rule`` says which applied.
+    """
+    buckets = num_users // RECIPE_IDS_PER_BUCKET
+    fits = buckets > 0 and (num_users - 1) // buckets < buckets
+    if fits and num_movies > RECIPE_BOUNDARIES[-1]:
+        return {"rule": "recipe", "num_buckets": buckets, "boundaries": list(RECIPE_BOUNDARIES)}
+    if not scale:
+        raise ValueError(
+            f"the recipe's sizes (users // 50 buckets, movie blocks 400 / 1,300 / rest) do not fit "
+            f"{num_users:,} users and {num_movies:,} movies."
+        )
+    buckets = max(buckets, math.isqrt(num_users - 1) + 1)
+    boundaries = [max(1, round(num_movies * b / RECIPE_NUM_MOVIES)) for b in RECIPE_BOUNDARIES]
+    if not boundaries[0] < boundaries[1] < num_movies:
+        raise ValueError(f"{num_movies} movies are too few for three popularity blocks.")
+    return {"rule": "scaled", "num_buckets": buckets, "boundaries": boundaries}
 
 
 def build_recipe_memory_efficient(
@@ -263,15 +291,21 @@ def build_recipe_memory_efficient(
     movie_vocabulary: Sequence[str],
     movie_frequencies_sorted_vocab: Sequence[str],
     base_embedding_dim: int = 64,
+    *,
+    num_buckets: int | None = None,
+    boundaries: Sequence[int] = RECIPE_BOUNDARIES,
 ) -> keras.Model:
     """The recipe's memory-efficient model: QR users, MD movies (64/32/16).
 
     ``movie_vocabulary`` is accepted for signature symmetry; as in the recipe,
     the MD blocks are built from the popularity-sorted vocabulary only.
+    ``num_buckets`` (default the recipe's ``users // 50``) and ``boundaries`` come from
+    :func:`recipe_sizes` on data the recipe's fixed sizes do not fit.
     """
     del movie_vocabulary  # the recipe only uses the sorted vocabulary here
-    check_user_buckets(len(user_vocabulary))
-    num_buckets = len(user_vocabulary) // 50
+    if num_buckets is None:
+        num_buckets = len(user_vocabulary) // RECIPE_IDS_PER_BUCKET
+    check_user_buckets(len(user_vocabulary), num_buckets)
     user_input = layers.Input(name="user_id", shape=(), dtype="string")
     user_embedding = QREmbedding(
         vocabulary=user_vocabulary,
@@ -281,7 +315,7 @@ def build_recipe_memory_efficient(
     )(user_input)
     movie_input = layers.Input(name="movie_id", shape=(), dtype="string")
     movie_embedding = MDEmbedding(
-        blocks_vocabulary=recipe_movie_blocks(movie_frequencies_sorted_vocab),
+        blocks_vocabulary=recipe_movie_blocks(movie_frequencies_sorted_vocab, boundaries),
         blocks_embedding_dims=[64, 32, 16],
         base_embedding_dim=base_embedding_dim,
         name="movie_embedding",
@@ -351,49 +385,86 @@ def train_recipe(
     }
 
 
+def read_ratings(path: str | Path) -> pd.DataFrame:
+    """The recipe's ``pd.read_csv(ratings.dat, sep="::")`` on a zip, a folder or a ratings file.
+
+    ml-100k's ``u.data`` is tab-separated; every other release's ratings file uses ``::``.
+    """
+    path = Path(path)
+    names = ["user_id", "movie_id", "rating", "unix_timestamp"]
+    members = ("ratings.dat", "u.data", "ratings.csv")
+    if path.is_dir():
+        path = next(f for m in members for f in sorted(path.rglob(m)))
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            member = next(n for n in archive.namelist() if n.rsplit("/", 1)[-1] in members)
+            with archive.open(member) as handle:
+                return _read_ratings_text(io.TextIOWrapper(handle, "latin-1"), member, names)
+    with open(path, encoding="latin-1") as handle:
+        return _read_ratings_text(handle, path.name, names)
+
+
+def _read_ratings_text(handle: Any, name: str, names: list[str]) -> pd.DataFrame:
+    if name.endswith("u.data"):
+        return pd.read_csv(handle, sep="\t", names=names)
+    if name.endswith(".csv"):
+        return pd.read_csv(handle).set_axis(names, axis=1)
+    return pd.read_csv(handle, sep="::", names=names, engine="python")
+
+
+def run_recipe_script(
+    ratings_path: str | Path, workdir: str | Path, epochs: int, batch_size: int, seed: int
+) -> dict[str, Any]:
+    """The recipe's whole script: read, prepare, split, write CSVs, train and validate both models.
+
+    Its steps, in its order; only the split is seeded (``seed``) so that reruns compare.
+    """
+    ratings_data = read_ratings(ratings_path)
+    ratings_data["movie_id"] = ratings_data["movie_id"].apply(lambda x: f"movie_{x}")
+    ratings_data["user_id"] = ratings_data["user_id"].apply(lambda x: f"user_{x}")
+    ratings_data["rating"] = ratings_data["rating"].apply(float)
+    del ratings_data["unix_timestamp"]
+    random_selection = np.random.default_rng(seed).random(len(ratings_data.index)) <= 0.85
+    train_csv, eval_csv = write_recipe_csvs(
+        ratings_data[random_selection], ratings_data[~random_selection], workdir
+    )
+    movie_vocabulary = list(ratings_data.movie_id.unique())
+    user_vocabulary = list(ratings_data.user_id.unique())
+    movie_frequencies = ratings_data["movie_id"].value_counts()
+    sorted_movies = list(movie_frequencies.keys())
+    sizes = recipe_sizes(len(user_vocabulary), len(movie_vocabulary))
+    results = {"memory_efficient_sizes": sizes}
+    for name, model in (
+        ("baseline", build_recipe_baseline(user_vocabulary, movie_vocabulary)),
+        (
+            "memory_efficient",
+            build_recipe_memory_efficient(
+                user_vocabulary,
+                movie_vocabulary,
+                sorted_movies,
+                num_buckets=sizes["num_buckets"],
+                boundaries=sizes["boundaries"],
+            ),
+        ),
+    ):
+        result = train_recipe(model, train_csv, eval_csv, epochs=epochs, batch_size=batch_size)
+        results[name] = {"val_mae": result["val_mae"], "epoch_seconds": result["epoch_seconds"]}
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """``python benchmarks/recipe_reference.py --ratings PATH``: the recipe's whole script."""
+    parser = argparse.ArgumentParser(description="The keras-io recipe's whole script.")
+    parser.add_argument("--ratings", type=Path, required=True, help="zip, folder or ratings file")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=42, help="seed of the 85/15 split")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="recipe_") as workdir:
+        results = run_recipe_script(args.ratings, workdir, args.epochs, args.batch_size, args.seed)
+    print(json.dumps(results))
+    return results
+
+
 if __name__ == "__main__":
-    import tempfile
-
-    import numpy as np
-
-    # Smoke run on small random data; ids formatted like the recipe's.
-    rng = np.random.default_rng(0)
-    # Enough distinct movies (> 1,700) that all three MD blocks are non-empty,
-    # and users (> 2,500) that the recipe's QR bucket rule covers every index.
-    n_users, n_movies, n_ratings = 3_000, 3_000, 8_000
-    ratings = pd.DataFrame(
-        {
-            "user_id": [f"user_{i}" for i in rng.integers(1, n_users + 1, n_ratings)],
-            "movie_id": [f"movie_{i}" for i in rng.integers(1, n_movies + 1, n_ratings)],
-            "rating": rng.integers(1, 6, n_ratings).astype(float),
-        }
-    )
-    selection = rng.random(n_ratings) <= 0.85
-    user_vocab = list(ratings.user_id.unique())
-    movie_vocab = list(ratings.movie_id.unique())
-    sorted_movie_vocab = list(ratings["movie_id"].value_counts().keys())
-
-    with tempfile.TemporaryDirectory() as tmp:
-        train_csv, eval_csv = write_recipe_csvs(ratings[selection], ratings[~selection], tmp)
-        for build in (
-            lambda: build_recipe_baseline(user_vocab, movie_vocab),
-            lambda: build_recipe_memory_efficient(user_vocab, movie_vocab, sorted_movie_vocab),
-        ):
-            model = build()
-            print(model.name, "params:", model.count_params())
-            result = train_recipe(model, train_csv, eval_csv, epochs=2, verbose=0)
-            print(
-                {k: v for k, v in result.items() if k != "history"},
-            )
-
-    # Parameter counts at MovieLens-1M scale (6,040 users, 3,706 movies).
-    users = [f"user_{i}" for i in range(6_040)]
-    movies = [f"movie_{i}" for i in range(3_706)]
-    baseline = build_recipe_baseline(users, movies)
-    efficient = build_recipe_memory_efficient(users, movies, movies)
-    print("ML-1M-sized params: baseline", baseline.count_params(), "(recipe 623,744)")
-    print(
-        "ML-1M-sized params: memory-efficient",
-        efficient.count_params(),
-        "(recipe 117,968)",
-    )
+    main()

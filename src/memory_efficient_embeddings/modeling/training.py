@@ -16,6 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import LazyAdam
+from memory_efficient_embeddings.modeling.batches import shuffled_batches
 from memory_efficient_embeddings.modeling.progress import AUTO, fit_progress
 from memory_efficient_embeddings.modeling.resources import ResourceMonitor
 from memory_efficient_embeddings.modeling.specs import block_of
@@ -105,12 +106,11 @@ def fit_rating_model(
     )
     with ResourceMonitor() as monitor:
         history = rating_model.fit(
-            *train_data,
-            batch_size=training["batch_size"],
+            shuffled_batches(*train_data, training["batch_size"], training["seed"]),
             epochs=training["epochs"],
             validation_data=eval_data,
             validation_batch_size=training.get("validation_batch_size", 8192),
-            shuffle=True,
+            shuffle=False,  # shuffled_batches draws a new order every epoch
             callbacks=[timer, *_callbacks(training), *progress_callbacks],
             verbose=keras_verbose,
         )
