@@ -29,6 +29,11 @@ from memory_efficient_embeddings.modeling.nodes import (  # noqa: E402
     model_inputs,
     uncompiled_copy,
 )
+from memory_efficient_embeddings.pipelines.sweep.executors import (  # noqa: E402
+    TaskOutcome,
+    run_tasks,
+    validate_executor,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +140,64 @@ def _quantized(model: keras.Model, mode: str) -> keras.Model:
     return quantized
 
 
+def train_sweep_point(
+    data: dict[str, Any],
+    point: dict[str, Any],
+    seed: int,
+    training: dict[str, Any],
+    quantize: str | None,
+) -> dict[str, Any]:
+    """Build, train and score one point with one seed: one sweep task, one run row.
+
+    ``data`` holds what every task reads (encoded train and eval arrays, the vocabularies); all
+    inputs are explicit and picklable, so any executor can run this on any worker.
+    """
+    keras.backend.clear_session()  # keeps graphs and names from piling up over many models
+    users, movies = data["user_vocabulary"], data["movie_vocabulary"]
+    eval_inputs, eval_targets = data["eval"]
+    eval_batch_size = training.get("validation_batch_size", 8192)
+    model = build_model(users, movies, {**point["model"], "seed": seed})
+    report = fit_rating_model(model, data["train"], data["eval"], {**training, "seed": seed})
+    scores = _errors(model, eval_inputs, eval_targets.astype(np.float64), eval_batch_size)
+    row = {
+        "embedding_parameters": embedding_parameter_count(model),
+        "embedding_bytes_float32": embedding_bytes(model),
+        "val_rmse": scores["rmse"],
+        "val_mae": scores["mae"],
+        "epochs_run": report["epochs_run"],
+        "best_epoch": report["best_epoch"],
+        "train_seconds": report["train_seconds"],
+    }
+    if quantize:
+        quantized = _quantized(model, quantize)
+        quantized_scores = _errors(
+            quantized, eval_inputs, eval_targets.astype(np.float64), eval_batch_size
+        )
+        row |= {
+            f"embedding_bytes_{quantize}": embedding_bytes(quantized),
+            f"val_rmse_{quantize}": quantized_scores["rmse"],
+            f"val_mae_{quantize}": quantized_scores["mae"],
+        }
+    return row
+
+
+def _log_run(index: int, total: int, row: dict[str, Any], quantize: str | None) -> None:
+    logger.info(
+        "Sweep run %d/%d %s seed %s: val RMSE %.4f (%s %.4f), %s embedding parameters, "
+        "%d epochs in %.1f s",
+        index,
+        total,
+        row["point"],
+        row["seed"],
+        row["val_rmse"],
+        quantize,
+        row.get(f"val_rmse_{quantize}", math.nan),
+        f"{row['embedding_parameters']:,}",
+        row["epochs_run"],
+        row["train_seconds"],
+    )
+
+
 def run_sweep(
     plan: list[dict[str, Any]],
     train_ratings: pd.DataFrame,
@@ -146,16 +209,19 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Train and evaluate every point once per seed, in float32 and after quantization."""
     training = _deep_merge(training, sweep.get("training") or {})
-    train_data = (
-        model_inputs(train_ratings, user_vocabulary, movie_vocabulary),
-        train_ratings["rating"].to_numpy(np.float32),
-    )
-    eval_data = (
-        model_inputs(eval_ratings, user_vocabulary, movie_vocabulary),
-        eval_ratings["rating"].to_numpy(np.float32),
-    )
-    eval_targets = eval_data[1].astype(np.float64)
-    eval_batch_size = training.get("validation_batch_size", 8192)
+    executor = validate_executor(sweep.get("executor"))
+    data = {
+        "train": (
+            model_inputs(train_ratings, user_vocabulary, movie_vocabulary),
+            train_ratings["rating"].to_numpy(np.float32),
+        ),
+        "eval": (
+            model_inputs(eval_ratings, user_vocabulary, movie_vocabulary),
+            eval_ratings["rating"].to_numpy(np.float32),
+        ),
+        "user_vocabulary": user_vocabulary,
+        "movie_vocabulary": movie_vocabulary,
+    }
     quantize = sweep.get("quantize")
     # Build every point once before training anything: a configuration error surfaces in
     # seconds, not after an hour of training.
@@ -168,50 +234,46 @@ def run_sweep(
             skipped[point["point"]] = str(error)
         except (ValueError, TypeError, KeyError) as error:
             raise ValueError(f"Sweep point {point['point']} is misconfigured: {error}") from error
-    rows = []
-    runs = [(point, seed) for point in plan for seed in sweep["seeds"]]
-    for index, (point, seed) in enumerate(runs, start=1):
-        row = {"point": point["point"], "technique": point["technique"]}
-        row |= {"settings": point["settings"], "seed": seed}
-        if point["point"] in skipped:
-            rows.append(row | {"skipped": skipped[point["point"]]})
-            continue
-        keras.backend.clear_session()  # keeps graphs and names from piling up over many models
-        model = build_model(user_vocabulary, movie_vocabulary, {**point["model"], "seed": seed})
-        report = fit_rating_model(model, train_data, eval_data, {**training, "seed": seed})
-        scores = _errors(model, eval_data[0], eval_targets, eval_batch_size)
-        row |= {
-            "embedding_parameters": embedding_parameter_count(model),
-            "embedding_bytes_float32": embedding_bytes(model),
-            "val_rmse": scores["rmse"],
-            "val_mae": scores["mae"],
-            "epochs_run": report["epochs_run"],
-            "best_epoch": report["best_epoch"],
-            "train_seconds": report["train_seconds"],
-        }
-        if quantize:
-            quantized = _quantized(model, quantize)
-            quantized_scores = _errors(quantized, eval_data[0], eval_targets, eval_batch_size)
-            row |= {
-                f"embedding_bytes_{quantize}": embedding_bytes(quantized),
-                f"val_rmse_{quantize}": quantized_scores["rmse"],
-                f"val_mae_{quantize}": quantized_scores["mae"],
-            }
-        logger.info(
-            "Sweep run %d/%d %s seed %s: val RMSE %.4f (%s %.4f), %s embedding parameters, "
-            "%d epochs in %.1f s",
-            index,
-            len(runs),
-            point["point"],
-            seed,
-            row["val_rmse"],
-            quantize,
-            row.get(f"val_rmse_{quantize}", math.nan),
-            f"{row['embedding_parameters']:,}",
-            row["epochs_run"],
-            row["train_seconds"],
+    runs = list(itertools.product(plan, sweep["seeds"]))
+    rows = [
+        {"point": point["point"], "technique": point["technique"]}
+        | {"settings": point["settings"], "seed": seed}
+        for point, seed in runs
+    ]
+    for row in rows:
+        if row["point"] in skipped:
+            row["skipped"] = skipped[row["point"]]
+    to_train = [index for index, row in enumerate(rows) if "skipped" not in row]
+    finished = 0
+
+    def log_outcome(task_index: int, outcome: TaskOutcome) -> None:
+        nonlocal finished
+        finished += 1
+        if not outcome.failed:
+            row = rows[to_train[task_index]] | outcome.value
+            _log_run(finished, len(to_train), row, quantize)
+
+    outcomes = run_tasks(
+        train_sweep_point,
+        data,
+        [(*runs[index], training, quantize) for index in to_train],
+        [f"{rows[index]['point']} seed {rows[index]['seed']}" for index in to_train],
+        executor,
+        log_outcome,
+    )
+    for index, outcome in zip(to_train, outcomes, strict=True):
+        if outcome.failed:
+            rows[index]["failed"] = outcome.error
+        else:
+            rows[index] |= outcome.value
+    failures = [outcome for outcome in outcomes if outcome.failed]
+    if failures:
+        logger.error(
+            "Sweep: %d of %d runs failed (kept in sweep_runs, left out of the summary): %s",
+            len(failures),
+            len(outcomes),
+            "; ".join(f"{outcome.label}: {outcome.error}" for outcome in failures),
         )
-        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -232,8 +294,16 @@ def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataF
     runs = sweep_runs
     if "skipped" in runs:
         runs = runs[runs["skipped"].isna()]
+    failed_seeds = {}
+    if "failed" in runs:
+        failed = runs[runs["failed"].notna()]
+        failed_seeds = failed.groupby("point")["seed"].agg(lambda s: ", ".join(map(str, s)))
+        runs = runs[runs["failed"].isna()]
+        lost = sorted(set(failed["point"]) - set(runs["point"]))
+        if lost:
+            logger.warning("Sweep points with no finished run, left out: %s", lost)
     if runs.empty:
-        raise ValueError("Every sweep run was skipped; see the warnings above.")
+        raise ValueError("Every sweep run was skipped or failed; see the warnings above.")
     quantize = sweep.get("quantize")
     metrics = ["val_rmse", "val_mae", "train_seconds", "epochs_run"]
     sizes = ["embedding_parameters", "embedding_bytes_float32"]
@@ -246,6 +316,8 @@ def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataF
         summary[f"{metric}_mean"] = grouped[metric].mean()
         summary[f"{metric}_std"] = grouped[metric].std(ddof=1).fillna(0.0)
     summary["seeds"] = grouped["seed"].nunique()
+    # Seeds whose run failed (the error is in sweep_runs); the means are over the others.
+    summary["failed_seeds"] = summary.index.map(lambda point: failed_seeds.get(point, ""))
     summary = summary.reset_index()
     summary[sizes] = summary[sizes].astype("int64")  # skipped runs had made them float
 
@@ -330,6 +402,14 @@ def render_sweep_table(
             "✓" if row["meets_target"] else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    failed = sweep_summary.get("failed_seeds", pd.Series(dtype=str)).fillna("").astype(str)
+    if (failed != "").any():
+        listed = "; ".join(
+            f"{point} (seeds {seeds})"
+            for point, seeds in zip(sweep_summary["point"], failed, strict=True)
+            if seeds
+        )
+        lines += ["", f"Failed runs, left out of the means (errors in sweep_runs): {listed}."]
     lines.append("")
     return "\n".join(lines)
 
