@@ -154,11 +154,12 @@ def train_sweep_point(
     """
     keras.backend.clear_session()  # keeps graphs and names from piling up over many models
     users, movies = data["user_vocabulary"], data["movie_vocabulary"]
-    eval_inputs, eval_targets = data["eval"]
+    eval_inputs = data["eval"][0]
+    eval_targets = data["eval"][1].astype(np.float64)
     eval_batch_size = training.get("validation_batch_size", 8192)
     model = build_model(users, movies, {**point["model"], "seed": seed})
     report = fit_rating_model(model, data["train"], data["eval"], {**training, "seed": seed})
-    scores = _errors(model, eval_inputs, eval_targets.astype(np.float64), eval_batch_size)
+    scores = _errors(model, eval_inputs, eval_targets, eval_batch_size)
     row = {
         "embedding_parameters": embedding_parameter_count(model),
         "embedding_bytes_float32": embedding_bytes(model),
@@ -170,9 +171,7 @@ def train_sweep_point(
     }
     if quantize:
         quantized = _quantized(model, quantize)
-        quantized_scores = _errors(
-            quantized, eval_inputs, eval_targets.astype(np.float64), eval_batch_size
-        )
+        quantized_scores = _errors(quantized, eval_inputs, eval_targets, eval_batch_size)
         row |= {
             f"embedding_bytes_{quantize}": embedding_bytes(quantized),
             f"val_rmse_{quantize}": quantized_scores["rmse"],
