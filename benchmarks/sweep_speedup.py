@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--techniques", nargs="+", default=["full", "uniform_low_dim"])
     parser.add_argument("--epochs", type=int, default=None, help="override training.epochs")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--start-reversed", action="store_true", help="the first round runs dask first"
+    )
     parser.add_argument("--json-out", default=None)
     args = parser.parse_args(argv)
 
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for round_index in range(args.rounds):
             seconds, rmse = {}, {}
             # Alternate the order so neither executor always runs first in a round.
-            names = list(executors) if round_index % 2 == 0 else list(executors)[::-1]
+            reverse = (round_index + args.start_reversed) % 2 == 1
+            names = list(executors)[::-1] if reverse else list(executors)
             for name in names:
                 run_settings = {**sweep, "executor": {**executors[name], "progress": False}}
                 start = time.perf_counter()
@@ -97,15 +101,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for name in executors
                 if name != "in_process"
             }
-            max_gap = max(
-                abs(a - b) for name in rmse for a, b in zip(rmse[name], rmse["in_process"])
-            )
+            # Largest |val RMSE difference| from the in-process run, per executor.
+            max_gap = {
+                name: max(abs(a - b) for a, b in zip(rmse[name], rmse["in_process"], strict=True))
+                for name in executors
+                if name != "in_process"
+            }
             rounds.append(
                 {
                     "order": names,
                     "seconds": seconds,
                     "speedup_vs_in_process": speedups,
                     "max_val_rmse_gap": max_gap,
+                    "val_rmse": rmse,
                 }
             )
             print(json.dumps(rounds[-1]), flush=True)
