@@ -1,13 +1,14 @@
 """Memory of embedding tables plus optimizer state, against vocabulary size and width.
 
-For each shape (users x movies) and width, a fresh process builds the project's rating model
+For each shape (users x movies) and width, smallest first, it builds the project's rating model
 with full tables, builds the optimizer (Adam, or the project's LazyAdam) on it, and runs a few
-training steps. It reports the bytes of the variables actually built (tables, Adam's ``m`` and
-``v``, LazyAdam's per-row step counter) and the process RSS: after the imports, after building,
-and the peak over the training steps. A linear fit of bytes per id then extrapolates to where one
+training steps; one fresh process per optimizer. It reports the bytes of the variables actually
+built (tables, Adam's ``m`` and ``v``, LazyAdam's per-row step counter) and the process RSS
+increase: after building, and the peak (sampled) over the training steps. A linear fit of bytes per id then extrapolates to where one
 machine of ``--machine-gib`` stops. No assertions: RSS depends on the machine.
 
-    python benchmarks/scale_memory.py [--dims 16 64] [--max-ids 2000000] [--machine-gib 24] [--json-out f.json]
+    python benchmarks/scale_memory.py [--dims 16 64] [--max-ids 2000000] [--machine-gib 24] \\
+        [--json-out f.json]
 """
 
 from __future__ import annotations
