@@ -4,8 +4,9 @@ For each shape (users x movies) and width, smallest first, it builds the project
 with full tables, builds the optimizer (Adam, or the project's LazyAdam) on it, and runs a few
 training steps; one fresh process per optimizer. It reports the bytes of the variables actually
 built (tables, Adam's ``m`` and ``v``, LazyAdam's per-row step counter) and the process RSS
-increase: after building, and the peak (sampled) over the training steps. A linear fit of bytes per id then extrapolates to where one
-machine of ``--machine-gib`` stops. No assertions: RSS depends on the machine.
+increase: after building, and the peak (sampled) over the training steps. A linear fit of bytes
+per id then extrapolates to where one machine of ``--machine-gib`` stops. No assertions: RSS
+depends on the machine.
 
     python benchmarks/scale_memory.py [--dims 16 64] [--max-ids 2000000] [--machine-gib 24] \\
         [--json-out f.json]
