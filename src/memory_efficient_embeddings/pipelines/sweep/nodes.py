@@ -31,6 +31,11 @@ from memory_efficient_embeddings.modeling.training import (
     score,
     uncompiled_copy,
 )
+from memory_efficient_embeddings.pipelines.sweep.executors import (
+    TaskOutcome,
+    run_tasks,
+    validate_executor,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -151,22 +156,26 @@ def _quantized(model: keras.Model, mode: str) -> keras.Model:
     return quantized
 
 
-def train_and_score_point(
+def train_sweep_point(
+    data: dict[str, Any],
     point: dict[str, Any],
     embedding_plan: dict[str, Any],
     seed: int,
-    train_data: tuple[dict[str, np.ndarray], np.ndarray],
-    eval_data: tuple[dict[str, np.ndarray], np.ndarray],
     training: dict[str, Any],
     quantize: str | None,
 ) -> dict[str, Any]:
-    """Build, train and score one sweep point with one seed (float32, then quantized)."""
+    """Build, train and score one point with one seed: one sweep task, one run row.
+
+    ``data`` holds what every task reads (the encoded train and eval arrays); all inputs are
+    explicit and picklable, so any executor can run this on any worker.
+    """
     keras.backend.clear_session()  # keeps graphs and names from piling up over many models
-    model = build_model(embedding_plan, {**point["model"], "seed": seed})
-    report = fit_rating_model(model, train_data, eval_data, {**training, "seed": seed})
-    eval_targets = eval_data[1].astype(np.float64)
+    eval_inputs = data["eval"][0]
+    eval_targets = data["eval"][1].astype(np.float64)
     eval_batch_size = training.get("validation_batch_size", 8192)
-    scores = _scores(model, eval_data[0], eval_targets, eval_batch_size)
+    model = build_model(embedding_plan, {**point["model"], "seed": seed})
+    report = fit_rating_model(model, data["train"], data["eval"], {**training, "seed": seed})
+    scores = _scores(model, eval_inputs, eval_targets, eval_batch_size)
     row = {
         "embedding_parameters": embedding_parameter_count(model),
         "embedding_bytes_float32": embedding_bytes(model),
@@ -178,13 +187,30 @@ def train_and_score_point(
     }
     if quantize:
         quantized = _quantized(model, quantize)
-        quantized_scores = _scores(quantized, eval_data[0], eval_targets, eval_batch_size)
+        quantized_scores = _scores(quantized, eval_inputs, eval_targets, eval_batch_size)
         row |= {
             f"embedding_bytes_{quantize}": embedding_bytes(quantized),
             f"val_rmse_{quantize}": quantized_scores["rmse"],
             f"val_mae_{quantize}": quantized_scores["mae"],
         }
     return row
+
+
+def _log_run(index: int, total: int, row: dict[str, Any], quantize: str | None) -> None:
+    logger.info(
+        "Sweep run %d/%d %s seed %s: val RMSE %.4f (%s %.4f), %s embedding parameters, "
+        "%d epochs in %.1f s",
+        index,
+        total,
+        row["point"],
+        row["seed"],
+        row["val_rmse"],
+        quantize,
+        row.get(f"val_rmse_{quantize}", math.nan),
+        f"{row['embedding_parameters']:,}",
+        row["epochs_run"],
+        row["train_seconds"],
+    )
 
 
 def run_sweep(
@@ -199,42 +225,61 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Train and evaluate every point once per seed, in float32 and after quantization."""
     training = _deep_merge(training, sweep.get("training") or {})
-    train_data = (
-        model_inputs(train_ratings, user_vocabulary, movie_vocabulary),
-        train_ratings["rating"].to_numpy(np.float32),
-    )
-    eval_data = (
-        model_inputs(eval_ratings, user_vocabulary, movie_vocabulary),
-        eval_ratings["rating"].to_numpy(np.float32),
-    )
+    executor = validate_executor(sweep.get("executor"))
+    data = {
+        "train": (
+            model_inputs(train_ratings, user_vocabulary, movie_vocabulary),
+            train_ratings["rating"].to_numpy(np.float32),
+        ),
+        "eval": (
+            model_inputs(eval_ratings, user_vocabulary, movie_vocabulary),
+            eval_ratings["rating"].to_numpy(np.float32),
+        ),
+    }
     quantize = sweep.get("quantize")
-    rows = []
-    runs = [(point, seed) for point in plan for seed in sweep["seeds"]]
-    for index, (point, seed) in enumerate(runs, start=1):
-        row = {"point": point["point"], "technique": point["technique"]}
-        row |= {"settings": point["settings"], "seed": seed}
-        embedding_plan = embedding_plans[point["point"]]
-        if "skipped" in embedding_plan:
-            rows.append(row | {"skipped": embedding_plan["skipped"]})
-            continue
-        row |= train_and_score_point(
-            point, embedding_plan, seed, train_data, eval_data, training, quantize
+    runs = list(itertools.product(plan, sweep["seeds"]))
+    rows = [
+        {"point": point["point"], "technique": point["technique"]}
+        | {"settings": point["settings"], "seed": seed}
+        for point, seed in runs
+    ]
+    for row in rows:  # points whose blocks do not fit this data (see assign_sweep_blocks)
+        if "skipped" in embedding_plans[row["point"]]:
+            row["skipped"] = embedding_plans[row["point"]]["skipped"]
+    to_train = [index for index, row in enumerate(rows) if "skipped" not in row]
+    finished = 0
+
+    def log_outcome(task_index: int, outcome: TaskOutcome) -> None:
+        nonlocal finished
+        finished += 1
+        if not outcome.failed:
+            row = rows[to_train[task_index]] | outcome.value
+            _log_run(finished, len(to_train), row, quantize)
+
+    outcomes = run_tasks(
+        train_sweep_point,
+        data,
+        [
+            (point, embedding_plans[point["point"]], seed, training, quantize)
+            for point, seed in (runs[index] for index in to_train)
+        ],
+        [f"{rows[index]['point']} seed {rows[index]['seed']}" for index in to_train],
+        executor,
+        log_outcome,
+    )
+    for index, outcome in zip(to_train, outcomes, strict=True):
+        if outcome.failed:
+            rows[index]["failed"] = outcome.error
+        else:
+            rows[index] |= outcome.value
+    failures = [outcome for outcome in outcomes if outcome.failed]
+    if failures:
+        logger.error(
+            "Sweep: %d of %d runs failed (kept in sweep_runs, left out of the summary): %s",
+            len(failures),
+            len(outcomes),
+            "; ".join(f"{outcome.label}: {outcome.error}" for outcome in failures),
         )
-        logger.info(
-            "Sweep run %d/%d %s seed %s: val RMSE %.4f (%s %.4f), %s embedding parameters, "
-            "%d epochs in %.1f s",
-            index,
-            len(runs),
-            point["point"],
-            seed,
-            row["val_rmse"],
-            quantize,
-            row.get(f"val_rmse_{quantize}", math.nan),
-            f"{row['embedding_parameters']:,}",
-            row["epochs_run"],
-            row["train_seconds"],
-        )
-        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -255,8 +300,16 @@ def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataF
     runs = sweep_runs
     if "skipped" in runs:
         runs = runs[runs["skipped"].isna()]
+    failed_seeds = {}
+    if "failed" in runs:
+        failed = runs[runs["failed"].notna()]
+        failed_seeds = failed.groupby("point")["seed"].agg(lambda s: ", ".join(map(str, s)))
+        runs = runs[runs["failed"].isna()]
+        lost = sorted(set(failed["point"]) - set(runs["point"]))
+        if lost:
+            logger.warning("Sweep points with no finished run, left out: %s", lost)
     if runs.empty:
-        raise ValueError("Every sweep run was skipped; see the warnings above.")
+        raise ValueError("Every sweep run was skipped or failed; see the warnings above.")
     quantize = sweep.get("quantize")
     metrics = ["val_rmse", "val_mae", "train_seconds", "epochs_run"]
     sizes = ["embedding_parameters", "embedding_bytes_float32"]
@@ -269,6 +322,8 @@ def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataF
         summary[f"{metric}_mean"] = grouped[metric].mean()
         summary[f"{metric}_std"] = grouped[metric].std(ddof=1).fillna(0.0)
     summary["seeds"] = grouped["seed"].nunique()
+    # Seeds whose run failed (the error is in sweep_runs); the means are over the others.
+    summary["failed_seeds"] = summary.index.map(lambda point: failed_seeds.get(point, ""))
     summary = summary.reset_index()
     summary[sizes] = summary[sizes].astype("int64")  # skipped runs had made them float
 
@@ -353,6 +408,14 @@ def render_sweep_table(
             "✓" if row["meets_target"] else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    failed = sweep_summary.get("failed_seeds", pd.Series(dtype=str)).fillna("").astype(str)
+    if (failed != "").any():
+        listed = "; ".join(
+            f"{point} (seeds {seeds})"
+            for point, seeds in zip(sweep_summary["point"], failed, strict=True)
+            if seeds
+        )
+        lines += ["", f"Failed runs, left out of the means (errors in sweep_runs): {listed}."]
     lines.append("")
     return "\n".join(lines)
 

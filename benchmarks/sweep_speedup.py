@@ -1,0 +1,137 @@
+"""The sweep's wall time on each executor: sequential in-process against 2 workers.
+
+Runs the same reduced grid (techniques and seeds below) with ``in_process``, ``processes`` and
+``dask`` (a LocalCluster started beforehand: an existing cluster, as `sweep.executor.type: dask`
+expects) in interleaved rounds, and prints each round's times and speed-ups against the
+in-process run of the same round. Worker start-up (spawning, importing TensorFlow) is inside the
+measured time of the processes executor, not of the Dask one (its workers already run). Also
+checks that every executor gave the same val RMSE. No assertions: timings depend on the machine.
+
+    python benchmarks/sweep_speedup.py --path /path/to/ml-100k.zip --no-verify-checksum \\
+        [--rounds 2] [--seeds 1 2] [--techniques full uniform_low_dim] [--epochs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from distributed import LocalCluster
+from kedro.config import OmegaConfigLoader
+
+from memory_efficient_embeddings.pipelines.data_processing import nodes as data_nodes
+from memory_efficient_embeddings.pipelines.sweep.nodes import plan_sweep, run_sweep
+from memory_efficient_embeddings.settings import CONFIG_LOADER_ARGS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_parameters() -> dict[str, Any]:
+    """The project's base parameters, loaded as `kedro run` loads them."""
+    loader = OmegaConfigLoader(str(REPO_ROOT / "conf"), **CONFIG_LOADER_ARGS)
+    return loader["parameters"]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Time the reduced sweep on each executor, interleaved; print and return the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--path", default=None, help="the MovieLens zip (else data.source)")
+    parser.add_argument("--no-verify-checksum", action="store_true")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--techniques", nargs="+", default=["full", "uniform_low_dim"])
+    parser.add_argument("--epochs", type=int, default=None, help="override training.epochs")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--start-reversed", action="store_true", help="the first round runs dask first"
+    )
+    parser.add_argument("--json-out", default=None)
+    args = parser.parse_args(argv)
+
+    params = load_parameters()
+    data = copy.deepcopy(params["data"])
+    data |= {"dataset": args.dataset, "path": args.path}
+    data["verify_checksum"] = not args.no_verify_checksum
+    ratings, provenance = data_nodes.ingest_ratings(data)
+    train, evaluation = data_nodes.split_ratings(data_nodes.prefix_ids(ratings), params["split"])
+    users, movies = data_nodes.build_vocabularies(train, evaluation, params["vocabulary"])
+    sweep = copy.deepcopy(params["sweep"])
+    sweep["techniques"] = {name: sweep["techniques"][name] for name in args.techniques}
+    sweep |= {"seeds": args.seeds, "recipe": {}, "quantize": None}
+    if args.epochs is not None:
+        sweep["training"] = {**(sweep.get("training") or {}), "epochs": args.epochs}
+    training = {**params["training"], "verbose": 0}
+    plan = plan_sweep(sweep, params["baseline"]["model"])
+    logging.getLogger("memory_efficient_embeddings").setLevel(logging.WARNING)
+
+    rounds = []
+    with LocalCluster(
+        n_workers=args.workers,
+        processes=True,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        executors = {
+            "in_process": {"type": "in_process"},
+            "processes": {"type": "processes", "workers": args.workers},
+            "dask": {"type": "dask", "scheduler_address": cluster.scheduler_address},
+        }
+        for round_index in range(args.rounds):
+            seconds, rmse = {}, {}
+            # Alternate the order so neither executor always runs first in a round.
+            reverse = (round_index + args.start_reversed) % 2 == 1
+            names = list(executors)[::-1] if reverse else list(executors)
+            for name in names:
+                run_settings = {**sweep, "executor": {**executors[name], "progress": False}}
+                start = time.perf_counter()
+                runs = run_sweep(plan, train, evaluation, users, movies, training, run_settings)
+                seconds[name] = round(time.perf_counter() - start, 1)
+                rmse[name] = runs["val_rmse"].round(6).tolist()
+                print(f"round {round_index + 1} {name}: {seconds[name]} s", flush=True)
+            speedups = {
+                name: round(seconds["in_process"] / seconds[name], 2)
+                for name in executors
+                if name != "in_process"
+            }
+            # Largest |val RMSE difference| from the in-process run, per executor.
+            max_gap = {
+                name: max(abs(a - b) for a, b in zip(rmse[name], rmse["in_process"], strict=True))
+                for name in executors
+                if name != "in_process"
+            }
+            rounds.append(
+                {
+                    "order": names,
+                    "seconds": seconds,
+                    "speedup_vs_in_process": speedups,
+                    "max_val_rmse_gap": max_gap,
+                    "val_rmse": rmse,
+                }
+            )
+            print(json.dumps(rounds[-1]), flush=True)
+    result = {
+        "data": provenance.get("description", str(provenance)),
+        "runs_per_sweep": len(plan) * len(args.seeds),
+        "points": [point["point"] for point in plan],
+        "seeds": args.seeds,
+        "workers": args.workers,
+        "cpu_count": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
+        "rounds": rounds,
+    }
+    print(json.dumps(result, indent=2))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
