@@ -23,6 +23,7 @@ from memory_efficient_embeddings.pipelines.sweep.executors import (
     validate_executor,
 )
 from memory_efficient_embeddings.pipelines.sweep.nodes import (
+    assign_sweep_blocks,
     plan_sweep,
     render_sweep_table,
     run_sweep,
@@ -69,12 +70,24 @@ def tiny_inputs(parameters) -> dict:
     users, movies = build_vocabularies(train, evaluation, parameters["vocabulary"])
     training = {**parameters["training"], "steps_per_execution": 8, "verbose": 0}
     plan = plan_sweep(TINY_SWEEP, parameters["baseline"]["model"])
-    return {"plan": plan, "data": (train, evaluation, users, movies), "training": training}
+    embedding_plans = assign_sweep_blocks(plan, users, movies, {"popularity_blocks": 3})
+    return {
+        "plan": plan,
+        "embedding_plans": embedding_plans,
+        "data": (train, evaluation, users, movies),
+        "training": training,
+    }
 
 
 def _sweep(tiny_inputs, executor: dict) -> pd.DataFrame:
     sweep = {**TINY_SWEEP, "executor": {"progress": False, **executor}}
-    return run_sweep(tiny_inputs["plan"], *tiny_inputs["data"], tiny_inputs["training"], sweep)
+    return run_sweep(
+        tiny_inputs["plan"],
+        tiny_inputs["embedding_plans"],
+        *tiny_inputs["data"],
+        tiny_inputs["training"],
+        sweep,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +168,7 @@ def test_local_processes_return_results_in_task_order_with_failures() -> None:
 
 
 def test_a_failing_run_keeps_the_others_and_the_summary_names_it(tiny_inputs, monkeypatch) -> None:
-    def fake_run(data, point, seed, training, quantize):
+    def fake_run(data, point, embedding_plan, seed, training, quantize):
         # Stands in for training: a known row per (point, seed), one run raising.
         if point["point"] == "hashing(ids_per_bucket=4)" and seed == 2:
             raise RuntimeError("worker ran out of memory")
