@@ -16,7 +16,7 @@ from .releases import Release
 
 logger = logging.getLogger(__name__)
 
-_CHUNK_ROWS = 1 << 21
+_CHUNK_ROWS = 1 << 18
 _MAX_ROUNDS = 4
 
 
@@ -29,15 +29,31 @@ class SyntheticSpec:
     num_ratings: int
     min_ratings_per_user: int = 20
     seed: int = 42
-    rank: int = 8
-    popularity_exponent: float = 0.9
-    user_activity_sigma: float = 1.1
+    user_activity_shape: float = 0.7
     max_user_fraction: float = 0.6
-    user_bias_sd: float = 0.35
+    # (rank fraction, log weight) knots of the movie popularity curve, most popular first:
+    # real ml-100k's log(ratings per movie / mean) at those ranks (ml-1m's has the same shape).
+    popularity_curve: tuple[tuple[float, float], ...] = (
+        (0.0, 3.2),
+        (0.01, 2.3),
+        (0.05, 1.55),
+        (0.1, 1.15),
+        (0.2, 0.5),
+        (0.3, 0.0),
+        (0.5, -0.95),
+        (0.7, -2.05),
+        (0.9, -3.4),
+        (1.0, -4.5),
+    )
+    user_bias_sd: float = 0.4
     item_bias_sd: float = 0.45
-    popularity_bias: float = 0.25
-    interaction_sd: float = 0.6
-    noise_sd: float = 0.55
+    popularity_bias: float = 0.35
+    num_factors: int = 128
+    spectrum_decay: float = 1.5
+    interaction_sd: float = 0.5
+    noise_sd: float = 0.85
+    user_noise_sigma: float = 0.3
+    popularity_noise: float = 0.1
     rating_distribution: tuple[float, ...] = (0.056, 0.108, 0.261, 0.349, 0.226)
     rating_min: int = 1
     start_timestamp: int = 956_703_932
@@ -60,12 +76,15 @@ class SyntheticSpec:
         values.setdefault("min_ratings_per_user", release.min_ratings_per_user)
         if "rating_distribution" in values:
             values["rating_distribution"] = tuple(values["rating_distribution"])
+        if "popularity_curve" in values:
+            values["popularity_curve"] = tuple(tuple(knot) for knot in values["popularity_curve"])
         return cls(**values)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-JSON view for provenance records."""
         out = asdict(self)
         out["rating_distribution"] = list(self.rating_distribution)
+        out["popularity_curve"] = [list(knot) for knot in self.popularity_curve]
         return out
 
     @property
@@ -77,8 +96,8 @@ class SyntheticSpec:
         """Raise SyntheticConfigError when the requested shape is impossible."""
         u, m, r, k = self.num_users, self.num_movies, self.num_ratings, self.min_ratings_per_user
         problems = []
-        if min(u, m, r) < 1 or k < 0 or self.rank < 1:
-            problems.append("num_users, num_movies, num_ratings and rank must be positive")
+        if min(u, m, r) < 1 or k < 0 or self.num_factors < 1:
+            problems.append("num_users, num_movies, num_ratings and num_factors must be positive")
         elif k > m:
             problems.append(f"min_ratings_per_user ({k}) exceeds num_movies ({m})")
         elif r < u * k:
@@ -100,6 +119,20 @@ class SyntheticSpec:
             or not math.isclose(dist.sum(), 1.0, abs_tol=1e-3)
         ):
             problems.append("rating_distribution must list ≥ 2 non-negative shares summing to 1")
+        knots = np.asarray(self.popularity_curve, dtype=float)
+        if (
+            knots.ndim != 2
+            or knots.shape[1] != 2
+            or len(knots) < 2
+            or knots[0, 0] != 0.0
+            or knots[-1, 0] != 1.0
+            or (np.diff(knots[:, 0]) <= 0).any()
+            or (np.diff(knots[:, 1]) > 0).any()
+        ):
+            problems.append(
+                "popularity_curve must list [rank_fraction, log_weight] pairs with rank fractions "
+                "rising from 0 to 1 and log weights never rising"
+            )
         if problems:
             raise SyntheticConfigError(
                 "Impossible synthetic data set (parameters data.synthetic): "
@@ -109,8 +142,9 @@ class SyntheticSpec:
 
 
 def _user_counts(rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
-    """Ratings per user: the minimum plus a log-normal share of the rest, capped."""
-    weights = rng.lognormal(0.0, spec.user_activity_sigma, spec.num_users)
+    """Ratings per user: the minimum plus a gamma-distributed share of the rest, capped."""
+    # MovieLens activity beyond the minimum has median ≈ 0.52 × mean: a gamma with shape < 1.
+    weights = rng.gamma(spec.user_activity_shape, 1.0, spec.num_users)
     extra = spec.num_ratings - spec.num_users * spec.min_ratings_per_user
     counts = spec.min_ratings_per_user + rng.multinomial(extra, weights / weights.sum())
     while True:
@@ -207,6 +241,34 @@ def _cover_all_movies(
     movies[rows] = missing
 
 
+def _popularity(rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
+    """Movie sampling weights along popularity_curve, over a random order of movie ids."""
+    # A random order, so that ids say nothing about popularity.
+    rank_fraction = (rng.permutation(spec.num_movies) + 0.5) / spec.num_movies
+    knots = np.asarray(spec.popularity_curve, dtype=float)
+    weights = np.exp(np.interp(rank_fraction, knots[:, 0], knots[:, 1]))
+    return weights / weights.sum()
+
+
+def factor_variances(spec: SyntheticSpec) -> np.ndarray:
+    """Variance of each latent factor: a power-law spectrum summing to interaction_sd²."""
+    # No hard rank: every factor carries some signal, each less than the one before.
+    decay = np.arange(1, spec.num_factors + 1, dtype=float) ** -spec.spectrum_decay
+    return spec.interaction_sd**2 * decay / decay.sum()
+
+
+def _standardised(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / (values.std() or 1.0)
+
+
+def latent_factors(rng: np.random.Generator, spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
+    """User and movie factor matrices whose products have the spectrum of factor_variances."""
+    scale = np.sqrt(factor_variances(spec)).astype(np.float32)
+    user_f = rng.standard_normal((spec.num_users, spec.num_factors), dtype=np.float32) * scale
+    item_f = rng.standard_normal((spec.num_movies, spec.num_factors), dtype=np.float32)
+    return user_f, item_f
+
+
 def _scores(
     rng: np.random.Generator,
     spec: SyntheticSpec,
@@ -214,21 +276,28 @@ def _scores(
     movies: np.ndarray,
     popularity: np.ndarray,
 ) -> np.ndarray:
-    """Latent preference: user and item biases, a rank-k interaction and Gaussian noise."""
-    log_pop = np.log(popularity)
-    pop_z = (log_pop - log_pop.mean()) / (log_pop.std() or 1.0)
+    """Latent preference: biases, a decaying-spectrum interaction and heteroscedastic noise."""
+    pop_z = _standardised(np.log(popularity))
     # Popular movies are rated a little higher, as in MovieLens.
     item_bias = rng.normal(0.0, spec.item_bias_sd, spec.num_movies) + spec.popularity_bias * pop_z
     user_bias = rng.normal(0.0, spec.user_bias_sd, spec.num_users)
-    scale = np.float32(spec.interaction_sd / math.sqrt(spec.rank))
-    user_f = rng.standard_normal((spec.num_users, spec.rank), dtype=np.float32) * scale
-    item_f = rng.standard_normal((spec.num_movies, spec.rank), dtype=np.float32)
+    user_f, item_f = latent_factors(rng, spec)
+    # Some users rate erratically, and rarely rated movies split opinion more: noise scales
+    # per user (log-normal) and per movie (falling with popularity), both with mean square 1.
+    user_noise = rng.lognormal(0.0, spec.user_noise_sigma, spec.num_users)
+    user_noise /= np.sqrt(np.mean(user_noise**2))
+    item_noise = np.exp(-spec.popularity_noise * pop_z)
+    item_noise /= np.sqrt(np.mean(item_noise**2))
+    user_base = (user_bias).astype(np.float32)
+    item_base = (item_bias).astype(np.float32)
+    user_noise = (spec.noise_sd * user_noise).astype(np.float32)
+    item_noise = item_noise.astype(np.float32)
     out = np.empty(users.size, dtype=np.float32)
     for start in range(0, users.size, _CHUNK_ROWS):
         u, m = users[start : start + _CHUNK_ROWS], movies[start : start + _CHUNK_ROWS]
         inter = np.einsum("ij,ij->i", user_f[u], item_f[m])
-        noise = rng.standard_normal(u.size, dtype=np.float32) * np.float32(spec.noise_sd)
-        out[start : start + u.size] = user_bias[u] + item_bias[m] + inter + noise
+        noise = rng.standard_normal(u.size, dtype=np.float32) * user_noise[u] * item_noise[m]
+        out[start : start + u.size] = user_base[u] + item_base[m] + inter + noise
     return out
 
 
@@ -254,9 +323,7 @@ def generate_ratings(spec: SyntheticSpec) -> pd.DataFrame:
     spec.validate()
     rng = np.random.default_rng(spec.seed)
     counts = _user_counts(rng, spec)
-    # Zipf-like popularity over a random order of movie ids, so ids say nothing about popularity.
-    popularity = (rng.permutation(spec.num_movies) + 1.0) ** -spec.popularity_exponent
-    popularity /= popularity.sum()
+    popularity = _popularity(rng, spec)
     users, movies = _sample_pairs(rng, counts, popularity)
     _cover_all_movies(rng, users, movies, spec.num_movies)
     rating = _discretise(_scores(rng, spec, users, movies, popularity), spec)
