@@ -226,19 +226,27 @@ def _cover_all_movies(
     missing = np.flatnonzero(counts == 0)
     if missing.size == 0:
         return
-    # Every rated movie keeps its first row; any other row may donate. An unrated movie forms no
+    # Every rated movie keeps one row; any other row may donate. An unrated movie forms no
     # existing pair with any user, so moving one row to each keeps (user, movie) pairs unique.
-    order = np.argsort(movies, kind="stable")
-    sorted_movies = movies[order]
-    keeps = np.r_[True, sorted_movies[1:] != sorted_movies[:-1]]
-    donors = order[~keeps]
+    # Random candidate rows first (cheap at 25M rows); each movie gives at most count - 1.
+    candidates = np.unique(rng.integers(0, movies.size, size=4 * missing.size + 64))
+    candidates = candidates[rng.permutation(candidates.size)]
+    order = np.argsort(movies[candidates], kind="stable")
+    rank = np.empty(candidates.size, dtype=np.int64)
+    rank[order] = _rank_in_group(movies[candidates][order])
+    donors = candidates[rank < counts[movies[candidates]] - 1]
     if donors.size < missing.size:
-        raise SyntheticConfigError(
-            f"{movies.size:,} ratings cannot cover {num_movies:,} movies with at least one "
-            "rating each; raise data.synthetic.num_ratings or lower data.synthetic.num_movies."
-        )
-    rows = rng.choice(donors, size=missing.size, replace=False)
-    movies[rows] = missing
+        # Few spare rows: list every spare row exactly.
+        order = np.argsort(movies, kind="stable")
+        sorted_movies = movies[order]
+        donors = order[np.r_[False, sorted_movies[1:] == sorted_movies[:-1]]]
+        if donors.size < missing.size:
+            raise SyntheticConfigError(
+                f"{movies.size:,} ratings cannot cover {num_movies:,} movies with at least one "
+                "rating each; raise data.synthetic.num_ratings or lower data.synthetic.num_movies."
+            )
+        donors = rng.permutation(donors)
+    movies[donors[: missing.size]] = missing
 
 
 def _popularity(rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
