@@ -1,4 +1,11 @@
-"""Vectorised generator of MovieLens-shaped ratings with a learnable low-rank structure."""
+"""Vectorised generator of MovieLens-shaped ratings, calibrated against real MovieLens.
+
+A rating is a latent score cut into stars: user bias + movie bias (higher for popular movies) +
+a user × movie interaction whose factors have a decaying spectrum (no hard rank) + noise whose
+scale varies by user and by movie. Who rates what follows MovieLens' movie popularity curve and
+its long tail of ratings per user. ``benchmarks/calibrate_synthetic.py`` checks the statistics
+against a real archive.
+"""
 
 from __future__ import annotations
 
@@ -260,7 +267,8 @@ def _popularity(rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
 
 def factor_variances(spec: SyntheticSpec) -> np.ndarray:
     """Variance of each latent factor: a power-law spectrum summing to interaction_sd²."""
-    # No hard rank: every factor carries some signal, each less than the one before.
+    # No hard rank: every factor carries some signal, each less than the one before, so wider
+    # tables keep helping a little.
     decay = np.arange(1, spec.num_factors + 1, dtype=float) ** -spec.spectrum_decay
     return spec.interaction_sd**2 * decay / decay.sum()
 
@@ -269,43 +277,69 @@ def _standardised(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / (values.std() or 1.0)
 
 
-def latent_factors(rng: np.random.Generator, spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
-    """User and movie factor matrices whose products have the spectrum of factor_variances."""
-    scale = np.sqrt(factor_variances(spec)).astype(np.float32)
-    user_f = rng.standard_normal((spec.num_users, spec.num_factors), dtype=np.float32) * scale
-    item_f = rng.standard_normal((spec.num_movies, spec.num_factors), dtype=np.float32)
-    return user_f, item_f
+@dataclass(frozen=True)
+class LatentModel:
+    """The hidden truth behind the ratings: popularity, biases, factors and noise scales."""
+
+    popularity: np.ndarray  # sampling weight of each movie, summing to 1
+    user_bias: np.ndarray
+    item_bias: np.ndarray
+    user_factors: np.ndarray  # num_users × num_factors, column k scaled by √factor_variances[k]
+    item_factors: np.ndarray  # num_movies × num_factors, standard normal
+    user_noise: np.ndarray  # noise standard deviation = user_noise[u] × item_noise[m]
+    item_noise: np.ndarray
 
 
-def _scores(
-    rng: np.random.Generator,
-    spec: SyntheticSpec,
-    users: np.ndarray,
-    movies: np.ndarray,
-    popularity: np.ndarray,
-) -> np.ndarray:
-    """Latent preference: biases, a decaying-spectrum interaction and heteroscedastic noise."""
+def _streams(spec: SyntheticSpec) -> tuple[np.random.Generator, ...]:
+    """Independent generators for the latent model, the sampling of pairs and the noise."""
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(3))
+
+
+def latent_model(spec: SyntheticSpec) -> LatentModel:
+    """Draw the latent model of ``spec`` (the same one ``generate_ratings`` rates with)."""
+    rng = _streams(spec)[0]
+    popularity = _popularity(rng, spec)
     pop_z = _standardised(np.log(popularity))
-    # Popular movies are rated a little higher, as in MovieLens.
+    # Popular movies are rated higher, as in MovieLens.
     item_bias = rng.normal(0.0, spec.item_bias_sd, spec.num_movies) + spec.popularity_bias * pop_z
     user_bias = rng.normal(0.0, spec.user_bias_sd, spec.num_users)
-    user_f, item_f = latent_factors(rng, spec)
+    scale = np.sqrt(factor_variances(spec)).astype(np.float32)
+    user_factors = rng.standard_normal((spec.num_users, spec.num_factors), np.float32) * scale
+    item_factors = rng.standard_normal((spec.num_movies, spec.num_factors), np.float32)
     # Some users rate erratically, and rarely rated movies split opinion more: noise scales
     # per user (log-normal) and per movie (falling with popularity), both with mean square 1.
     user_noise = rng.lognormal(0.0, spec.user_noise_sigma, spec.num_users)
-    user_noise /= np.sqrt(np.mean(user_noise**2))
     item_noise = np.exp(-spec.popularity_noise * pop_z)
-    item_noise /= np.sqrt(np.mean(item_noise**2))
-    user_base = (user_bias).astype(np.float32)
-    item_base = (item_bias).astype(np.float32)
-    user_noise = (spec.noise_sd * user_noise).astype(np.float32)
-    item_noise = item_noise.astype(np.float32)
+    return LatentModel(
+        popularity=popularity,
+        user_bias=user_bias.astype(np.float32),
+        item_bias=item_bias.astype(np.float32),
+        user_factors=user_factors,
+        item_factors=item_factors,
+        user_noise=(spec.noise_sd * user_noise / np.sqrt(np.mean(user_noise**2))).astype(
+            np.float32
+        ),
+        item_noise=(item_noise / np.sqrt(np.mean(item_noise**2))).astype(np.float32),
+    )
+
+
+def signal_matrix(model: LatentModel) -> np.ndarray:
+    """Noiseless latent score of every (user, movie) pair; dense, so for small shapes only."""
+    interaction = model.user_factors.astype(np.float64) @ model.item_factors.T.astype(np.float64)
+    return model.user_bias[:, None] + model.item_bias[None, :] + interaction
+
+
+def _scores(
+    rng: np.random.Generator, model: LatentModel, users: np.ndarray, movies: np.ndarray
+) -> np.ndarray:
+    """Latent score of each rated pair: biases, interaction and heteroscedastic noise."""
     out = np.empty(users.size, dtype=np.float32)
     for start in range(0, users.size, _CHUNK_ROWS):
         u, m = users[start : start + _CHUNK_ROWS], movies[start : start + _CHUNK_ROWS]
-        inter = np.einsum("ij,ij->i", user_f[u], item_f[m])
-        noise = rng.standard_normal(u.size, dtype=np.float32) * user_noise[u] * item_noise[m]
-        out[start : start + u.size] = user_base[u] + item_base[m] + inter + noise
+        inter = np.einsum("ij,ij->i", model.user_factors[u], model.item_factors[m])
+        noise = rng.standard_normal(u.size, dtype=np.float32)
+        noise *= model.user_noise[u] * model.item_noise[m]
+        out[start : start + u.size] = model.user_bias[u] + model.item_bias[m] + inter + noise
     return out
 
 
@@ -329,18 +363,18 @@ def _timestamps(rng: np.random.Generator, spec: SyntheticSpec, users: np.ndarray
 def generate_ratings(spec: SyntheticSpec) -> pd.DataFrame:
     """Generate ratings (user_id, movie_id, rating, timestamp) shaped and seeded as in ``spec``."""
     spec.validate()
-    rng = np.random.default_rng(spec.seed)
-    counts = _user_counts(rng, spec)
-    popularity = _popularity(rng, spec)
-    users, movies = _sample_pairs(rng, counts, popularity)
-    _cover_all_movies(rng, users, movies, spec.num_movies)
-    rating = _discretise(_scores(rng, spec, users, movies, popularity), spec)
+    model = latent_model(spec)
+    _, sampling_rng, noise_rng = _streams(spec)
+    counts = _user_counts(sampling_rng, spec)
+    users, movies = _sample_pairs(sampling_rng, counts, model.popularity)
+    _cover_all_movies(sampling_rng, users, movies, spec.num_movies)
+    rating = _discretise(_scores(noise_rng, model, users, movies), spec)
     return pd.DataFrame(
         {
             # 1-based ids, as in MovieLens.
             "user_id": users + 1,
             "movie_id": movies + 1,
             "rating": rating,
-            "timestamp": _timestamps(rng, spec, users),
+            "timestamp": _timestamps(sampling_rng, spec, users),
         }
     )
