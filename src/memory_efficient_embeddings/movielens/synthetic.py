@@ -57,10 +57,11 @@ class SyntheticSpec:
     popularity_bias: float = 0.35
     num_factors: int = 128
     spectrum_decay: float = 1.5
-    interaction_sd: float = 0.5
-    noise_sd: float = 0.85
+    interaction_sd: float = 0.4
+    noise_sd: float = 0.9
     user_noise_sigma: float = 0.3
     popularity_noise: float = 0.1
+    user_scale_sigma: float = 0.5
     rating_distribution: tuple[float, ...] = (0.056, 0.108, 0.261, 0.349, 0.226)
     rating_min: int = 1
     start_timestamp: int = 956_703_932
@@ -288,6 +289,7 @@ class LatentModel:
     item_factors: np.ndarray  # num_movies × num_factors, standard normal
     user_noise: np.ndarray  # noise standard deviation = user_noise[u] × item_noise[m]
     item_noise: np.ndarray
+    user_scale: np.ndarray  # how strongly each user follows the movie bias and interaction
 
 
 def _streams(spec: SyntheticSpec) -> tuple[np.random.Generator, ...]:
@@ -310,6 +312,8 @@ def latent_model(spec: SyntheticSpec) -> LatentModel:
     # per user (log-normal) and per movie (falling with popularity), both with mean square 1.
     user_noise = rng.lognormal(0.0, spec.user_noise_sigma, spec.num_users)
     item_noise = np.exp(-spec.popularity_noise * pop_z)
+    # Users agree with the crowd to different degrees: a per-user multiplier of the movie side.
+    user_scale = np.exp(spec.user_scale_sigma * rng.standard_normal(spec.num_users))
     return LatentModel(
         popularity=popularity,
         user_bias=user_bias.astype(np.float32),
@@ -320,13 +324,15 @@ def latent_model(spec: SyntheticSpec) -> LatentModel:
             np.float32
         ),
         item_noise=(item_noise / np.sqrt(np.mean(item_noise**2))).astype(np.float32),
+        user_scale=user_scale.astype(np.float32),
     )
 
 
 def signal_matrix(model: LatentModel) -> np.ndarray:
     """Noiseless latent score of every (user, movie) pair; dense, so for small shapes only."""
     interaction = model.user_factors.astype(np.float64) @ model.item_factors.T.astype(np.float64)
-    return model.user_bias[:, None] + model.item_bias[None, :] + interaction
+    movie_side = model.item_bias[None, :] + interaction
+    return model.user_bias[:, None] + model.user_scale[:, None] * movie_side
 
 
 def _scores(
@@ -339,7 +345,8 @@ def _scores(
         inter = np.einsum("ij,ij->i", model.user_factors[u], model.item_factors[m])
         noise = rng.standard_normal(u.size, dtype=np.float32)
         noise *= model.user_noise[u] * model.item_noise[m]
-        out[start : start + u.size] = model.user_bias[u] + model.item_bias[m] + inter + noise
+        movie_side = model.item_bias[m] + inter
+        out[start : start + u.size] = model.user_bias[u] + model.user_scale[u] * movie_side + noise
     return out
 
 
