@@ -145,6 +145,10 @@ def test_learnable_signal(ratings):
         {"min_ratings_per_user": 1001},  # more than movies
         {"num_ratings": 2000 * 700},  # above the per-user cap
         {"rating_distribution": [0.5, 0.2]},
+        {"user_activity_shape": 0},
+        {"noise_sd": -0.1},
+        {"popularity_curve": [[0.0, 1.0], [0.5, 2.0], [1.0, 0.0]]},  # popularity rising
+        {"popularity_curve": [[0.1, 1.0], [1.0, 0.0]]},  # not starting at rank 0
         {"unknown_knob": 1},
     ],
 )

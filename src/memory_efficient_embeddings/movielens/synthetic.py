@@ -119,6 +119,19 @@ class SyntheticSpec:
             problems.append(
                 f"num_ratings ({r:,}) < num_movies ({m:,}): some movie would be unrated"
             )
+        if self.user_activity_shape <= 0:
+            problems.append("user_activity_shape must be positive")
+        spreads = (
+            "user_bias_sd",
+            "item_bias_sd",
+            "interaction_sd",
+            "noise_sd",
+            "user_noise_sigma",
+            "user_scale_sigma",
+        )
+        negative = [name for name in spreads if getattr(self, name) < 0]
+        if negative:
+            problems.append(f"{', '.join(negative)} must not be negative")
         dist = np.asarray(self.rating_distribution, dtype=float)
         if (
             dist.ndim != 1
