@@ -1,4 +1,4 @@
-"""The synthetic generator: exact shape, determinism, long tail and learnable signal."""
+"""The synthetic generator: exact shape, scale, determinism, long tail, no hard rank, signal."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from memory_efficient_embeddings.movielens import (
     SyntheticSpec,
     generate_ratings,
 )
+from memory_efficient_embeddings.movielens.synthetic import latent_model, signal_matrix
 
 SMALL = {"num_users": 2000, "num_movies": 1000, "num_ratings": 60_000, "min_ratings_per_user": 20}
 
@@ -43,18 +44,80 @@ def test_deterministic_by_seed(ratings):
     assert not ratings["rating"].equals(other["rating"])
 
 
-def test_ratings_are_whole_stars_with_realistic_marginal(ratings):
+def test_ratings_are_whole_stars_with_the_requested_histogram(ratings):
     values = ratings["rating"].to_numpy()
     assert set(np.unique(values)) == {1.0, 2.0, 3.0, 4.0, 5.0}
-    assert 3.4 < values.mean() < 3.7
-    assert np.isin(values, [3.0, 4.0]).mean() > 0.5
+    shares = np.bincount(values.astype(int), minlength=6)[1:] / len(values)
+    # Stars are cut at score quantiles: each share is the requested one up to ties (1 / 60,000).
+    np.testing.assert_allclose(shares, [0.056, 0.108, 0.261, 0.349, 0.226], atol=1e-4)
+
+
+def test_every_user_has_the_minimum_even_when_most_have_only_that():
+    params = {"num_users": 500, "num_movies": 300, "num_ratings": 500 * 25, "seed": 5}
+    ratings = generate_ratings(SyntheticSpec.from_params(params, RELEASES["ml-1m"]))
+    per_user = ratings.groupby("user_id").size()
+    assert len(ratings) == 12_500 and len(per_user) == 500
+    assert per_user.min() == 20
 
 
 def test_long_tail(ratings):
     counts = ratings["movie_id"].value_counts().to_numpy()
     assert counts[: len(counts) // 10].sum() > 0.4 * counts.sum()
+    # Real ml-100k: the median movie has 27 ratings for a mean of 59, the 10% quantile 2.
+    assert np.median(counts) < 0.6 * counts.mean()
     per_user = ratings.groupby("user_id").size()
     assert per_user.max() > 4 * per_user.median()
+
+
+def test_popular_movies_are_rated_more_and_higher(ratings):
+    model = latent_model(SyntheticSpec.from_params(SMALL, RELEASES["ml-1m"]))
+    per_movie = ratings.groupby("movie_id")["rating"].agg(["count", "mean"])
+    weight = model.popularity[per_movie.index.to_numpy() - 1]
+    top = weight >= np.quantile(weight, 0.9)
+    bottom = weight <= np.quantile(weight, 0.5)
+    # Counts follow the sampling weights, and popular movies get better ratings (MovieLens:
+    # correlation 0.52 between a movie's mean rating and its log count).
+    assert per_movie["count"][top].mean() > 10 * per_movie["count"][bottom].mean()
+    assert np.corrcoef(np.log(per_movie["count"]), per_movie["mean"])[0, 1] > 0.2
+
+
+def _interaction_singular_values(params: dict) -> np.ndarray:
+    signal = signal_matrix(latent_model(SyntheticSpec.from_params(params, RELEASES["ml-1m"])))
+    # Double centring removes the user and movie biases: what is left is the interaction.
+    centred = signal - signal.mean(1, keepdims=True) - signal.mean(0, keepdims=True) + signal.mean()
+    return np.linalg.svd(centred, compute_uv=False)
+
+
+# No per-user scale here: it multiplies the movie bias into a rank-1 term that double centring
+# cannot remove, and these tests look at the factor interaction alone.
+TINY = {"num_users": 120, "num_movies": 100, "num_ratings": 3000, "user_scale_sigma": 0.0}
+
+
+def test_no_hard_rank():
+    values = _interaction_singular_values(TINY)
+    leading = values[:40]
+    # No cliff: each leading singular value is at least 0.4 times the one before (the first
+    # two factors' variances are in ratio 2^-1.5, so about 0.6 is expected),
+    assert (leading[1:] / leading[:-1]).min() > 0.4
+    # and the signal beyond the 16 leading directions still matters (wider tables keep helping).
+    assert (values[16:] ** 2).sum() / (values**2).sum() > 0.05
+
+
+def test_a_hard_rank_would_show_as_a_cliff():
+    # The check above can fail: a rank-8 interaction drops by orders of magnitude after 8.
+    values = _interaction_singular_values({**TINY, "num_factors": 8})
+    assert values[8] < 1e-4 * values[7]
+
+
+def _top_share(singular_values: np.ndarray, k: int) -> float:
+    return (singular_values[:k] ** 2).sum() / (singular_values**2).sum()
+
+
+def test_spectrum_decays_as_configured():
+    steep = _interaction_singular_values({**TINY, "spectrum_decay": 3.0})
+    flat = _interaction_singular_values({**TINY, "spectrum_decay": 0.0})
+    assert _top_share(steep, 4) > 0.8
+    assert _top_share(flat, 4) < 0.3
 
 
 def test_timestamps_increase_per_user(ratings):
@@ -82,6 +145,10 @@ def test_learnable_signal(ratings):
         {"min_ratings_per_user": 1001},  # more than movies
         {"num_ratings": 2000 * 700},  # above the per-user cap
         {"rating_distribution": [0.5, 0.2]},
+        {"user_activity_shape": 0},
+        {"noise_sd": -0.1},
+        {"popularity_curve": [[0.0, 1.0], [0.5, 2.0], [1.0, 0.0]]},  # popularity rising
+        {"popularity_curve": [[0.1, 1.0], [1.0, 0.0]]},  # not starting at rank 0
         {"unknown_knob": 1},
     ],
 )

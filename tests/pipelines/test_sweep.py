@@ -180,7 +180,8 @@ def test_runs_cover_every_point_and_seed_in_float32_and_int8(small_runs) -> None
     assert set(small_runs["seed"]) == {1, 2}
     skipped = small_runs[small_runs["skipped"].notna()]
     assert set(skipped["point"]) == {"recipe(memory_efficient)"}
-    assert "vocabulary size 200" in skipped["skipped"].iloc[0]
+    # Synthetic movies with one or two ratings may fall in eval only: 199 or 200 in training.
+    assert "must be below the vocabulary size" in skipped["skipped"].iloc[0]
     small_runs = small_runs[small_runs["skipped"].isna()]
     assert (small_runs["embedding_bytes_int8"] < small_runs["embedding_bytes_float32"]).all()
     # Post-training int8 moves the error a little, not a lot.

@@ -1,4 +1,11 @@
-"""Vectorised generator of MovieLens-shaped ratings with a learnable low-rank structure."""
+"""Vectorised generator of MovieLens-shaped ratings, calibrated against real MovieLens.
+
+A rating is a latent score cut into stars: user bias + movie bias (higher for popular movies) +
+a user × movie interaction whose factors have a decaying spectrum (no hard rank) + noise whose
+scale varies by user and by movie. Who rates what follows MovieLens' movie popularity curve and
+its long tail of ratings per user. ``benchmarks/calibrate_synthetic.py`` checks the statistics
+against a real archive.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from .releases import Release
 
 logger = logging.getLogger(__name__)
 
-_CHUNK_ROWS = 1 << 21
+_CHUNK_ROWS = 1 << 18
 _MAX_ROUNDS = 4
 
 
@@ -29,15 +36,32 @@ class SyntheticSpec:
     num_ratings: int
     min_ratings_per_user: int = 20
     seed: int = 42
-    rank: int = 8
-    popularity_exponent: float = 0.9
-    user_activity_sigma: float = 1.1
+    user_activity_shape: float = 0.7
     max_user_fraction: float = 0.6
-    user_bias_sd: float = 0.35
+    # (rank fraction, log weight) knots of the movie popularity curve, most popular first:
+    # real ml-100k's log(ratings per movie / mean) at those ranks (ml-1m's has the same shape).
+    popularity_curve: tuple[tuple[float, float], ...] = (
+        (0.0, 3.2),
+        (0.01, 2.3),
+        (0.05, 1.55),
+        (0.1, 1.15),
+        (0.2, 0.5),
+        (0.3, 0.0),
+        (0.5, -0.95),
+        (0.7, -2.05),
+        (0.9, -3.4),
+        (1.0, -4.5),
+    )
+    user_bias_sd: float = 0.4
     item_bias_sd: float = 0.45
-    popularity_bias: float = 0.25
-    interaction_sd: float = 0.6
-    noise_sd: float = 0.55
+    popularity_bias: float = 0.35
+    num_factors: int = 128
+    spectrum_decay: float = 1.5
+    interaction_sd: float = 0.4
+    noise_sd: float = 0.9
+    user_noise_sigma: float = 0.3
+    popularity_noise: float = 0.1
+    user_scale_sigma: float = 0.5
     rating_distribution: tuple[float, ...] = (0.056, 0.108, 0.261, 0.349, 0.226)
     rating_min: int = 1
     start_timestamp: int = 956_703_932
@@ -60,12 +84,15 @@ class SyntheticSpec:
         values.setdefault("min_ratings_per_user", release.min_ratings_per_user)
         if "rating_distribution" in values:
             values["rating_distribution"] = tuple(values["rating_distribution"])
+        if "popularity_curve" in values:
+            values["popularity_curve"] = tuple(tuple(knot) for knot in values["popularity_curve"])
         return cls(**values)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-JSON view for provenance records."""
         out = asdict(self)
         out["rating_distribution"] = list(self.rating_distribution)
+        out["popularity_curve"] = [list(knot) for knot in self.popularity_curve]
         return out
 
     @property
@@ -77,8 +104,8 @@ class SyntheticSpec:
         """Raise SyntheticConfigError when the requested shape is impossible."""
         u, m, r, k = self.num_users, self.num_movies, self.num_ratings, self.min_ratings_per_user
         problems = []
-        if min(u, m, r) < 1 or k < 0 or self.rank < 1:
-            problems.append("num_users, num_movies, num_ratings and rank must be positive")
+        if min(u, m, r) < 1 or k < 0 or self.num_factors < 1:
+            problems.append("num_users, num_movies, num_ratings and num_factors must be positive")
         elif k > m:
             problems.append(f"min_ratings_per_user ({k}) exceeds num_movies ({m})")
         elif r < u * k:
@@ -92,6 +119,19 @@ class SyntheticSpec:
             problems.append(
                 f"num_ratings ({r:,}) < num_movies ({m:,}): some movie would be unrated"
             )
+        if self.user_activity_shape <= 0:
+            problems.append("user_activity_shape must be positive")
+        spreads = (
+            "user_bias_sd",
+            "item_bias_sd",
+            "interaction_sd",
+            "noise_sd",
+            "user_noise_sigma",
+            "user_scale_sigma",
+        )
+        negative = [name for name in spreads if getattr(self, name) < 0]
+        if negative:
+            problems.append(f"{', '.join(negative)} must not be negative")
         dist = np.asarray(self.rating_distribution, dtype=float)
         if (
             dist.ndim != 1
@@ -100,6 +140,20 @@ class SyntheticSpec:
             or not math.isclose(dist.sum(), 1.0, abs_tol=1e-3)
         ):
             problems.append("rating_distribution must list ≥ 2 non-negative shares summing to 1")
+        knots = np.asarray(self.popularity_curve, dtype=float)
+        if (
+            knots.ndim != 2
+            or knots.shape[1] != 2
+            or len(knots) < 2
+            or knots[0, 0] != 0.0
+            or knots[-1, 0] != 1.0
+            or (np.diff(knots[:, 0]) <= 0).any()
+            or (np.diff(knots[:, 1]) > 0).any()
+        ):
+            problems.append(
+                "popularity_curve must list [rank_fraction, log_weight] pairs with rank fractions "
+                "rising from 0 to 1 and log weights never rising"
+            )
         if problems:
             raise SyntheticConfigError(
                 "Impossible synthetic data set (parameters data.synthetic): "
@@ -109,8 +163,9 @@ class SyntheticSpec:
 
 
 def _user_counts(rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
-    """Ratings per user: the minimum plus a log-normal share of the rest, capped."""
-    weights = rng.lognormal(0.0, spec.user_activity_sigma, spec.num_users)
+    """Ratings per user: the minimum plus a gamma-distributed share of the rest, capped."""
+    # MovieLens activity beyond the minimum has median ≈ 0.52 × mean: a gamma with shape < 1.
+    weights = rng.gamma(spec.user_activity_shape, 1.0, spec.num_users)
     extra = spec.num_ratings - spec.num_users * spec.min_ratings_per_user
     counts = spec.min_ratings_per_user + rng.multinomial(extra, weights / weights.sum())
     while True:
@@ -192,43 +247,119 @@ def _cover_all_movies(
     missing = np.flatnonzero(counts == 0)
     if missing.size == 0:
         return
-    # Every rated movie keeps its first row; any other row may donate. An unrated movie forms no
+    # Every rated movie keeps one row; any other row may donate. An unrated movie forms no
     # existing pair with any user, so moving one row to each keeps (user, movie) pairs unique.
-    order = np.argsort(movies, kind="stable")
-    sorted_movies = movies[order]
-    keeps = np.r_[True, sorted_movies[1:] != sorted_movies[:-1]]
-    donors = order[~keeps]
+    # Random candidate rows first (cheap at 25M rows); each movie gives at most count - 1.
+    candidates = np.unique(rng.integers(0, movies.size, size=4 * missing.size + 64))
+    candidates = candidates[rng.permutation(candidates.size)]
+    order = np.argsort(movies[candidates], kind="stable")
+    rank = np.empty(candidates.size, dtype=np.int64)
+    rank[order] = _rank_in_group(movies[candidates][order])
+    donors = candidates[rank < counts[movies[candidates]] - 1]
     if donors.size < missing.size:
-        raise SyntheticConfigError(
-            f"{movies.size:,} ratings cannot cover {num_movies:,} movies with at least one "
-            "rating each; raise data.synthetic.num_ratings or lower data.synthetic.num_movies."
-        )
-    rows = rng.choice(donors, size=missing.size, replace=False)
-    movies[rows] = missing
+        # Few spare rows: list every spare row exactly.
+        order = np.argsort(movies, kind="stable")
+        sorted_movies = movies[order]
+        donors = order[np.r_[False, sorted_movies[1:] == sorted_movies[:-1]]]
+        if donors.size < missing.size:
+            raise SyntheticConfigError(
+                f"{movies.size:,} ratings cannot cover {num_movies:,} movies with at least one "
+                "rating each; raise data.synthetic.num_ratings or lower data.synthetic.num_movies."
+            )
+        donors = rng.permutation(donors)
+    movies[donors[: missing.size]] = missing
+
+
+def _popularity(rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
+    """Movie sampling weights along popularity_curve, over a random order of movie ids."""
+    # A random order, so that ids say nothing about popularity.
+    rank_fraction = (rng.permutation(spec.num_movies) + 0.5) / spec.num_movies
+    knots = np.asarray(spec.popularity_curve, dtype=float)
+    weights = np.exp(np.interp(rank_fraction, knots[:, 0], knots[:, 1]))
+    return weights / weights.sum()
+
+
+def factor_variances(spec: SyntheticSpec) -> np.ndarray:
+    """Variance of each latent factor: a power-law spectrum summing to interaction_sd²."""
+    # No hard rank: every factor carries some signal, each less than the one before, so wider
+    # tables keep helping a little.
+    decay = np.arange(1, spec.num_factors + 1, dtype=float) ** -spec.spectrum_decay
+    return spec.interaction_sd**2 * decay / decay.sum()
+
+
+def _standardised(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / (values.std() or 1.0)
+
+
+@dataclass(frozen=True)
+class LatentModel:
+    """The hidden truth behind the ratings: popularity, biases, factors and noise scales."""
+
+    popularity: np.ndarray  # sampling weight of each movie, summing to 1
+    user_bias: np.ndarray
+    item_bias: np.ndarray
+    user_factors: np.ndarray  # num_users × num_factors, column k scaled by √factor_variances[k]
+    item_factors: np.ndarray  # num_movies × num_factors, standard normal
+    user_noise: np.ndarray  # noise standard deviation = user_noise[u] × item_noise[m]
+    item_noise: np.ndarray
+    user_scale: np.ndarray  # how strongly each user follows the movie bias and interaction
+
+
+def _streams(spec: SyntheticSpec) -> tuple[np.random.Generator, ...]:
+    """Independent generators for the latent model, the sampling of pairs and the noise."""
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(3))
+
+
+def latent_model(spec: SyntheticSpec) -> LatentModel:
+    """Draw the latent model of ``spec`` (the same one ``generate_ratings`` rates with)."""
+    rng = _streams(spec)[0]
+    popularity = _popularity(rng, spec)
+    pop_z = _standardised(np.log(popularity))
+    # Popular movies are rated higher, as in MovieLens.
+    item_bias = rng.normal(0.0, spec.item_bias_sd, spec.num_movies) + spec.popularity_bias * pop_z
+    user_bias = rng.normal(0.0, spec.user_bias_sd, spec.num_users)
+    scale = np.sqrt(factor_variances(spec)).astype(np.float32)
+    user_factors = rng.standard_normal((spec.num_users, spec.num_factors), np.float32) * scale
+    item_factors = rng.standard_normal((spec.num_movies, spec.num_factors), np.float32)
+    # Some users rate erratically, and rarely rated movies split opinion more: noise scales
+    # per user (log-normal) and per movie (falling with popularity), both with mean square 1.
+    user_noise = rng.lognormal(0.0, spec.user_noise_sigma, spec.num_users)
+    item_noise = np.exp(-spec.popularity_noise * pop_z)
+    # Users agree with the crowd to different degrees: a per-user multiplier of the movie side.
+    user_scale = np.exp(spec.user_scale_sigma * rng.standard_normal(spec.num_users))
+    return LatentModel(
+        popularity=popularity,
+        user_bias=user_bias.astype(np.float32),
+        item_bias=item_bias.astype(np.float32),
+        user_factors=user_factors,
+        item_factors=item_factors,
+        user_noise=(spec.noise_sd * user_noise / np.sqrt(np.mean(user_noise**2))).astype(
+            np.float32
+        ),
+        item_noise=(item_noise / np.sqrt(np.mean(item_noise**2))).astype(np.float32),
+        user_scale=user_scale.astype(np.float32),
+    )
+
+
+def signal_matrix(model: LatentModel) -> np.ndarray:
+    """Noiseless latent score of every (user, movie) pair; dense, so for small shapes only."""
+    interaction = model.user_factors.astype(np.float64) @ model.item_factors.T.astype(np.float64)
+    movie_side = model.item_bias[None, :] + interaction
+    return model.user_bias[:, None] + model.user_scale[:, None] * movie_side
 
 
 def _scores(
-    rng: np.random.Generator,
-    spec: SyntheticSpec,
-    users: np.ndarray,
-    movies: np.ndarray,
-    popularity: np.ndarray,
+    rng: np.random.Generator, model: LatentModel, users: np.ndarray, movies: np.ndarray
 ) -> np.ndarray:
-    """Latent preference: user and item biases, a rank-k interaction and Gaussian noise."""
-    log_pop = np.log(popularity)
-    pop_z = (log_pop - log_pop.mean()) / (log_pop.std() or 1.0)
-    # Popular movies are rated a little higher, as in MovieLens.
-    item_bias = rng.normal(0.0, spec.item_bias_sd, spec.num_movies) + spec.popularity_bias * pop_z
-    user_bias = rng.normal(0.0, spec.user_bias_sd, spec.num_users)
-    scale = np.float32(spec.interaction_sd / math.sqrt(spec.rank))
-    user_f = rng.standard_normal((spec.num_users, spec.rank), dtype=np.float32) * scale
-    item_f = rng.standard_normal((spec.num_movies, spec.rank), dtype=np.float32)
+    """Latent score of each rated pair: biases, interaction and heteroscedastic noise."""
     out = np.empty(users.size, dtype=np.float32)
     for start in range(0, users.size, _CHUNK_ROWS):
         u, m = users[start : start + _CHUNK_ROWS], movies[start : start + _CHUNK_ROWS]
-        inter = np.einsum("ij,ij->i", user_f[u], item_f[m])
-        noise = rng.standard_normal(u.size, dtype=np.float32) * np.float32(spec.noise_sd)
-        out[start : start + u.size] = user_bias[u] + item_bias[m] + inter + noise
+        inter = np.einsum("ij,ij->i", model.user_factors[u], model.item_factors[m])
+        noise = rng.standard_normal(u.size, dtype=np.float32)
+        noise *= model.user_noise[u] * model.item_noise[m]
+        movie_side = model.item_bias[m] + inter
+        out[start : start + u.size] = model.user_bias[u] + model.user_scale[u] * movie_side + noise
     return out
 
 
@@ -252,20 +383,18 @@ def _timestamps(rng: np.random.Generator, spec: SyntheticSpec, users: np.ndarray
 def generate_ratings(spec: SyntheticSpec) -> pd.DataFrame:
     """Generate ratings (user_id, movie_id, rating, timestamp) shaped and seeded as in ``spec``."""
     spec.validate()
-    rng = np.random.default_rng(spec.seed)
-    counts = _user_counts(rng, spec)
-    # Zipf-like popularity over a random order of movie ids, so ids say nothing about popularity.
-    popularity = (rng.permutation(spec.num_movies) + 1.0) ** -spec.popularity_exponent
-    popularity /= popularity.sum()
-    users, movies = _sample_pairs(rng, counts, popularity)
-    _cover_all_movies(rng, users, movies, spec.num_movies)
-    rating = _discretise(_scores(rng, spec, users, movies, popularity), spec)
+    model = latent_model(spec)
+    _, sampling_rng, noise_rng = _streams(spec)
+    counts = _user_counts(sampling_rng, spec)
+    users, movies = _sample_pairs(sampling_rng, counts, model.popularity)
+    _cover_all_movies(sampling_rng, users, movies, spec.num_movies)
+    rating = _discretise(_scores(noise_rng, model, users, movies), spec)
     return pd.DataFrame(
         {
             # 1-based ids, as in MovieLens.
             "user_id": users + 1,
             "movie_id": movies + 1,
             "rating": rating,
-            "timestamp": _timestamps(rng, spec, users),
+            "timestamp": _timestamps(sampling_rng, spec, users),
         }
     )
