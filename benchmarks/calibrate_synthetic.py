@@ -110,17 +110,20 @@ def difficulty(ratings: pd.DataFrame, params: dict[str, Any]) -> dict[str, float
     """Baseline eval RMSE, global-mean RMSE and their ratio, from one fit of the project's code."""
     # TensorFlow is imported here so that `--skip-fit` stays fast.
     from memory_efficient_embeddings.modeling import nodes as modeling  # noqa: PLC0415
+    from memory_efficient_embeddings.modeling import training as fitting  # noqa: PLC0415
 
     prefixed = data_nodes.prefix_ids(ratings)
     train, evaluation = data_nodes.split_ratings(prefixed, params["split"])
     users, movies = data_nodes.build_vocabularies(train, evaluation, params["vocabulary"])
     training = {**params["training"], "verbose": 0}
-    model = modeling.build_model(users, movies, params["baseline"]["model"])
-    eval_inputs = modeling.model_inputs(evaluation, users, movies)
+    model_params = params["baseline"]["model"]
+    plan = modeling.assign_blocks(users, movies, model_params, params["evaluation"])
+    model = modeling.build_model(plan, model_params)
+    eval_inputs = fitting.model_inputs(evaluation, users, movies)
     eval_targets = evaluation["rating"].to_numpy(np.float32)
-    report = modeling.fit_rating_model(
+    report = fitting.fit_rating_model(
         model,
-        (modeling.model_inputs(train, users, movies), train["rating"].to_numpy(np.float32)),
+        (fitting.model_inputs(train, users, movies), train["rating"].to_numpy(np.float32)),
         (eval_inputs, eval_targets),
         training,
     )
