@@ -9,6 +9,7 @@ files next to the artifacts.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import traceback
@@ -330,6 +331,52 @@ class ClearErrorHooks:
             f"or an input artifact of an unexpected shape (re-running the steps that make the "
             f"inputs may help); please report it with the traceback above."
         ) from error
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def user_error(error: BaseException) -> BaseException | None:
+    """The error in `error`'s chain that the project raised to tell the user what to fix, if any.
+
+    The project's own error types (bad parameters, a missing or corrupt archive, artifacts of
+    different data, blocks that do not fit) and the dataset errors its hooks raise say what and
+    where in their message; a traceback adds nothing for the user. `NodeError` is a bug report.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        frames = traceback.extract_tb(error.__traceback__)
+        raised_here = bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(
+            PACKAGE_DIR
+        )
+        ours = type(error).__module__.startswith(__package__ or "memory_efficient_embeddings")
+        if (ours and not isinstance(error, NodeError)) or (
+            isinstance(error, DatasetError) and raised_here
+        ):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class UserErrorHooks:
+    """Print the project's user-facing errors as one clear message instead of a traceback."""
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        previous = sys.excepthook
+        if getattr(previous, "_user_errors", False):
+            return  # installed by an earlier session in this process
+
+        def excepthook(kind: type, error: BaseException, trace: Any) -> None:
+            found = user_error(error)
+            if found is None:
+                previous(kind, error, trace)
+                return
+            print(f"\nError ({type(found).__name__}): {found}", file=sys.stderr)  # noqa: T201
+
+        excepthook._user_errors = True  # type: ignore[attr-defined]
+        sys.excepthook = excepthook
 
 
 class NodeTimingHooks:

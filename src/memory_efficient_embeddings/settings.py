@@ -12,6 +12,7 @@ from memory_efficient_embeddings.hooks import (
     ParameterValidationHooks,
     ProcessStateLockHooks,
     RunRecordHooks,
+    UserErrorHooks,
 )
 from memory_efficient_embeddings.run_summary import RunSummaryHooks
 
@@ -27,6 +28,7 @@ HOOKS = (
     NodeTimingHooks(),
     RunSummaryHooks(),
     ClearErrorHooks(),
+    UserErrorHooks(),
 )
 
 # ParallelRunner's workers start fresh (spawn) instead of forking: a fork of a process in which
