@@ -136,7 +136,10 @@ class RunSummaryHooks:
             path = _saved_path(dataset) if dataset is not None else None
             if path and f"/{REPORT_FOLDER}/" in f"/{path}":
                 reports.append(_relative(path))
+        # Piped output or a CI log has no width: give the table room rather than truncating names.
         console = self._console or Console()
+        if not console.is_terminal and console.width < 120:
+            console = Console(width=120)
         if self._metrics:
             ordered = dict(
                 sorted(
