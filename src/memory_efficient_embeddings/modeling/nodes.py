@@ -104,15 +104,15 @@ def _resolve_embedding_spec(
         spec["activity_regularizer"] = keras.regularizers.L2(embedding_l2)
     ids_per_bucket = spec.pop("ids_per_bucket", None)
     if ids_per_bucket is not None:  # e.g. the recipe's QR rule: num_buckets = n // 50.
-        if spec["type"] not in ("hashed", "quotient_remainder"):
-            raise ValueError(f"`ids_per_bucket` does not apply to {spec['type']!r} embeddings.")
+        if spec.get("type") not in ("hashed", "quotient_remainder"):
+            raise ValueError(f"`ids_per_bucket` does not apply to {spec.get('type')!r} embeddings.")
         spec["num_buckets"] = max(1, num_ids // int(ids_per_bucket))
-    if spec["type"] == "quotient_remainder":
+    if spec.get("type") == "quotient_remainder":
         if spec.pop("quotient_rows_equal_buckets", False):  # The recipe sizes both tables alike.
             spec["quotient_rows"] = max(
                 spec["num_buckets"], math.ceil(num_ids / spec["num_buckets"])
             )
-    if spec["type"] == "mixed_dimension":
+    if spec.get("type") == "mixed_dimension":
         if "blocks" not in spec:
             raise ValueError("A mixed_dimension embedding spec needs `blocks` (see assign_blocks).")
         block_assignment = assign_blocks(vocabulary, spec.pop("blocks"))
