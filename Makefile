@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11 with venv):
 #   make run    create .venv, install the pinned project, run every pipeline (`kedro run`)
 #   make test   create .venv, install the pinned project with dev tools, run the tests
+#   make mutation  plant small bugs in the pure-Python modules (mutmut) and report the share caught
 # Kedro telemetry is off everywhere: it would try the network and rewrite pyproject.toml.
 export KEDRO_DISABLE_TELEMETRY := 1
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint viz clean-venv
+.PHONY: install run test lint viz mutation clean-venv
 
 $(BIN)/kedro: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,26 @@ lint: install
 
 viz: install
 	$(BIN)/kedro viz run --host 127.0.0.1 --port 4141 --no-browser
+
+# The functions `make mutation` mutates: pure Python, checked by fast tests (no training).
+# The charts and the sweep's training loop are left out: their tests need TensorFlow runs.
+MUTATION_SCOPE := \
+	'memory_efficient_embeddings.embeddings.blocks.*' \
+	'memory_efficient_embeddings.movielens.parsing.*' \
+	'memory_efficient_embeddings.movielens.releases.*' \
+	'memory_efficient_embeddings.movielens.ingest.*' \
+	'memory_efficient_embeddings.pipelines.reporting.nodes.x_compare_models__*' \
+	'memory_efficient_embeddings.pipelines.reporting.nodes.x_render_comparison_table__*' \
+	'memory_efficient_embeddings.pipelines.sweep.nodes.x_summarize_sweep__*' \
+	'memory_efficient_embeddings.pipelines.sweep.nodes.x__pareto_mask__*' \
+	'memory_efficient_embeddings.pipelines.sweep.nodes.x_render_sweep_table__*' \
+	'memory_efficient_embeddings.pipelines.sweep.nodes.x__mean_std__*'
+
+# mutmut works in a fresh copy of the project (mutants/) and puts mutants/src first on the path.
+mutation: install
+	rm -rf mutants
+	env -u PYTHONPATH $(BIN)/mutmut run $(MUTATION_SCOPE) > /dev/null
+	$(BIN)/mutmut results --all true | $(BIN)/python tools/mutation_score.py $(MUTATION_SCOPE)
 
 clean-venv:
 	rm -rf $(VENV)
