@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import urllib.error
 import urllib.request
 
 import pytest
@@ -293,3 +294,42 @@ def test_synthetic_provenance_by_hand() -> None:
     assert provenance["num_movies"] == ratings["movie_id"].nunique()
     assert provenance["description"] == "synthetic, shaped like ml-10m, seed 7, 300 ratings"
     assert provenance["generator"]["seed"] == 7
+
+
+def _unreachable(url, timeout):
+    raise urllib.error.URLError("Name or service not known")
+
+
+def test_defaults_look_in_data_raw_then_fall_back_to_synthetic(tmp_path, monkeypatch) -> None:
+    # No data.source, data.raw_dir or data.download_timeout_s: auto mode, data/01_raw, 60 s.
+    monkeypatch.chdir(tmp_path)
+    asked = []
+
+    def offline(url, timeout):
+        asked.append(timeout)
+        return _unreachable(url, timeout)
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    small = {"num_users": 30, "num_movies": 20, "num_ratings": 300, "min_ratings_per_user": 5}
+    _, provenance = load_ratings({"dataset": "ml-1m", "synthetic": small})
+    assert provenance["source"] == "synthetic"
+    assert asked == [60.0]
+    release = RELEASES["ml-1m"]
+    raw = tmp_path / "data" / "01_raw"
+    path = make_zip(raw, release, ratings_text(release))
+    trusting("ml-1m", path, monkeypatch)
+    _, provenance = load_ratings({"dataset": "ml-1m"})
+    assert (provenance["source"], provenance["checksum_verified"]) == ("movielens", True)
+
+
+def test_a_local_archive_with_another_md5_is_refused_with_both_sums(tmp_path) -> None:
+    release = RELEASES["ml-1m"]
+    path = make_zip(tmp_path, release, ratings_text(release))
+    with pytest.raises(ChecksumMismatchError) as info:
+        load_ratings(_params(tmp_path, path=str(path)))
+    assert str(info.value) == (
+        f"{path} has MD5 {md5(path)}, but the published MD5 of ml-1m.zip is "
+        f"{release.md5}: the file is incomplete, corrupt or not the official release. Delete it "
+        "to download a fresh copy, or, to use your own copy deliberately, set "
+        "`data.verify_checksum: false` (e.g. in conf/local/parameters.yml)."
+    )

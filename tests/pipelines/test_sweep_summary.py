@@ -26,7 +26,17 @@ SWEEP = {
 # point: (technique, settings, embedding parameters, float32 bytes, int8 bytes,
 #         val RMSE per seed, val MAE per seed, train seconds per seed, epochs per seed)
 POINTS = {
-    "full(dim=8)": ("full", "dim=8", 1024, 4096, 1280, (0.5, 0.5), (0.25, 0.5), (10, 20), (3, 5)),
+    "full(dim=8)": (
+        "full",
+        "dim=8",
+        1024,
+        262_144,
+        1280,
+        (0.5, 0.5),
+        (0.25, 0.5),
+        (10, 20),
+        (3, 5),
+    ),
     "full(dim=4)": ("full", "dim=4", 512, 2048, 768, (0.5625,) * 2, (0.5,) * 2, (6, 6), (4, 4)),
     "qr(b=20)": ("qr", "b=20", 64, 256, 160, (0.75,) * 2, (0.5,) * 2, (1, 1), (2, 2)),
     "qr(b=10)": ("qr", "b=10", 128, 512, 320, (0.5, 0.75), (0.5,) * 2, (2, 2), (2, 2)),
@@ -75,8 +85,9 @@ def _runs(quantize: bool = True, skipped: bool = True) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def summary() -> pd.DataFrame:
+    # Function scope: mutation testing maps each test to the functions it calls itself.
     return summarize_sweep(_runs(), SWEEP)
 
 
@@ -95,6 +106,27 @@ def test_points_are_ordered_by_listed_technique_then_size_and_skips_left_out(sum
     ]
     assert summary["seeds"].tolist() == [2] * 6
     assert summary["embedding_parameters"].dtype == np.int64
+    # The columns of sweep_summary.csv, in this order.
+    assert list(summary.columns) == [
+        "point",
+        "technique",
+        "settings",
+        "embedding_parameters",
+        "embedding_bytes_float32",
+        "embedding_bytes_int8",
+        *[
+            f"{m}_{s}"
+            for m in ("val_rmse", "val_mae", "val_rmse_int8", "val_mae_int8")
+            for s in ("mean", "std")
+        ],
+        *[f"{m}_{s}" for m in ("train_seconds", "epochs_run") for s in ("mean", "std")],
+        "seeds",
+        "compression",
+        "rmse_gap",
+        "meets_target",
+        "is_reference",
+        "on_frontier",
+    ]
 
 
 def test_seed_means_and_sample_deviations_by_hand(summary) -> None:
@@ -167,6 +199,10 @@ def test_summary_without_quantization_has_no_quantized_columns() -> None:
     assert _row(summary, "qr(b=10)")["compression"] == 8.0
     table = render_sweep_table(summary, {"description": "d"}, {**SWEEP, "quantize": None})
     assert "int8" not in table
+    assert table.splitlines()[6] == (
+        "| technique | settings | embedding params | KiB float32 | compression | val RMSE | "
+        "val MAE | RMSE vs ref | train s | epochs | target |"
+    )
     assert "| qr ★ | b=10 | 128 | 0.5 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 |" in table
 
 
@@ -190,7 +226,8 @@ def test_runs_without_any_skipped_column_are_summarised() -> None:
 
 def test_sweep_table_by_hand(summary) -> None:
     lines = render_sweep_table(summary, {"description": "tiny data"}, SWEEP).splitlines()
-    assert lines[:3] == ["# Compression sweep", "", "Data: tiny data"]
+    assert lines[:4] == ["# Compression sweep", "", "Data: tiny data", ""]
+    assert lines[5] == ""
     assert lines[4] == (
         "Each point trained with seeds [1, 2]; metrics are mean ± sample std. Compression is in "
         "embedding parameters against `full(dim=8)`. Target: at least 4× compression and val RMSE "
@@ -211,11 +248,16 @@ def test_sweep_table_by_hand(summary) -> None:
         "| 0.7500 ± 0.0000 | +25.00% | 3.0 | 2.0 | ✓ |",
         "| full ★ | dim=4 | 512 | 2.0 | 0.8 | 2.00× | 0.5625 ± 0.0000 | 0.5000 ± 0.0000 "
         "| 0.6875 ± 0.0000 | +12.50% | 6.0 | 4.0 |  |",
-        "| full ★ | dim=8 | 1,024 | 4.0 | 1.2 | 1.00× | 0.5000 ± 0.0000 | 0.3750 ± 0.1768 "
+        "| full ★ | dim=8 | 1,024 | 256.0 | 1.2 | 1.00× | 0.5000 ± 0.0000 | 0.3750 ± 0.1768 "
         "| 0.6250 ± 0.0000 | +0.00% | 15.0 | 4.0 |  |",
         "| recipe | baseline | 640 | 2.5 | 0.9 | 1.60× | 0.5000 ± 0.0000 | 0.4000 ± 0.0000 "
         "| 0.6250 ± 0.0000 | +0.00% | 5.0 | 3.0 |  |",
     ]
+
+
+def test_sweep_table_without_a_description_shows_the_provenance(summary) -> None:
+    table = render_sweep_table(summary, {"source": "x"}, SWEEP)
+    assert table.splitlines()[2] == "Data: {'source': 'x'}"
 
 
 def test_sweep_table_shows_a_dash_for_points_without_settings() -> None:
