@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 import numpy as np
@@ -165,3 +166,66 @@ def test_an_unknown_on_bad_lines_value_is_named() -> None:
     with pytest.raises(MalformedRatingsError) as info:
         parse_ratings_bytes(b"1::2::3::4\n", RELEASES["ml-1m"], "f", on_bad_lines="warn")
     assert str(info.value) == "data.on_bad_lines is 'warn'; it must be 'error' or 'skip'."
+
+
+def _message(data: bytes, name: str = "ml-1m") -> str:
+    with pytest.raises(MalformedRatingsError) as info:
+        parse_ratings_bytes(data, RELEASES[name], "f")
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "shown"),
+    [
+        (b"1::2::9::4\n1::2::3::4\n", 1, "1::2::9::4"),  # the first line
+        (b"1::2::3::4\n1::2::3", 2, "1::2::3"),  # the last line, without a final newline
+        (b"1::2::3::4\n5", 2, "5"),  # a one-character last line
+        (b"1::2::3::4\r\n\r\n1::2::9::4\r\n", 3, "1::2::9::4"),  # CRLF, with a blank CRLF line
+        (b"\r\n1::2::3::4\r\n7\r\n", 3, "7"),
+    ],
+)
+def test_the_bad_line_is_located_and_shown_as_written(data, line, shown) -> None:
+    assert f"f, line {line}: " in _message(data)
+    assert f": {shown!r} (1 bad line(s) in all)" in _message(data)
+
+
+def test_crlf_files_with_blank_lines_parse_like_lf_files() -> None:
+    lf = b"1::2::3::4\n\n5::6::1::8\n"
+    crlf = lf.replace(b"\n", b"\r\n")
+    for data in (lf, crlf, b"\r\n" + crlf):
+        parsed = parse_ratings_bytes(data, RELEASES["ml-1m"], "f")
+        assert parsed.ratings["user_id"].tolist() == [1, 5]
+
+
+@pytest.mark.parametrize(("length", "shown_length"), [(120, 120), (121, 120)])
+def test_lines_longer_than_120_characters_are_shortened(length, shown_length) -> None:
+    line = "1::2::3::" + "9" * (length - 9)
+    message = _message(f"1::2::3::4\n{line}\n".encode())
+    shown = message.split(": ", 2)[2].split(" (1 bad")[0]
+    assert len(ast.literal_eval(shown)) == shown_length
+    assert ast.literal_eval(shown).endswith("...") == (length > 120)
+
+
+def test_quotes_and_empty_fields_are_bad_lines() -> None:
+    release = RELEASES["ml-25m"]
+    header = b"userId,movieId,rating,timestamp\n"
+    assert "line 2: movie_id is not an integer" in _message(header + b'1,"2",3,4\n', "ml-25m")
+    assert "line 2: movie_id is not an integer" in _message(header + b"1,,3,4\n", "ml-25m")
+    assert "line 3: rating is not a number" in _message(header + b"1,2,3,4\n1,2,,4\n", "ml-25m")
+    parsed = parse_ratings_bytes(
+        header + b'1,2,3,4\n1,"2",3,4\n', release, "f", on_bad_lines="skip"
+    )
+    assert (len(parsed.ratings), parsed.skipped_lines) == (1, 1)
+
+
+def test_bare_carriage_returns_are_refused_as_a_whole() -> None:
+    # Old Mac line endings: the reader and the line count disagree, so no line can be named.
+    assert _message(b"1::2::3::4\r5::6::7\r") == (
+        "f: cannot be parsed as 4 fields separated by '::'. Is it the ratings file of ml-1m?"
+    )
+
+
+def test_undecodable_text_is_refused_as_a_whole() -> None:
+    message = _message(b"1::2::9::4\n\xff\xfe::2::3::4\n")
+    assert message.startswith("f: cannot be parsed (")
+    assert message.endswith("). Is it the ratings file of ml-1m?")
