@@ -25,10 +25,11 @@ def main() -> int:
     counts = Counter(statuses.values())
     survivors = sorted(name for name, status in statuses.items() if status not in CAUGHT)
     caught = sum(counts[status] for status in CAUGHT)
-    for name in survivors:
-        print(f"  {statuses[name]}: {name}")
-    print(f"Mutants in scope: {len(statuses)} ({dict(sorted(counts.items()))})")
-    print(f"Mutation score: {caught}/{len(statuses)} = {caught / max(len(statuses), 1):.1%} killed")
+    lines = [f"  {statuses[name]}: {name}" for name in survivors]
+    lines.append(f"Mutants in scope: {len(statuses)} ({dict(sorted(counts.items()))})")
+    score = caught / max(len(statuses), 1)
+    lines.append(f"Mutation score: {caught}/{len(statuses)} = {score:.1%} killed")
+    sys.stdout.write("\n".join(lines) + "\n")
     return 1 if counts["not checked"] else 0
 
 

@@ -175,6 +175,8 @@ def test_zip_without_the_ratings_member_lists_what_it_holds(tmp_path) -> None:
     [
         ("ml-1m", "1::10::0.5::100", "1..5 in steps of 1"),  # half stars are not ml-1m ratings
         ("ml-1m", "1::10::0::100", "1..5 in steps of 1"),
+        ("ml-1m", "1::10::3.5::100", "1..5 in steps of 1"),  # in range, off the step
+        ("ml-20m", "1,10,2.25,100", "0.5..5 in steps of 0.5"),
         ("ml-100k", "1\t10\t0\t100", "1..5 in steps of 1"),
         ("ml-10m", "1::10::0::100", "0.5..5 in steps of 0.5"),
         ("ml-25m", "1,10,0.25,100", "0.5..5 in steps of 0.5"),

@@ -21,7 +21,7 @@ def _metrics(**overrides):
         "total_parameters": 10_500,
         "embedding_parameters": 10_000,
         "embedding_bytes_float32": 40_000,
-        "saved_model_bytes": 3 * MIB,
+        "saved_model_bytes": 3 * MIB + 300,  # 3.0003 MiB: shown to 3 decimals
         "eval_mse": 0.81234,
         "eval_rmse": 0.90130,
         "eval_mae": 0.70006,
