@@ -2,13 +2,14 @@
 #   make run    create .venv, install the pinned project, run every pipeline (`kedro run`)
 #   make test   create .venv, install the pinned project with dev tools, run the tests
 #   make prune KEEP=3   keep only the 3 newest versions of every dataset under data/
+#   make mutation  plant small bugs in the pure-Python modules (mutmut) and report the share caught
 # Kedro telemetry is off everywhere: it would try the network and rewrite pyproject.toml.
 export KEDRO_DISABLE_TELEMETRY := 1
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint viz prune clean-venv
+.PHONY: install run test lint viz prune mutation clean-venv
 
 $(BIN)/kedro: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,26 @@ viz: install
 KEEP ?= 3
 prune: install
 	$(BIN)/python -m memory_efficient_embeddings.prune_versions --keep $(KEEP) $(ARGS)
+
+# The functions `make mutation` mutates: pure Python, checked by fast tests (no training).
+# The charts and the sweep's training loop are left out: their tests need TensorFlow runs.
+MUTATION_SCOPE := \
+	'memory_efficient_embeddings.embeddings.blocks.*' \
+	'memory_efficient_embeddings.movielens.parsing.*' \
+	'memory_efficient_embeddings.movielens.releases.*' \
+	'memory_efficient_embeddings.movielens.ingest.*' \
+	'memory_efficient_embeddings.pipelines.reporting.nodes.x_compare_models__*' \
+	'memory_efficient_embeddings.pipelines.reporting.nodes.x_render_comparison_table__*' \
+	'memory_efficient_embeddings.pipelines.sweep.nodes.x_summarize_sweep__*' \
+	'memory_efficient_embeddings.pipelines.sweep.nodes.x__pareto_mask__*' \
+	'memory_efficient_embeddings.pipelines.sweep.nodes.x_render_sweep_table__*' \
+	'memory_efficient_embeddings.pipelines.sweep.nodes.x__mean_std__*'
+
+# mutmut works in a fresh copy of the project (mutants/) and puts mutants/src first on the path.
+mutation: install
+	rm -rf mutants
+	env -u PYTHONPATH $(BIN)/mutmut run $(MUTATION_SCOPE) > /dev/null
+	$(BIN)/mutmut results --all true | $(BIN)/python tools/mutation_score.py $(MUTATION_SCOPE)
 
 clean-venv:
 	rm -rf $(VENV)

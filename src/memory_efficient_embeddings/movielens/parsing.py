@@ -160,6 +160,8 @@ def _diagnosing_parse(
     valid = np.ones(table.num_rows, dtype=bool)
     for name in COLUMNS:
         column = pc.utf8_trim_whitespace(table[name])
+        # The patterns accept an explicit `+`, which pyarrow's cast to numbers does not.
+        column = pc.replace_substring_regex(column, pattern=r"^\+", replacement="")
         pattern = _INT_PATTERN if name in _INT_COLUMNS else _FLOAT_PATTERN
         ok = pc.match_substring_regex(column, pattern).to_numpy(zero_copy_only=False)
         for line in kept_lines[~ok & valid][:1].tolist():

@@ -1,0 +1,96 @@
+"""LazyAdam against a naive numpy implementation of its documented rule, from the first steps on.
+
+Early steps matter: there Adam's bias correction is far from 1, so a catch-up that used the raw
+learning rate instead of the bias-corrected step size would move rows several times too far.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from memory_efficient_embeddings.embeddings.optimizers import LazyAdam
+
+ROWS, DIM = 6, 3
+LR, BETA_1, BETA_2, EPSILON = 0.01, 0.9, 0.999, 1e-7
+
+
+def _naive_lazy_adam(table, batches, catch_up: bool) -> np.ndarray:
+    """Row-by-row Python loops over the rule in LazyAdam's docstring (float64)."""
+    weights = table.astype(np.float64).copy()
+    m, v = np.zeros_like(weights), np.zeros_like(weights)
+    last_update = np.zeros(ROWS, dtype=int)
+    ratio = BETA_1 / BETA_2**0.5
+    for iteration, (indices, values) in enumerate(batches):
+        t = iteration + 1
+        alpha = LR * (1 - BETA_2**t) ** 0.5 / (1 - BETA_1**t)
+        summed = {}
+        for row, value in zip(indices, values, strict=True):
+            summed[row] = summed.get(row, 0.0) + value.astype(np.float64)
+        for row, gradient in summed.items():
+            move = 0.0
+            if catch_up:
+                skipped = iteration - last_update[row]
+                decayed_moves = sum(ratio**i for i in range(1, skipped + 1))
+                move = alpha * decayed_moves * m[row] / (np.sqrt(v[row]) + EPSILON)
+                m[row] *= BETA_1**skipped
+                v[row] *= BETA_2**skipped
+                last_update[row] = t
+            m[row] = BETA_1 * m[row] + (1 - BETA_1) * gradient
+            v[row] = BETA_2 * v[row] + (1 - BETA_2) * gradient**2
+            weights[row] -= alpha * m[row] / (np.sqrt(v[row]) + EPSILON) + move
+    return weights
+
+
+def _naive_dense_adam(table, batches) -> np.ndarray:
+    weights = table.astype(np.float64).copy()
+    m, v = np.zeros_like(weights), np.zeros_like(weights)
+    for iteration, (indices, values) in enumerate(batches):
+        t = iteration + 1
+        gradient = np.zeros_like(weights)
+        np.add.at(gradient, indices, values)
+        m = BETA_1 * m + (1 - BETA_1) * gradient
+        v = BETA_2 * v + (1 - BETA_2) * gradient**2
+        weights -= LR * (m / (1 - BETA_1**t)) / (np.sqrt(v / (1 - BETA_2**t)) + EPSILON)
+    return weights
+
+
+def _batches() -> list[tuple[list[int], np.ndarray]]:
+    # Row 0 at steps 1, 2 and 6; row 2 at steps 1 and 4 (twice); row 1 every step; 3..5 never.
+    rows = [[0, 1, 2], [1, 0], [1], [2, 1, 2], [1], [0, 1]]
+    rng = np.random.default_rng(7)
+    return [(r, rng.normal(size=(len(r), DIM)).astype(np.float32)) for r in rows]
+
+
+def _lazy_adam(table, batches, catch_up: bool) -> np.ndarray:
+    variable = keras.Variable(table)
+    optimizer = LazyAdam(learning_rate=LR, epsilon=EPSILON, catch_up=catch_up)
+    for indices, values in batches:
+        gradient = tf.IndexedSlices(
+            tf.constant(values), tf.constant(indices, tf.int64), tf.constant([ROWS, DIM], tf.int64)
+        )
+        optimizer.apply([gradient], [variable])
+    assert int(optimizer.iterations) == len(batches)
+    return variable.numpy()
+
+
+@pytest.mark.parametrize("catch_up", [True, False])
+def test_first_steps_follow_the_naive_rule(catch_up: bool) -> None:
+    table = np.random.default_rng(0).normal(size=(ROWS, DIM)).astype(np.float32)
+    batches = _batches()
+    lazy = _lazy_adam(table, batches, catch_up)
+    np.testing.assert_allclose(lazy, _naive_lazy_adam(table, batches, catch_up), rtol=0, atol=2e-6)
+    np.testing.assert_array_equal(lazy[3:], table[3:])  # never touched
+    # Row 1, touched at every step, is exactly dense Adam.
+    np.testing.assert_allclose(lazy[1], _naive_dense_adam(table, batches)[1], rtol=0, atol=2e-6)
+
+
+def test_catch_up_brings_revisited_rows_closer_to_dense_adam() -> None:
+    table = np.random.default_rng(0).normal(size=(ROWS, DIM)).astype(np.float32)
+    batches = _batches()
+    dense = _naive_dense_adam(table, batches)
+    caught_up = np.abs(_lazy_adam(table, batches, True) - dense)[[0, 2]]
+    plain = np.abs(_lazy_adam(table, batches, False) - dense)[[0, 2]]
+    assert caught_up.sum() < 0.5 * plain.sum()

@@ -1,0 +1,151 @@
+"""The model comparison's numbers and table against hand-worked values."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from memory_efficient_embeddings.pipelines.reporting.nodes import (
+    compare_models,
+    plot_accuracy_vs_parameters,
+    plot_loss_curves,
+    render_comparison_table,
+)
+
+MIB = 2**20
+
+
+def _metrics(**overrides):
+    metrics = {
+        "total_parameters": 10_500,
+        "embedding_parameters": 10_000,
+        "embedding_bytes_float32": 40_000,
+        "saved_model_bytes": 3 * MIB + 300,  # 3.0003 MiB: shown to 3 decimals
+        "eval_mse": 0.81234,
+        "eval_rmse": 0.90130,
+        "eval_mae": 0.70006,
+        "epochs_run": 7,
+        "train_seconds": 12.34,
+        "global_mean_rmse": 1.11764,
+        "global_mean_mae": 0.93333,
+        "data": {"description": "tiny test data", "source": "synthetic"},
+    }
+    return {**metrics, **overrides}
+
+
+@pytest.fixture
+def comparison():
+    return compare_models(
+        "baseline",
+        baseline=_metrics(),
+        memory_efficient=_metrics(
+            total_parameters=3_500,
+            embedding_parameters=3_000,
+            embedding_bytes_float32=MIB + MIB // 2,
+            saved_model_bytes=MIB // 4,
+            eval_mse=0.86,
+            eval_rmse=0.92736,
+            eval_mae=0.73,
+            epochs_run=9,
+            train_seconds=8.0,
+            global_mean_rmse=9.9,  # another model's baseline is not reported
+            data={"description": "not this one"},
+        ),
+    )
+
+
+def test_comparison_rows_by_hand(comparison) -> None:
+    baseline, small = comparison["models"]
+    assert baseline == {
+        "model": "baseline",
+        "total_parameters": 10_500,
+        "embedding_parameters": 10_000,
+        "embedding_mib": 0.038,  # 40,000 / 1,048,576 = 0.0381
+        "compression_vs_reference": 1.0,
+        "saved_model_mib": 3.0,
+        "eval_mse": 0.8123,
+        "eval_rmse": 0.9013,
+        "eval_mae": 0.7001,
+        "epochs": 7,
+        "train_seconds": 12.34,
+    }
+    assert small["model"] == "memory_efficient"
+    # 10,000 / 3,000 embedding parameters: 3.33 times smaller than the reference.
+    assert small["compression_vs_reference"] == 3.33
+    assert small["embedding_mib"] == 1.5
+    assert small["saved_model_mib"] == 0.25
+    assert (small["eval_mse"], small["eval_rmse"], small["eval_mae"]) == (0.86, 0.9274, 0.73)
+    assert (small["epochs"], small["train_seconds"]) == (9, 8.0)
+
+
+def test_comparison_reports_the_reference_baseline_and_data(comparison) -> None:
+    assert comparison["reference"] == "baseline"
+    assert comparison["global_mean_rmse"] == 1.1176
+    assert comparison["global_mean_mae"] == 0.9333
+    assert comparison["data"] == {"description": "tiny test data", "source": "synthetic"}
+
+
+def test_the_reference_can_be_any_model() -> None:
+    comparison = compare_models(
+        "small", big=_metrics(embedding_parameters=900), small=_metrics(embedding_parameters=300)
+    )
+    assert [row["compression_vs_reference"] for row in comparison["models"]] == [0.33, 1.0]
+
+
+def test_an_unknown_reference_is_refused() -> None:
+    with pytest.raises(ValueError) as info:
+        compare_models("base", small=_metrics(), baseline=_metrics())
+    assert str(info.value) == "Reference model 'base' is not among ['baseline', 'small']."
+
+
+def test_comparison_table_by_hand(comparison) -> None:
+    assert render_comparison_table(comparison).splitlines() == [
+        "# Model comparison",
+        "",
+        "Data: tiny test data",
+        "",
+        "| model | parameters | embedding parameters | embedding MiB (float32) | compression "
+        "| eval MSE | eval RMSE | eval MAE | epochs | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        "| baseline | 10,500 | 10,000 | 0.038 | 1.00× | 0.8123 | 0.9013 | 0.7001 | 7 | 12.3 |",
+        "| memory_efficient | 3,500 | 3,000 | 1.500 | 3.33× | 0.8600 | 0.9274 | 0.7300 | 9 | 8.0 |",
+        "",
+        "Compression is measured in embedding parameters against `baseline`. Predicting the "
+        "training mean gives RMSE 1.1176, MAE 0.9333.",
+    ]
+
+
+def test_comparison_table_without_a_description_shows_the_provenance() -> None:
+    comparison = compare_models("a", a=_metrics(data={"source": "x"}))
+    assert "Data: {'source': 'x'}" in render_comparison_table(comparison)
+
+
+def test_accuracy_chart_places_each_model_and_the_mean_baseline(comparison) -> None:
+    figure = plot_accuracy_vs_parameters(comparison)
+    for axis, metric, baseline in zip(
+        figure.axes, ("eval_rmse", "eval_mae"), (1.1176, 0.9333), strict=True
+    ):
+        points = np.vstack([collection.get_offsets() for collection in axis.collections])
+        expected = [[row["embedding_parameters"], row[metric]] for row in comparison["models"]]
+        np.testing.assert_allclose(points, expected)
+        assert [line.get_ydata()[0] for line in axis.lines] == [baseline]
+        assert axis.get_xscale() == "log"
+        assert [text.get_text() for text in axis.texts] == ["baseline", "memory_efficient"]
+    assert [axis.get_ylabel() for axis in figure.axes] == ["eval RMSE", "eval MAE"]
+    plt.close(figure)
+
+
+def test_loss_curves_plot_each_models_train_and_eval_loss() -> None:
+    figure = plot_loss_curves(
+        a={"history": {"loss": [3.0, 2.0], "val_loss": [3.5, 2.5]}},
+        b={"history": {"loss": [4.0, 1.0, 0.5], "val_loss": [4.5, 1.5, 1.0]}},
+    )
+    lines = {line.get_label(): line for line in figure.axes[0].lines}
+    assert sorted(lines) == ["a eval", "a train", "b eval", "b train"]
+    assert list(lines["b train"].get_xdata()) == [1, 2, 3]
+    assert list(lines["b eval"].get_ydata()) == [4.5, 1.5, 1.0]
+    assert list(lines["a train"].get_ydata()) == [3.0, 2.0]
+    assert lines["a train"].get_color() == lines["a eval"].get_color()
+    assert lines["a train"].get_color() != lines["b train"].get_color()
+    plt.close(figure)

@@ -1,0 +1,287 @@
+"""The sweep summary and table against hand-worked values (no training: runs are made up)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from memory_efficient_embeddings.pipelines.sweep.nodes import (
+    plot_compression_frontier,
+    render_sweep_table,
+    summarize_sweep,
+)
+
+SWEEP = {
+    "techniques": {"qr": {}, "full": {}},  # qr is listed first: the summary keeps that order
+    "reference": "full",
+    "seeds": [1, 2],
+    "quantize": "int8",
+    "target": {"min_compression": 4, "max_rmse_gap": 0.25},
+}
+
+# point: (technique, settings, embedding parameters, float32 bytes, int8 bytes,
+#         val RMSE per seed, val MAE per seed, train seconds per seed, epochs per seed)
+POINTS = {
+    "full(dim=8)": (
+        "full",
+        "dim=8",
+        1024,
+        262_144,
+        1280,
+        (0.5, 0.5),
+        (0.25, 0.5),
+        (10, 20),
+        (3, 5),
+    ),
+    "full(dim=4)": ("full", "dim=4", 512, 2048, 768, (0.5625,) * 2, (0.5,) * 2, (6, 6), (4, 4)),
+    "qr(b=20)": ("qr", "b=20", 64, 256, 160, (0.75,) * 2, (0.5,) * 2, (1, 1), (2, 2)),
+    "qr(b=10)": ("qr", "b=10", 128, 512, 320, (0.5, 0.75), (0.5,) * 2, (2, 2), (2, 2)),
+    "qr(b=5)": ("qr", "b=5", 256, 1024, 640, (0.625,) * 2, (0.5,) * 2, (3, 3), (2, 2)),
+    "recipe(baseline)": (
+        "recipe",
+        "baseline",
+        640,
+        2560,
+        896,
+        (0.5,) * 2,
+        (0.4,) * 2,
+        (5, 5),
+        (3, 3),
+    ),
+}
+
+
+def _runs(quantize: bool = True, skipped: bool = True) -> pd.DataFrame:
+    rows = []
+    for point, (technique, settings, params, f32, i8, rmse, mae, seconds, epochs) in POINTS.items():
+        for index, seed in enumerate(SWEEP["seeds"]):
+            row = {"point": point, "technique": technique, "settings": settings, "seed": seed}
+            row |= {
+                "embedding_parameters": params,
+                "embedding_bytes_float32": f32,
+                "val_rmse": rmse[index],
+                "val_mae": mae[index],
+                "epochs_run": epochs[index],
+                "best_epoch": epochs[index],
+                "train_seconds": seconds[index],
+            }
+            if quantize:
+                row |= {
+                    "embedding_bytes_int8": i8,
+                    "val_rmse_int8": rmse[index] + 0.125,
+                    "val_mae_int8": mae[index] + 0.0625,
+                }
+            rows.append(row)
+    if skipped:
+        for seed in SWEEP["seeds"]:
+            rows.append(
+                {"point": "qr(b=1)", "technique": "qr", "settings": "b=1", "seed": seed}
+                | {"skipped": "blocks do not fit"}
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def summary() -> pd.DataFrame:
+    # Function scope: mutation testing maps each test to the functions it calls itself.
+    return summarize_sweep(_runs(), SWEEP)
+
+
+def _row(summary: pd.DataFrame, point: str) -> pd.Series:
+    return summary.set_index("point").loc[point]
+
+
+def test_points_are_ordered_by_listed_technique_then_size_and_skips_left_out(summary) -> None:
+    assert summary["point"].tolist() == [
+        "qr(b=20)",
+        "qr(b=10)",
+        "qr(b=5)",
+        "full(dim=4)",
+        "full(dim=8)",
+        "recipe(baseline)",
+    ]
+    assert summary["seeds"].tolist() == [2] * 6
+    assert summary["embedding_parameters"].dtype == np.int64
+    # The columns of sweep_summary.csv, in this order.
+    assert list(summary.columns) == [
+        "point",
+        "technique",
+        "settings",
+        "embedding_parameters",
+        "embedding_bytes_float32",
+        "embedding_bytes_int8",
+        *[
+            f"{m}_{s}"
+            for m in ("val_rmse", "val_mae", "val_rmse_int8", "val_mae_int8")
+            for s in ("mean", "std")
+        ],
+        *[f"{m}_{s}" for m in ("train_seconds", "epochs_run") for s in ("mean", "std")],
+        "seeds",
+        "compression",
+        "rmse_gap",
+        "meets_target",
+        "is_reference",
+        "on_frontier",
+    ]
+
+
+def test_seed_means_and_sample_deviations_by_hand(summary) -> None:
+    row = _row(summary, "qr(b=10)")
+    assert row["val_rmse_mean"] == pytest.approx(0.625, abs=1e-12)
+    # Sample std of 0.5 and 0.75: sqrt(2 · 0.125² / 1) = 0.1767767.
+    assert row["val_rmse_std"] == pytest.approx(0.125 * math.sqrt(2), abs=1e-12)
+    assert row["val_rmse_int8_mean"] == pytest.approx(0.75, abs=1e-12)
+    assert row["val_mae_int8_mean"] == pytest.approx(0.5625, abs=1e-12)
+    reference = _row(summary, "full(dim=8)")
+    assert reference["val_mae_mean"] == pytest.approx(0.375, abs=1e-12)
+    assert reference["val_mae_std"] == pytest.approx(0.125 * math.sqrt(2), abs=1e-12)
+    assert reference["train_seconds_mean"] == 15
+    assert reference["train_seconds_std"] == pytest.approx(50**0.5, abs=1e-12)
+    assert reference["epochs_run_mean"] == 4
+    assert reference["val_rmse_std"] == 0.0
+    assert (row["embedding_bytes_float32"], row["embedding_bytes_int8"]) == (512, 320)
+    assert (row["technique"], row["settings"]) == ("qr", "b=10")
+
+
+def test_a_single_seed_has_zero_deviation() -> None:
+    runs = _runs(skipped=False)
+    summary = summarize_sweep(runs[runs["seed"] == 1], {**SWEEP, "seeds": [1]})
+    assert summary["val_rmse_std"].tolist() == [0.0] * 6
+    assert summary["seeds"].tolist() == [1] * 6
+
+
+def test_compression_and_gap_are_against_the_largest_reference_point(summary) -> None:
+    # Reference: full(dim=8), the full table with the most parameters (1024), RMSE 0.5.
+    assert summary["is_reference"].tolist() == [False, False, False, False, True, False]
+    compression = dict(zip(summary["point"], summary["compression"], strict=True))
+    assert compression == {
+        "qr(b=20)": 16.0,
+        "qr(b=10)": 8.0,
+        "qr(b=5)": 4.0,
+        "full(dim=4)": 2.0,
+        "full(dim=8)": 1.0,
+        "recipe(baseline)": 1.6,
+    }
+    gap = dict(zip(summary["point"], summary["rmse_gap"], strict=True))
+    assert gap == pytest.approx(
+        {
+            "qr(b=20)": 0.5,
+            "qr(b=10)": 0.25,
+            "qr(b=5)": 0.25,
+            "full(dim=4)": 0.125,
+            "full(dim=8)": 0.0,
+            "recipe(baseline)": 0.0,
+        },
+        abs=1e-12,
+    )
+
+
+def test_target_tick_includes_both_bounds(summary) -> None:
+    # qr(b=5) sits exactly on both bounds (4× and +25%); qr(b=20) is small but too inaccurate;
+    # full(dim=4) is accurate but not small enough.
+    ticked = summary.loc[summary["meets_target"], "point"].tolist()
+    assert ticked == ["qr(b=10)", "qr(b=5)"]
+
+
+def test_frontier_per_technique_by_hand(summary) -> None:
+    # qr(b=5) is no better than the smaller qr(b=10); the recipe's points are never a frontier.
+    frontier = summary.loc[summary["on_frontier"], "point"].tolist()
+    assert frontier == ["qr(b=20)", "qr(b=10)", "full(dim=4)", "full(dim=8)"]
+
+
+def test_summary_without_quantization_has_no_quantized_columns() -> None:
+    summary = summarize_sweep(_runs(quantize=False), {**SWEEP, "quantize": None})
+    assert not [column for column in summary.columns if "int8" in column]
+    assert _row(summary, "qr(b=10)")["compression"] == 8.0
+    table = render_sweep_table(summary, {"description": "d"}, {**SWEEP, "quantize": None})
+    assert "int8" not in table
+    assert table.splitlines()[6] == (
+        "| technique | settings | embedding params | KiB float32 | compression | val RMSE | "
+        "val MAE | RMSE vs ref | train s | epochs | target |"
+    )
+    assert "| qr ★ | b=10 | 128 | 0.5 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 |" in table
+
+
+def test_every_run_skipped_aborts_clearly() -> None:
+    runs = _runs()
+    with pytest.raises(ValueError, match=r"^Every sweep run was skipped; see the warnings above.$"):
+        summarize_sweep(runs[runs["skipped"].notna()], SWEEP)
+
+
+def test_a_reference_without_a_finished_run_aborts_clearly() -> None:
+    runs = _runs(skipped=False)
+    with pytest.raises(ValueError) as info:
+        summarize_sweep(runs[runs["technique"] != "full"], SWEEP)
+    assert str(info.value) == "The reference technique 'full' has no finished run."
+
+
+def test_runs_without_any_skipped_column_are_summarised() -> None:
+    summary = summarize_sweep(_runs(skipped=False), SWEEP)
+    assert len(summary) == 6
+
+
+def test_sweep_table_by_hand(summary) -> None:
+    lines = render_sweep_table(summary, {"description": "tiny data"}, SWEEP).splitlines()
+    assert lines[:4] == ["# Compression sweep", "", "Data: tiny data", ""]
+    assert lines[5] == ""
+    assert lines[4] == (
+        "Each point trained with seeds [1, 2]; metrics are mean ± sample std. Compression is in "
+        "embedding parameters against `full(dim=8)`. Target: at least 4× compression and val RMSE "
+        "at most 25% above the reference's. ★ marks a point on its technique's Pareto frontier "
+        "(float32 bytes against RMSE)."
+    )
+    assert lines[6] == (
+        "| technique | settings | embedding params | KiB float32 | KiB int8 | compression | "
+        "val RMSE | val MAE | val RMSE int8 | RMSE vs ref | train s | epochs | target |"
+    )
+    assert lines[7] == "|" + "---|" * 13
+    assert lines[8:] == [
+        "| qr ★ | b=20 | 64 | 0.2 | 0.2 | 16.00× | 0.7500 ± 0.0000 | 0.5000 ± 0.0000 "
+        "| 0.8750 ± 0.0000 | +50.00% | 1.0 | 2.0 |  |",
+        "| qr ★ | b=10 | 128 | 0.5 | 0.3 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 "
+        "| 0.7500 ± 0.1768 | +25.00% | 2.0 | 2.0 | ✓ |",
+        "| qr | b=5 | 256 | 1.0 | 0.6 | 4.00× | 0.6250 ± 0.0000 | 0.5000 ± 0.0000 "
+        "| 0.7500 ± 0.0000 | +25.00% | 3.0 | 2.0 | ✓ |",
+        "| full ★ | dim=4 | 512 | 2.0 | 0.8 | 2.00× | 0.5625 ± 0.0000 | 0.5000 ± 0.0000 "
+        "| 0.6875 ± 0.0000 | +12.50% | 6.0 | 4.0 |  |",
+        "| full ★ | dim=8 | 1,024 | 256.0 | 1.2 | 1.00× | 0.5000 ± 0.0000 | 0.3750 ± 0.1768 "
+        "| 0.6250 ± 0.0000 | +0.00% | 15.0 | 4.0 |  |",
+        "| recipe | baseline | 640 | 2.5 | 0.9 | 1.60× | 0.5000 ± 0.0000 | 0.4000 ± 0.0000 "
+        "| 0.6250 ± 0.0000 | +0.00% | 5.0 | 3.0 |  |",
+    ]
+
+
+def test_sweep_table_without_a_description_shows_the_provenance(summary) -> None:
+    table = render_sweep_table(summary, {"source": "x"}, SWEEP)
+    assert table.splitlines()[2] == "Data: {'source': 'x'}"
+
+
+def test_sweep_table_shows_a_dash_for_points_without_settings() -> None:
+    runs = _runs(skipped=False)
+    runs.loc[runs["point"] == "full(dim=8)", "settings"] = ""
+    table = render_sweep_table(summarize_sweep(runs, SWEEP), {"description": "d"}, SWEEP)
+    assert "| full ★ | – | 1,024 |" in table
+
+
+def test_frontier_chart_plots_every_point_and_marks_the_target(summary) -> None:
+    figure = plot_compression_frontier(summary, {"description": "tiny data"}, SWEEP)
+    axis = figure.axes[0]
+    offsets = np.vstack([c.get_offsets() for c in axis.collections if len(c.get_offsets())])
+    plotted = {tuple(point) for point in offsets.tolist()}
+    for line in axis.lines:  # error bars draw their markers as lines
+        plotted |= set(zip(line.get_xdata(), line.get_ydata(), strict=True))
+    for _, row in summary.iterrows():
+        assert (row["embedding_bytes_float32"], row["val_rmse_mean"]) in plotted
+        assert (row["embedding_bytes_int8"], row["val_rmse_int8_mean"]) in plotted or (
+            row["technique"] == "recipe"
+        )
+    assert axis.get_xscale() == "log"
+    assert "tiny data" in axis.get_title()
+    labels = axis.get_legend_handles_labels()[1]
+    assert "target: ≥4× smaller, RMSE ≤ +25%" in labels
+    assert "meets the target" in labels
+    plt.close(figure)
