@@ -19,18 +19,14 @@ from memory_efficient_embeddings.embeddings import (
     embedding_parameter_count,
     with_string_ids,
 )
-from memory_efficient_embeddings.modeling.nodes import (
-    BlocksDoNotFitError,
-    assign_blocks,
-    build_model,
-    evaluate_model,
-    fit_rating_model,
-    model_inputs,
-)
+from memory_efficient_embeddings.modeling.nodes import assign_blocks, build_model, evaluate_model
 from memory_efficient_embeddings.modeling.recommend import recommend
-from memory_efficient_embeddings.pipelines.sweep.nodes import run_sweep
+from memory_efficient_embeddings.modeling.specs import BlocksDoNotFitError, resolve_blocks
+from memory_efficient_embeddings.modeling.training import fit_rating_model, model_inputs
+from memory_efficient_embeddings.pipelines.sweep.nodes import assign_sweep_blocks, run_sweep
 
 ZEROS = {"type": "full", "embeddings_initializer": "zeros"}
+EVALUATION = {"popularity_blocks": 3}
 
 
 def _vocabulary(prefix: str, size: int) -> pd.DataFrame:
@@ -55,9 +51,14 @@ def _model_params(**overrides) -> dict:
     return {**params, **overrides}
 
 
+def _build(params: dict, users: pd.DataFrame = USERS, movies: pd.DataFrame = MOVIES):
+    """The modeling pipeline's two nodes: resolve the embedding plan, then build from it."""
+    return build_model(assign_blocks(users, movies, params, EVALUATION), params)
+
+
 def _biased_model(user_bias: list[float], movie_bias: list[float]):
     """String-id model predicting user_bias[u] + movie_bias[m]."""
-    model = build_model(USERS, MOVIES, _model_params())
+    model = _build(_model_params())
     for layer, values in (("user_bias", user_bias), ("movie_bias", movie_bias)):
         (table,) = model.get_layer(layer).get_weights()
         assert table.shape == (len(values), 1)
@@ -86,7 +87,10 @@ def test_evaluation_metrics_by_hand() -> None:
         "peak_rss_mib": 100.0,
         "optimizer": "adam",
     }
-    metrics = evaluate_model(model, evaluation, train, report, {"source": "test"})
+    plan = assign_blocks(USERS, MOVIES, _model_params(), EVALUATION)
+    metrics = evaluate_model(
+        model, evaluation, train, report, {"source": "test"}, plan, USERS, MOVIES
+    )
     assert metrics["eval_mse"] == pytest.approx(0.625, abs=1e-6)
     assert metrics["eval_rmse"] == pytest.approx(math.sqrt(0.625), abs=1e-6)
     assert metrics["eval_mae"] == pytest.approx(0.75, abs=1e-6)
@@ -102,6 +106,28 @@ def test_evaluation_metrics_by_hand() -> None:
     assert metrics["train_seconds"] == 1.5
     assert metrics["model"] == "tiny"
     assert metrics["data"] == {"source": "test"}
+    # Full tables are reported over equal-rating-mass blocks. Users (counts 2, 1): u0 | u1.
+    # Movies (counts 6..1, 21 in all; cumulative 6, 11, 15, 18, 20, 21): the first block ends
+    # where the share reaches 1/3 (11/21, m1), the second at 2/3 (15/21, m2): head m0-m1,
+    # torso m2, tail m3-m5.
+    by_popularity = metrics["by_popularity"]
+    assert list(by_popularity) == ["user", "movie"]
+
+    def block(label, ids, rows, rmse, mae):
+        return {"block": label, "ids": ids, "eval_rows": rows, "eval_rmse": rmse, "eval_mae": mae}
+
+    approx = pytest.approx
+    # u0 rows: errors -0.5, -0.5; u1 rows: 1, -1.
+    assert by_popularity["user"] == [
+        block("block_0", 1, 2, approx(0.5, abs=1e-6), approx(0.5, abs=1e-6)),
+        block("block_1", 1, 2, approx(1.0, abs=1e-6), approx(1.0, abs=1e-6)),
+    ]
+    # Head (m0, m1, m0): errors -0.5, -0.5, -1, MSE 1.5 / 3; torso (m2): 1; tail: no eval rows.
+    assert by_popularity["movie"] == [
+        block("head", 2, 3, approx(math.sqrt(0.5), abs=1e-6), approx(2 / 3, abs=1e-6)),
+        block("torso", 1, 1, approx(1.0, abs=1e-6), approx(1.0, abs=1e-6)),
+        block("tail", 3, 0, None, None),
+    ]
 
 
 def test_recommend_returns_the_k_highest_unseen_movies_in_order() -> None:
@@ -136,7 +162,7 @@ def _training(**overrides) -> dict:
 
 def _fit(train_rating: float, eval_rating: float, training: dict) -> dict:
     # Only the biases learn (the tables stay at zero): predictions move towards train_rating.
-    model = build_model(USERS, MOVIES, _model_params())
+    model = _build(_model_params())
     train = _ratings([("u0", "m0", train_rating), ("u1", "m1", train_rating)])
     evaluation = _ratings([("u0", "m0", eval_rating), ("u1", "m1", eval_rating)])
     train_data = (model_inputs(train, USERS, MOVIES), train["rating"].to_numpy())
@@ -164,6 +190,7 @@ def test_sweep_scores_rmse_and_mae_by_hand_and_skips_points_whose_blocks_do_not_
     # The recipe's output on all-zero tables: every prediction is 2.5, trained or not.
     constant = _model_params(use_biases=False, output={"activation": "sigmoid"})
     blocks = {"type": "mixed_dimension", "blocks": {"boundaries": [10], "dims": [2, 1]}}
+    sweep = {"seeds": [3], "quantize": None, "training": {"epochs": 1}}
     plan = [
         {"point": "zeros", "technique": "full", "settings": "", "model": constant},
         {
@@ -175,8 +202,8 @@ def test_sweep_scores_rmse_and_mae_by_hand_and_skips_points_whose_blocks_do_not_
     ]
     train = _ratings([("u0", "m0", 4), ("u1", "m1", 2)])
     evaluation = _ratings([("u0", "m0", 1), ("u1", "m1", 2), ("u0", "m2", 5), ("u1", "m3", 5)])
-    sweep = {"seeds": [3], "quantize": None, "training": {"epochs": 1}}
-    runs = run_sweep(plan, train, evaluation, USERS, MOVIES, _training(), sweep)
+    embedding_plans = assign_sweep_blocks(plan, USERS, MOVIES, EVALUATION)
+    runs = run_sweep(plan, embedding_plans, train, evaluation, USERS, MOVIES, _training(), sweep)
     scored = runs.set_index("point").loc["zeros"]
     # Errors 1.5, 0.5, -2.5, -2.5: MSE 3.75, MAE 1.75.
     assert scored["val_rmse"] == pytest.approx(math.sqrt(3.75), abs=1e-6)
@@ -186,7 +213,10 @@ def test_sweep_scores_rmse_and_mae_by_hand_and_skips_points_whose_blocks_do_not_
     assert (scored["seed"], scored["epochs_run"], scored["best_epoch"]) == (3, 1, 1)
     assert not [column for column in runs.columns if "int8" in column]
     skipped = runs.set_index("point").loc["too big", "skipped"]
-    assert skipped.startswith("blocks.boundaries [10] must be below the vocabulary size 6")
+    assert skipped.startswith(
+        "tiny.movie_embedding.blocks.boundaries [10] must be below the vocabulary size 6"
+    )
+    assert "failed" not in runs
 
 
 def test_a_misconfigured_sweep_point_names_itself() -> None:
@@ -198,11 +228,12 @@ def test_a_misconfigured_sweep_point_names_itself() -> None:
             "model": _model_params(user_embedding={**ZEROS, "ids_per_bucket": 2}),
         }
     ]
+    # Caught while resolving the plans, before anything trains.
     with pytest.raises(ValueError) as info:
-        run_sweep(plan, _ratings([]), _ratings([]), USERS, MOVIES, _training(), {"seeds": [0]})
+        assign_sweep_blocks(plan, USERS, MOVIES, EVALUATION)
     assert str(info.value) == (
-        "Sweep point bad(x=1) is misconfigured: `ids_per_bucket` does not apply to 'full' "
-        "embeddings."
+        "Sweep point bad(x=1) is misconfigured: tiny.user_embedding: `ids_per_bucket` does not "
+        "apply to 'full'."
     )
 
 
@@ -210,60 +241,64 @@ def test_a_misconfigured_sweep_point_names_itself() -> None:
     ("movie_embedding", "error", "message"),
     [
         ({"type": "tt"}, ValueError, r"^Unknown embedding type 'tt'; valid types: \['full', "),
-        ({}, ValueError, "^Unknown embedding type None"),
+        ({}, ValueError, r"^tiny.movie_embedding needs a `type`.$"),
         ({"type": "full", "num_ids": 3}, ValueError, r"^`num_ids` is set by the model, not by "),
         ({"type": "full", "output_dim": 3}, ValueError, "^`output_dim` is set by the model"),
         ({"type": "full", "name": "x"}, ValueError, "^`name` is set by the model"),
         (
             {"type": "projected", "ids_per_bucket": 2},
             ValueError,
-            "^`ids_per_bucket` does not apply to 'projected' embeddings.$",
+            "^tiny.movie_embedding: `ids_per_bucket` does not apply to 'projected'.$",
         ),
         (
             {"type": "mixed_dimension"},
             ValueError,
-            r"^A mixed_dimension embedding spec needs `blocks` \(see assign_blocks\).$",
+            "^tiny.movie_embedding: a mixed_dimension spec needs `blocks`.$",
         ),
         (
             {"type": "mixed_dimension", "blocks": {"boundaries": [6], "dims": [2, 1]}},
             BlocksDoNotFitError,
-            r"^blocks.boundaries \[6\] must be below the vocabulary size 6; use smaller "
+            r"^tiny.movie_embedding.blocks.boundaries \[6\] must be below the vocabulary size 6; use smaller "
             "boundaries or blocks.num_blocks for this dataset.$",
         ),
         (
             {"type": "mixed_dimension", "blocks": {"boundaries": [2], "dims": [2, 1, 1]}},
             ValueError,
-            r"^blocks.dims has 3 entries but there are 2 blocks.$",
+            r"^tiny.movie_embedding.blocks.dims has 3 entries but there are 2 blocks.$",
         ),
     ],
 )
 def test_embedding_spec_errors_say_what_is_wrong(movie_embedding, error, message) -> None:
     with pytest.raises(error, match=message):
-        build_model(USERS, MOVIES, _model_params(movie_embedding=movie_embedding))
+        _build(_model_params(movie_embedding=movie_embedding))
 
 
 def test_ids_per_bucket_sizes_hashed_and_quotient_remainder_tables() -> None:
     users, movies = _vocabulary("u", 10), _vocabulary("m", 7)
     hashed = {"type": "hashed", "ids_per_bucket": 3}  # 10 // 3 = 3 buckets
     qr = {"type": "quotient_remainder", "ids_per_bucket": 2, "quotient_rows_equal_buckets": True}
-    model = build_model(
+    model = _build(
+        _model_params(user_embedding=hashed, movie_embedding=qr, use_biases=False, embedding_dim=4),
         users,
         movies,
-        _model_params(user_embedding=hashed, movie_embedding=qr, use_biases=False, embedding_dim=4),
     )
     assert model.get_layer("user_embedding").num_buckets == 3
     # 7 // 2 = 3 buckets; both tables get max(3, ceil(7 / 3)) = 3 rows.
     assert embedding_parameter_count(model) == 3 * 4 + (3 + 3) * 4
     huge = {"type": "hashed", "ids_per_bucket": 50}  # never fewer than one bucket
-    model = build_model(users, movies, _model_params(user_embedding=huge, use_biases=False))
+    model = _build(_model_params(user_embedding=huge, use_biases=False), users, movies)
     assert model.get_layer("user_embedding").num_buckets == 1
 
 
-def test_assign_blocks_by_hand() -> None:
+def test_resolve_blocks_by_hand() -> None:
     # Counts 8, 4, 2, 1, 1 (16 in all); blocks [0, 1), [1, 3), [3, 5).
-    vocabulary = pd.DataFrame({"id": list("abcde"), "train_count": [8, 4, 2, 1, 1]})
+    counts = np.array([8, 4, 2, 1, 1])
+
+    def assign_blocks(frequencies, blocks):
+        return resolve_blocks(frequencies, blocks, "tiny.movie_embedding")
+
     # α = 1 with a budget: d_i = B · p_i, p = [8/16, 6/32, 2/32]; B = mean_dim · 5 = 20.
-    budget = assign_blocks(vocabulary, {"boundaries": [1, 3], "alpha": 1.0, "mean_dim": 4})
+    budget = assign_blocks(counts, {"boundaries": [1, 3], "alpha": 1.0, "mean_dim": 4})
     assert budget == {
         "rule": "alpha_power",
         "alpha": 1.0,
@@ -274,9 +309,9 @@ def test_assign_blocks_by_hand() -> None:
         "row_probabilities": [0.5, 0.1875, 0.0625],
     }
     # α = 0.5 from a base dim: 8 · sqrt(p_i / p_0) = 8, 4.90, 2.83.
-    base = assign_blocks(vocabulary, {"boundaries": [1, 3], "alpha": 0.5, "base_dim": 8})
+    base = assign_blocks(counts, {"boundaries": [1, 3], "alpha": 0.5, "base_dim": 8})
     assert base["dims"] == [8, 5, 3]
-    explicit = assign_blocks(vocabulary, {"num_blocks": 2, "dims": [6, 2]})
+    explicit = assign_blocks(counts, {"num_blocks": 2, "dims": [6, 2]})
     assert (explicit["rule"], explicit["alpha"], explicit["sizes"], explicit["dims"]) == (
         "explicit",
         None,
@@ -298,3 +333,43 @@ def test_embedding_parameters_and_bytes_by_hand_for_compact_tables() -> None:
     assert embedding_parameter_count(model) == 28 + 26 + 15
     assert embedding_bytes(model) == 4 * (28 + 26 + 15)
     assert model.count_params() == 28 + 26 + 15 + 1  # and the global bias
+
+
+def test_embedding_plan_sizes_and_report_blocks_by_hand() -> None:
+    # Users: a full table, 2 ids at width 2 -> 4 parameters, reported over equal-mass blocks
+    # (counts 2, 1: u0 | u1). Movies (counts 6..1, 21 in all): explicit blocks [0, 2) at dim 2
+    # and [2, 6) at dim 1 with a dense 1 -> 2 projection with bias: 2·2 + 4·1 + (1·2 + 2) = 12.
+    # Biases: one per id, 2 + 6.
+    blocks = {"boundaries": [2], "dims": [2, 1]}
+    params = _model_params(movie_embedding={"type": "mixed_dimension", "blocks": blocks})
+    plan = assign_blocks(USERS, MOVIES, params, EVALUATION)
+    users, movies = plan["user_embedding"], plan["movie_embedding"]
+    assert (plan["model"], plan["embedding_dim"]) == ("tiny", 2)
+    assert (users["rule"], users["sizes"], users["dims"], users["parameter_count"]) == (
+        "one_block",
+        [2],
+        [2],
+        4,
+    )
+    assert users["report_blocks"] == {
+        "source": "equal_mass",
+        "boundaries": [1, 2],
+        "labels": ["block_0", "block_1"],
+    }
+    assert (movies["rule"], movies["sizes"], movies["dims"], movies["parameter_count"]) == (
+        "explicit",
+        [2, 4],
+        [2, 1],
+        12,
+    )
+    # Shares 11/21 and 10/21; per row 11/42 and 10/84.
+    assert movies["query_shares"] == [0.52381, 0.47619]
+    assert movies["row_probabilities"] == pytest.approx([11 / 42, 10 / 84], rel=1e-12)
+    assert movies["report_blocks"] == {
+        "source": "model",
+        "boundaries": [2, 6],
+        "labels": ["block_0", "block_1"],
+    }
+    assert (plan["bias_parameters"], plan["embedding_parameters"]) == (8, 4 + 12 + 8)
+    # The built model holds exactly what the plan counted.
+    assert embedding_parameter_count(build_model(plan, params)) == 24

@@ -118,17 +118,34 @@ def test_block_errors_say_what_is_wrong(kwargs, message) -> None:
         popularity_blocks(**kwargs)
 
 
-def test_alpha_rule_rounds_halves_up_and_other_fractions_to_nearest() -> None:
-    # α = 1, base dim 12: d_i = 12 · p_i / p_0, all exact in binary.
-    probabilities = [1.0, 0.625, 0.375, 0.125, 0.875, 0.3, 0.1]
-    raw = [12.0, 7.5, 4.5, 1.5, 10.5, 3.6, 1.2]
+def test_alpha_rule_rounds_halves_to_even_and_other_fractions_to_nearest() -> None:
+    # α = 1, base dim 12: d_i = 12 · p_i / p_0, all exact in binary except 3.6 and 1.2. The
+    # probabilities are non-increasing (the rule rejects blocks out of popularity order).
+    probabilities = [1.0, 0.875, 0.625, 0.375, 0.3, 0.125, 0.1]
+    raw = [12.0, 10.5, 7.5, 4.5, 3.6, 1.5, 1.2]
     assert alpha_power_dims([1] * 7, probabilities, 1.0, base_dim=12, round_dims=False) == (
         pytest.approx(raw, rel=1e-12)
     )
-    # Half up (not floor, not ceil, not banker's): 7.5 -> 8, 4.5 -> 5, 1.5 -> 2, 10.5 -> 11.
+    # Halves to even like torch.round in DLRM (not half up, half down, floor or ceil):
+    # 10.5 -> 10, 7.5 -> 8, 4.5 -> 4, 1.5 -> 2; 3.6 -> 4 and 1.2 -> 1 go to the nearest.
+    # Half up would give 11, 8, 5, 2; half down 10, 7, 4, 1; floor 10, 7, 4, 3, 1, 1.
     dims = alpha_power_dims([1] * 7, probabilities, 1.0, base_dim=12)
-    assert dims == [12, 8, 5, 2, 11, 4, 1]
+    assert dims == [12, 10, 8, 4, 4, 2, 1]
     assert all(isinstance(d, int) for d in dims)
+
+
+def test_alpha_rule_rejects_blocks_out_of_popularity_order() -> None:
+    # Block 0 anchors the rule, so a less popular block 0 is refused, naming the first rise.
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"^`row_probabilities` must be non-increasing \(blocks ordered most popular first, "
+            r"block 0 is the anchor\); block 2 has 0\.875 > block 1's 0\.125\.$"
+        ),
+    ):
+        alpha_power_dims([1] * 3, [1.0, 0.125, 0.875], 1.0, base_dim=12)
+    # Equal probabilities are in order.
+    assert alpha_power_dims([1] * 2, [0.5, 0.5], 1.0, base_dim=12) == [12, 12]
 
 
 def test_alpha_rule_exponent_and_anchor_by_hand() -> None:
@@ -215,6 +232,12 @@ def test_alpha_zero_is_uniform_even_for_unqueried_blocks() -> None:
         ),
         (
             ([1, 1], [0.0, 0.5], 0.5),
+            {"base_dim": 8},
+            r"^`row_probabilities` must be non-increasing \(blocks ordered most popular first, "
+            r"block 0 is the anchor\); block 1 has 0\.5 > block 0's 0\.$",
+        ),
+        (
+            ([1, 1], [0.0, 0.0], 0.5),
             {"base_dim": 8},
             "^Block 0 needs a positive row probability to anchor `base_dim`.$",
         ),

@@ -331,9 +331,14 @@ def test_a_local_archive_with_another_md5_is_refused_with_both_sums(tmp_path) ->
     path = make_zip(tmp_path, release, ratings_text(release))
     with pytest.raises(ChecksumMismatchError) as info:
         load_ratings(_params(tmp_path, path=str(path)))
+    # The file is the user's own (data.path): the advice is to check it or opt out, not to
+    # delete it.
     assert str(info.value) == (
-        f"{path} has MD5 {md5(path)}, but the published MD5 of ml-1m.zip is "
-        f"{release.md5}: the file is incomplete, corrupt or not the official release. Delete it "
-        "to download a fresh copy, or, to use your own copy deliberately, set "
-        "`data.verify_checksum: false` (e.g. in conf/local/parameters.yml)."
+        f"{path} (parameter data.path) has MD5 {md5(path)}, but the published MD5 of ml-1m.zip "
+        f"is {release.md5}: the file is incomplete, corrupt or not the official release. If it "
+        "is your own copy and you mean to use it, set `data.verify_checksum: false` (e.g. in "
+        "conf/local/parameters.yml); otherwise point data.path at the official ml-1m.zip, or set "
+        "data.path to null to download it into data/01_raw/."
     )
+    assert md5(path) != release.md5
+    assert "delete" not in str(info.value).lower()

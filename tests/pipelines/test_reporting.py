@@ -16,6 +16,21 @@ from memory_efficient_embeddings.pipelines.reporting.nodes import (
 MIB = 2**20
 
 
+def _block(block, ids, eval_rows, rmse, mae):
+    return {"block": block, "ids": ids, "eval_rows": eval_rows, "eval_rmse": rmse, "eval_mae": mae}
+
+
+# evaluate_model's per-side, per-block errors: unrounded, None where a block has no eval rows.
+BY_POPULARITY = {
+    "user": [
+        _block("head", 3, 40, 0.812345, 0.61236),
+        _block("tail", 1_200, 12, 1.04, 0.8),
+        _block("unseen", 0, 2, 1.5, 1.25),
+    ],
+    "movie": [_block("all", 50, 54, 0.9, 0.70004), _block("empty", 7, 0, None, None)],
+}
+
+
 def _metrics(**overrides):
     metrics = {
         "total_parameters": 10_500,
@@ -29,7 +44,8 @@ def _metrics(**overrides):
         "train_seconds": 12.34,
         "global_mean_rmse": 1.11764,
         "global_mean_mae": 0.93333,
-        "data": {"description": "tiny test data", "source": "synthetic"},
+        "by_popularity": BY_POPULARITY,
+        "data": {"description": "tiny test data", "source": "synthetic", "shaped_like": "ml-1m"},
     }
     return {**metrics, **overrides}
 
@@ -50,6 +66,7 @@ def comparison():
             epochs_run=9,
             train_seconds=8.0,
             global_mean_rmse=9.9,  # another model's baseline is not reported
+            by_popularity={"user": [_block("head", 3, 40, 0.95555, 0.74444)], "movie": []},
             data={"description": "not this one"},
         ),
     )
@@ -83,7 +100,23 @@ def test_comparison_reports_the_reference_baseline_and_data(comparison) -> None:
     assert comparison["reference"] == "baseline"
     assert comparison["global_mean_rmse"] == 1.1176
     assert comparison["global_mean_mae"] == 0.9333
-    assert comparison["data"] == {"description": "tiny test data", "source": "synthetic"}
+    assert comparison["data"] == {
+        "description": "tiny test data",
+        "source": "synthetic",
+        "shaped_like": "ml-1m",
+    }
+
+
+def test_errors_by_popularity_per_model_side_and_block_by_hand(comparison) -> None:
+    # Every model's blocks, users before movies as given, rounded to 4 decimals; None stays None.
+    assert comparison["by_popularity"] == [
+        {"model": "baseline", "side": "user"} | _block("head", 3, 40, 0.8123, 0.6124),
+        {"model": "baseline", "side": "user"} | _block("tail", 1_200, 12, 1.04, 0.8),
+        {"model": "baseline", "side": "user"} | _block("unseen", 0, 2, 1.5, 1.25),
+        {"model": "baseline", "side": "movie"} | _block("all", 50, 54, 0.9, 0.7),
+        {"model": "baseline", "side": "movie"} | _block("empty", 7, 0, None, None),
+        {"model": "memory_efficient", "side": "user"} | _block("head", 3, 40, 0.9556, 0.7444),
+    ]
 
 
 def test_the_reference_can_be_any_model() -> None:
@@ -113,7 +146,23 @@ def test_comparison_table_by_hand(comparison) -> None:
         "",
         "Compression is measured in embedding parameters against `baseline`. Predicting the "
         "training mean gives RMSE 1.1176, MAE 0.9333.",
+        "",
+        "## Error by popularity block",
+        "",
+        "Ids are grouped by their number of training ratings, most popular first: a model with "
+        "frequency blocks is reported over its own blocks, a plain table over equal-rating-mass "
+        "blocks; `unseen` ids have no training rating (out of vocabulary).",
+        "",
+        "| model | side | block | ids | eval rows | eval RMSE | eval MAE |",
+        "|---|---|---|---|---|---|---|",
+        "| baseline | user | head | 3 | 40 | 0.8123 | 0.6124 |",
+        "| baseline | user | tail | 1,200 | 12 | 1.0400 | 0.8000 |",
+        "| baseline | user | unseen | 0 | 2 | 1.5000 | 1.2500 |",
+        "| baseline | movie | all | 50 | 54 | 0.9000 | 0.7000 |",
+        "| baseline | movie | empty | 7 | 0 | – | – |",
+        "| memory_efficient | user | head | 3 | 40 | 0.9556 | 0.7444 |",
     ]
+    assert render_comparison_table(comparison).endswith("| 0.9556 | 0.7444 |\n")
 
 
 def test_comparison_table_without_a_description_shows_the_provenance() -> None:
@@ -123,29 +172,46 @@ def test_comparison_table_without_a_description_shows_the_provenance() -> None:
 
 def test_accuracy_chart_places_each_model_and_the_mean_baseline(comparison) -> None:
     figure = plot_accuracy_vs_parameters(comparison)
-    for axis, metric, baseline in zip(
-        figure.axes, ("eval_rmse", "eval_mae"), (1.1176, 0.9333), strict=True
+    # The mean baseline is in each panel's title (to 3 decimals: 1.1176 -> 1.118, 0.9333 ->
+    # 0.933); each point is labelled with its model, size against the reference and value.
+    for axis, metric, title, labels in zip(
+        figure.axes,
+        ("eval_rmse", "eval_mae"),
+        ("eval RMSE (predicting the mean: 1.118)", "eval MAE (predicting the mean: 0.933)"),
+        (
+            ["baseline\nreference, 0.9013", "memory_efficient\n3.3× smaller, 0.9274"],
+            ["baseline\nreference, 0.7001", "memory_efficient\n3.3× smaller, 0.7300"],
+        ),
+        strict=True,
     ):
         points = np.vstack([collection.get_offsets() for collection in axis.collections])
         expected = [[row["embedding_parameters"], row[metric]] for row in comparison["models"]]
         np.testing.assert_allclose(points, expected)
-        assert [line.get_ydata()[0] for line in axis.lines] == [baseline]
+        assert axis.get_title() == title
         assert axis.get_xscale() == "log"
-        assert [text.get_text() for text in axis.texts] == ["baseline", "memory_efficient"]
-    assert [axis.get_ylabel() for axis in figure.axes] == ["eval RMSE", "eval MAE"]
+        # A factor of 3 of room each side of 3,000 and 10,000 embedding parameters.
+        np.testing.assert_allclose(axis.get_xlim(), (1_000, 30_000))
+        assert [text.get_text() for text in axis.texts] == labels
+    assert [axis.get_ylabel() for axis in figure.axes] == ["eval RMSE (stars)", "eval MAE (stars)"]
+    assert figure.get_suptitle() == (
+        "Accuracy against embedding size on synthetic data shaped like ml-1m "
+        "(lower is better; left is smaller)"
+    )
     plt.close(figure)
 
 
 def test_loss_curves_plot_each_models_train_and_eval_loss() -> None:
     figure = plot_loss_curves(
+        {"source": "movielens", "dataset": "ml-1m"},
         a={"history": {"loss": [3.0, 2.0], "val_loss": [3.5, 2.5]}},
         b={"history": {"loss": [4.0, 1.0, 0.5], "val_loss": [4.5, 1.5, 1.0]}},
     )
     lines = {line.get_label(): line for line in figure.axes[0].lines}
-    assert sorted(lines) == ["a eval", "a train", "b eval", "b train"]
-    assert list(lines["b train"].get_xdata()) == [1, 2, 3]
-    assert list(lines["b eval"].get_ydata()) == [4.5, 1.5, 1.0]
-    assert list(lines["a train"].get_ydata()) == [3.0, 2.0]
-    assert lines["a train"].get_color() == lines["a eval"].get_color()
-    assert lines["a train"].get_color() != lines["b train"].get_color()
+    assert sorted(lines) == ["a: eval", "a: train", "b: eval", "b: train"]
+    assert list(lines["b: train"].get_xdata()) == [1, 2, 3]
+    assert list(lines["b: eval"].get_ydata()) == [4.5, 1.5, 1.0]
+    assert list(lines["a: train"].get_ydata()) == [3.0, 2.0]
+    assert lines["a: train"].get_color() == lines["a: eval"].get_color()
+    assert lines["a: train"].get_color() != lines["b: train"].get_color()
+    assert figure.axes[0].get_title() == "Loss curves on MovieLens ml-1m"
     plt.close(figure)

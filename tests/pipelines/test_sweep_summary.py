@@ -105,6 +105,7 @@ def test_points_are_ordered_by_listed_technique_then_size_and_skips_left_out(sum
         "recipe(baseline)",
     ]
     assert summary["seeds"].tolist() == [2] * 6
+    assert summary["failed_seeds"].tolist() == [""] * 6  # no run failed
     assert summary["embedding_parameters"].dtype == np.int64
     # The columns of sweep_summary.csv, in this order.
     assert list(summary.columns) == [
@@ -121,6 +122,7 @@ def test_points_are_ordered_by_listed_technique_then_size_and_skips_left_out(sum
         ],
         *[f"{m}_{s}" for m in ("train_seconds", "epochs_run") for s in ("mean", "std")],
         "seeds",
+        "failed_seeds",
         "compression",
         "rmse_gap",
         "meets_target",
@@ -208,8 +210,39 @@ def test_summary_without_quantization_has_no_quantized_columns() -> None:
 
 def test_every_run_skipped_aborts_clearly() -> None:
     runs = _runs()
-    with pytest.raises(ValueError, match=r"^Every sweep run was skipped; see the warnings above.$"):
+    message = r"^Every sweep run was skipped or failed; see the warnings above.$"
+    with pytest.raises(ValueError, match=message):
         summarize_sweep(runs[runs["skipped"].notna()], SWEEP)
+
+
+def _with_failed_seed(runs: pd.DataFrame, point: str, seed: int) -> pd.DataFrame:
+    # A failed run keeps its identity and the error, and has no metrics (as run_sweep writes it).
+    keep = ~((runs["point"] == point) & (runs["seed"] == seed))
+    failed = runs.loc[~keep, ["point", "technique", "settings", "seed"]].assign(
+        failed="RuntimeError: out of memory"
+    )
+    return pd.concat([runs[keep], failed], ignore_index=True)
+
+
+def test_failed_seeds_are_named_and_left_out_of_the_means_by_hand() -> None:
+    # qr(b=10) seed 2 (RMSE 0.75) fails: seed 1 alone gives mean 0.5, std 0 (one seed).
+    summary = summarize_sweep(_with_failed_seed(_runs(), "qr(b=10)", 2), SWEEP)
+    row = _row(summary, "qr(b=10)")
+    assert row["seeds"] == 1 and row["failed_seeds"] == "2"
+    assert row["val_rmse_mean"] == pytest.approx(0.5, abs=1e-12)
+    assert row["val_rmse_std"] == 0.0
+    assert row["rmse_gap"] == pytest.approx(0.5 / 0.5 - 1.0, abs=1e-12)
+    others = summary[summary["point"] != "qr(b=10)"]
+    assert others["failed_seeds"].tolist() == [""] * 5 and others["seeds"].tolist() == [2] * 5
+
+
+def test_every_run_skipped_or_failed_aborts_clearly() -> None:
+    runs = _runs()
+    for point in POINTS:
+        for seed in SWEEP["seeds"]:
+            runs = _with_failed_seed(runs, point, seed)
+    with pytest.raises(ValueError, match=r"^Every sweep run was skipped or failed; see the "):
+        summarize_sweep(runs, SWEEP)
 
 
 def test_a_reference_without_a_finished_run_aborts_clearly() -> None:
