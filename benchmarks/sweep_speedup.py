@@ -26,7 +26,11 @@ from distributed import LocalCluster
 from kedro.config import OmegaConfigLoader
 
 from memory_efficient_embeddings.pipelines.data_processing import nodes as data_nodes
-from memory_efficient_embeddings.pipelines.sweep.nodes import plan_sweep, run_sweep
+from memory_efficient_embeddings.pipelines.sweep.nodes import (
+    assign_sweep_blocks,
+    plan_sweep,
+    run_sweep,
+)
 from memory_efficient_embeddings.settings import CONFIG_LOADER_ARGS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sweep["training"] = {**(sweep.get("training") or {}), "epochs": args.epochs}
     training = {**params["training"], "verbose": 0}
     plan = plan_sweep(sweep, params["baseline"]["model"])
+    embedding_plans = assign_sweep_blocks(plan, users, movies, params["evaluation"])
     logging.getLogger("memory_efficient_embeddings").setLevel(logging.WARNING)
 
     rounds = []
@@ -92,7 +97,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for name in names:
                 run_settings = {**sweep, "executor": {**executors[name], "progress": False}}
                 start = time.perf_counter()
-                runs = run_sweep(plan, train, evaluation, users, movies, training, run_settings)
+                runs = run_sweep(
+                    plan, embedding_plans, train, evaluation, users, movies, training, run_settings
+                )
                 seconds[name] = round(time.perf_counter() - start, 1)
                 rmse[name] = runs["val_rmse"].round(6).tolist()
                 print(f"round {round_index + 1} {name}: {seconds[name]} s", flush=True)
