@@ -53,10 +53,8 @@ def embedding_types() -> tuple[str, ...]:
 
 def optimizer_names() -> tuple[str, ...]:
     """The optimizers `training.optimizer` may name (the one registry: modeling's `OPTIMIZERS`)."""
-    try:  # the modeling split moves the optimizers next to the training loop
-        from memory_efficient_embeddings.modeling.training import OPTIMIZERS  # noqa: PLC0415
-    except ImportError:
-        from memory_efficient_embeddings.modeling.nodes import OPTIMIZERS  # noqa: PLC0415
+    from memory_efficient_embeddings.modeling.training import OPTIMIZERS  # noqa: PLC0415
+
     return tuple(OPTIMIZERS)
 
 
