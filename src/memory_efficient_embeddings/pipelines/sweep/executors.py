@@ -8,8 +8,8 @@ tasks go on. Outcomes come back in task order whatever order the workers finish 
 
 Determinism: a sweep task seeds everything it uses, so ``in_process`` and ``processes`` give
 bit-identical rows (the test sweep; real ml-100k, 8 runs). On Dask they do not: sizes, epochs and
-the rows' order are the same, but val RMSE moved by up to 1.3e-3 on the test sweep and up to 0.009
-on ml-100k (3 epochs), as much as two seeds differ, and two Dask runs differ from each other too.
+the rows' order are the same, but val RMSE can differ: up to 1.5e-3 on ml-100k (3 epochs; equal in
+another round), up to 1.3e-3 on the test sweep.
 The cause is not pinned down (a Dask worker runs its own threads beside the task, in the same
 process). Use ``processes`` where rows must reproduce exactly.
 """
