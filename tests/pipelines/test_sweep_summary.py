@@ -236,6 +236,18 @@ def test_failed_seeds_are_named_and_left_out_of_the_means_by_hand() -> None:
     assert others["failed_seeds"].tolist() == [""] * 5 and others["seeds"].tolist() == [2] * 5
 
 
+def test_the_table_ends_with_the_failed_runs_by_hand() -> None:
+    runs = _with_failed_seed(_with_failed_seed(_runs(), "qr(b=10)", 2), "full(dim=4)", 1)
+    table = render_sweep_table(summarize_sweep(runs, SWEEP), {"description": "d"}, SWEEP)
+    assert table.splitlines()[-1] == (
+        "Failed runs, left out of the means (errors in sweep_runs): "
+        "qr(b=10) (seeds 2); full(dim=4) (seeds 1)."  # in the order of the table rows
+    )
+    # Without a failed run the table has no such line.
+    clean = render_sweep_table(summarize_sweep(_runs(), SWEEP), {"description": "d"}, SWEEP)
+    assert "Failed runs" not in clean
+
+
 def test_every_run_skipped_or_failed_aborts_clearly() -> None:
     runs = _runs()
     for point in POINTS:
