@@ -342,3 +342,15 @@ def test_a_local_archive_with_another_md5_is_refused_with_both_sums(tmp_path) ->
     )
     assert md5(path) != release.md5
     assert "delete" not in str(info.value).lower()
+
+
+def test_dataset_name_for_plot_titles() -> None:
+    from memory_efficient_embeddings.movielens import dataset_name  # noqa: PLC0415
+
+    assert dataset_name({"source": "synthetic", "shaped_like": "ml-1m", "dataset": "x"}) == (
+        "synthetic data shaped like ml-1m"
+    )
+    assert dataset_name({"source": "synthetic"}) == "synthetic data shaped like ?"
+    assert dataset_name({"source": "movielens", "dataset": "ml-100k"}) == "MovieLens ml-100k"
+    assert dataset_name({"description": "my ratings"}) == "my ratings"
+    assert dataset_name({}) == "unknown data"
