@@ -21,6 +21,7 @@ from memory_efficient_embeddings.embeddings import (
 )
 from memory_efficient_embeddings.modeling.nodes import build_model
 from memory_efficient_embeddings.modeling.specs import (
+    SIDES,
     BlocksDoNotFitError,
     resolve_embedding_plan,
 )
@@ -40,7 +41,6 @@ from memory_efficient_embeddings.pipelines.sweep.executors import (
 logger = logging.getLogger(__name__)
 
 RECIPE = "recipe"  # technique name of the keras-io recipe's models: marked, not a frontier
-MODEL_SIDES = ("user_embedding", "movie_embedding")
 
 
 def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def _model_overrides(template: dict[str, Any]) -> dict[str, Any]:
     overrides = copy.deepcopy(template)
     shared = overrides.pop("embedding", None)
     if shared is not None:
-        for side in MODEL_SIDES:
+        for side in SIDES:
             overrides[side] = _deep_merge(shared, overrides.get(side, {}))
     return overrides
 
