@@ -118,7 +118,7 @@ class VocabularyParameters(Strict):
 
 class EarlyStoppingParameters(Strict):
     enabled: bool = False
-    monitor: Literal["val_loss", "val_mae", "loss", "mae"] = "val_loss"
+    monitor: Literal["val_rmse", "val_loss", "val_mae", "rmse", "loss", "mae"] = "val_rmse"
     patience: Annotated[int, Field(ge=0)] = 1
     min_delta: NonNegativeFloat = 0.0
     restore_best_weights: bool = True
@@ -201,6 +201,7 @@ class ModelSpec(Strict):
     embedding_dim: PositiveInt | None
     use_biases: bool = True
     embedding_l2: NonNegativeFloat = 0.0
+    bias_l2: NonNegativeFloat = 0.0
     output: OutputParameters = OutputParameters()
     user_embedding: EmbeddingSpec
     movie_embedding: EmbeddingSpec

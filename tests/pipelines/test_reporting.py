@@ -200,11 +200,26 @@ def test_accuracy_chart_places_each_model_and_the_mean_baseline(comparison) -> N
     plt.close(figure)
 
 
-def test_loss_curves_plot_each_models_train_and_eval_loss() -> None:
+def test_loss_curves_plot_each_models_train_and_eval_rmse() -> None:
+    # The loss (with its L2 terms) differs from the RMSE: the chart must show the RMSE.
     figure = plot_loss_curves(
         {"source": "movielens", "dataset": "ml-1m"},
-        a={"history": {"loss": [3.0, 2.0], "val_loss": [3.5, 2.5]}},
-        b={"history": {"loss": [4.0, 1.0, 0.5], "val_loss": [4.5, 1.5, 1.0]}},
+        a={
+            "history": {
+                "loss": [9, 9],
+                "rmse": [3.0, 2.0],
+                "val_loss": [9, 9],
+                "val_rmse": [3.5, 2.5],
+            }
+        },
+        b={
+            "history": {
+                "loss": [9, 9, 9],
+                "rmse": [4.0, 1.0, 0.5],
+                "val_loss": [9, 9, 9],
+                "val_rmse": [4.5, 1.5, 1.0],
+            }
+        },
     )
     lines = {line.get_label(): line for line in figure.axes[0].lines}
     assert sorted(lines) == ["a: eval", "a: train", "b: eval", "b: train"]
@@ -213,5 +228,5 @@ def test_loss_curves_plot_each_models_train_and_eval_loss() -> None:
     assert list(lines["a: train"].get_ydata()) == [3.0, 2.0]
     assert lines["a: train"].get_color() == lines["a: eval"].get_color()
     assert lines["a: train"].get_color() != lines["b: train"].get_color()
-    assert figure.axes[0].get_title() == "Loss curves on MovieLens ml-1m"
+    assert figure.axes[0].get_title() == "Training curves on MovieLens ml-1m"
     plt.close(figure)

@@ -145,6 +145,7 @@ def build_rating_model(
     embedding_dim: int,
     *,
     use_biases: bool = False,
+    bias_l2: float = 0.0,
     output: Mapping[str, Any] = RECIPE_OUTPUT,
 ) -> keras.Model:
     """Matrix-factorisation rating model on integer ids.
@@ -158,6 +159,8 @@ def build_rating_model(
         embedding_dim: width of both sides' vectors.
         use_biases: add per-user, per-movie (``FullEmbedding(n, 1)``, zero-initialised) and
             global biases.
+        bias_l2: L2 on the looked-up per-id biases, per rating (an activity regularizer, so only
+            the batch's rows get a gradient); 0 is off.
         output: kwargs of :class:`RatingOutput`.
     """
     user_id = keras.Input(shape=(), dtype="int32", name="user_id")
@@ -170,8 +173,13 @@ def build_rating_model(
     )
     terms = [user_vectors, movie_vectors]
     if use_biases:
-        terms.append(FullEmbedding(num_users, 1, "zeros", name="user_bias")(user_id))
-        terms.append(FullEmbedding(num_movies, 1, "zeros", name="movie_bias")(movie_id))
+        regularizer = keras.regularizers.L2(bias_l2) if bias_l2 else None
+        for num_ids, ids, name in (
+            (num_users, user_id, "user_bias"),
+            (num_movies, movie_id, "movie_bias"),
+        ):
+            bias = FullEmbedding(num_ids, 1, "zeros", activity_regularizer=regularizer, name=name)
+            terms.append(bias(ids))
     score = DotScore(use_global_bias=use_biases, name="score")(terms)
     rating = RatingOutput(**dict(output), name="rating")(score)
     return keras.Model(

@@ -65,6 +65,7 @@ def build_model(embedding_plan: dict[str, Any], model: dict[str, Any]) -> keras.
         movie_embedding=layers["movie_embedding"],
         embedding_dim=embedding_plan["embedding_dim"],
         use_biases=model["use_biases"],
+        bias_l2=model.get("bias_l2", 0.0),
         output=model["output"],
     )
     rating_model.name = model["name"]
@@ -222,12 +223,13 @@ def plot_popularity_blocks(
 def plot_training_curves(
     training_history: dict[str, Any], data_provenance: dict[str, Any]
 ) -> Figure:
-    """Plot per-epoch training and validation loss and MAE."""
+    """Plot per-epoch training and validation RMSE and MAE."""
     history = training_history["history"]
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
-    for ax, metric, label in ((axes[0], "loss", "MSE"), (axes[1], "mae", "MAE")):
+    # RMSE, not the loss: the loss also holds the L2 terms, which are no error a user sees.
+    for ax, metric, label in ((axes[0], "rmse", "RMSE"), (axes[1], "mae", "MAE")):
         ax.plot(epochs, history[metric], marker="o", label="train")
         ax.plot(epochs, history[f"val_{metric}"], marker="o", label="eval")
         ax.axvline(training_history["best_epoch"], color="grey", linestyle=":", label="best epoch")

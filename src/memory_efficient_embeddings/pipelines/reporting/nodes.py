@@ -209,19 +209,19 @@ def plot_error_by_popularity(comparison: dict[str, Any]) -> Figure:
 def plot_loss_curves(
     data_provenance: dict[str, Any], **training_histories: dict[str, Any]
 ) -> Figure:
-    """Overlay the models' training and validation loss curves."""
+    """Overlay the models' training and validation RMSE curves (the loss less its L2 terms)."""
     fig = Figure(figsize=(8, 4.8), layout="constrained")
     ax = fig.subplots()
     for index, (name, report) in enumerate(training_histories.items()):
         history = report["history"]
         epochs = range(1, len(history["loss"]) + 1)
         color = f"C{index}"
-        ax.plot(epochs, history["loss"], color=color, linestyle="--", label=f"{name}: train")
-        ax.plot(epochs, history["val_loss"], color=color, marker="o", label=f"{name}: eval")
+        ax.plot(epochs, history["rmse"], color=color, linestyle="--", label=f"{name}: train")
+        ax.plot(epochs, history["val_rmse"], color=color, marker="o", label=f"{name}: eval")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss: mean squared error (stars²)")
+    ax.set_ylabel("root mean squared error (stars)")
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"Loss curves on {dataset_name(data_provenance)}")
+    ax.set_title(f"Training curves on {dataset_name(data_provenance)}")
     ax.legend()
     return fig

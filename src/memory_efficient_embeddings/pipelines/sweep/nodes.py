@@ -83,6 +83,12 @@ def plan_sweep(sweep: dict[str, Any], base_model: dict[str, Any]) -> list[dict[s
     for technique, entry, fixed_label in entries:
         spec = dict(entry)
         grid = spec.pop("grid", None) or {}
+        # Grid keys tuned per point: the summary keeps, for each setting of the other keys, the
+        # value with the lowest mean val RMSE (e.g. a uniform table with its own best L2).
+        tuned = spec.pop("tune", None) or []
+        unknown = sorted(set(tuned) - set(grid))
+        if unknown:
+            raise ValueError(f"sweep.techniques.{technique}.tune names no grid key: {unknown}")
         keys = list(grid)
         for values in itertools.product(*(grid[key] for key in keys)):
             settings = dict(zip(keys, values, strict=True))
@@ -99,7 +105,15 @@ def plan_sweep(sweep: dict[str, Any], base_model: dict[str, Any]) -> list[dict[s
             name = f"{technique}({label})" if label else technique
             # Keras model names must be valid TensorFlow scope names.
             model["name"] = re.sub(r"[^A-Za-z0-9_.]+", "_", name).strip("_")
-            plan.append({"point": name, "technique": technique, "settings": label, "model": model})
+            point = {"point": name, "technique": technique, "settings": label, "model": model}
+            if tuned:
+                fixed = [
+                    f"{k.split('.')[-1]}={_format_value(v)}"
+                    for k, v in settings.items()
+                    if k not in tuned
+                ]
+                point["tuning_group"] = f"{technique}({', '.join(fixed)})"
+            plan.append(point)
     names = [p["point"] for p in plan]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -241,6 +255,7 @@ def run_sweep(
     rows = [
         {"point": point["point"], "technique": point["technique"]}
         | {"settings": point["settings"], "seed": seed}
+        | ({"tuning_group": point["tuning_group"]} if "tuning_group" in point else {})
         for point, seed in runs
     ]
     for row in rows:  # points whose blocks do not fit this data (see assign_sweep_blocks)
@@ -295,6 +310,29 @@ def _pareto_mask(sizes: np.ndarray, errors: np.ndarray) -> np.ndarray:
     return mask
 
 
+def best_tuned_points(runs: pd.DataFrame) -> pd.DataFrame:
+    """Of each tuning group's points, keep the runs of the one with the lowest mean val RMSE.
+
+    Its settings then say how many candidates it beat. Points without a group pass unchanged.
+    """
+    if "tuning_group" not in runs or runs["tuning_group"].isna().all():
+        return runs
+    tuned = runs[runs["tuning_group"].notna()]
+    means = tuned.groupby(["tuning_group", "point"], sort=False)["val_rmse"].mean()
+    best = means.groupby(level="tuning_group", sort=False).idxmin().map(lambda key: key[1])
+    candidates = tuned.groupby("tuning_group", sort=False)["point"].nunique()
+    keep = runs["tuning_group"].isna() | runs["point"].isin(set(best))
+    kept = runs[keep].copy()
+    chosen = kept["tuning_group"].notna()
+    kept.loc[chosen, "settings"] = [
+        f"{settings} (best of {candidates[group]})"
+        for settings, group in zip(
+            kept.loc[chosen, "settings"], kept.loc[chosen, "tuning_group"], strict=True
+        )
+    ]
+    return kept
+
+
 def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataFrame:
     """Average each point over its seeds and measure it against the reference technique."""
     runs = sweep_runs
@@ -310,6 +348,7 @@ def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataF
             logger.warning("Sweep points with no finished run, left out: %s", lost)
     if runs.empty:
         raise ValueError("Every sweep run was skipped or failed; see the warnings above.")
+    runs = best_tuned_points(runs)
     quantize = sweep.get("quantize")
     metrics = ["val_rmse", "val_mae", "train_seconds", "epochs_run"]
     sizes = ["embedding_parameters", "embedding_bytes_float32"]
