@@ -303,6 +303,42 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def run_interleaved(
+    params: dict[str, Any], data: dict[str, Any], args: argparse.Namespace
+) -> tuple[list[dict], list[dict]]:
+    """Every repeat runs the peer and each model once, rotating who goes first."""
+    peers = [parse_peer(text) for text in (args.peer or DEFAULT_PEERS)]
+    peer_runs: list[dict] = []
+    project_runs: list[dict] = []
+    with tempfile.TemporaryDirectory() as directory:
+        workdir = Path(directory)
+        data_pickle = workdir / "data.pkl"
+        with open(data_pickle, "wb") as handle:
+            pickle.dump(data, handle)
+        specs = [
+            {**project_spec(params, model, args), "data_pickle": str(data_pickle)}
+            for model in args.models
+        ]
+        for repeat in range(args.repeats):
+            jobs = [None, *specs]  # None: the peer's runs
+            shift = repeat % len(jobs)  # drifting load then hits every path alike
+            for spec in jobs[shift:] + jobs[:shift]:
+                if spec is None:
+                    peer_runs += [run_peer(data, config, seed=repeat) for config in peers]
+                    continue
+                run = run_subprocess(spec, workdir, len(project_runs))
+                project_runs.append(run)
+                if run["model"] != "baseline":  # the peer at the compact model's size
+                    factors = matched_factors(
+                        run["embedding_parameters"], len(data["users"]), len(data["movies"])
+                    )
+                    config = parse_peer(f"{factors},{args.matched_peer}")
+                    matched = run_peer(data, config, seed=repeat)
+                    matched["config"] = {**config, "matched": run["model"]}
+                    peer_runs.append(matched)
+    return peer_runs, project_runs
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
@@ -337,35 +373,7 @@ def main(argv: list[str] | None = None) -> None:
 
     params = load_parameters(args.env)
     data = prepare_data(data_parameters(params, args), params)
-    peers = [parse_peer(text) for text in (args.peer or DEFAULT_PEERS)]
-    with tempfile.TemporaryDirectory() as directory:
-        workdir = Path(directory)
-        data_pickle = workdir / "data.pkl"
-        with open(data_pickle, "wb") as handle:
-            pickle.dump(data, handle)
-        specs = [
-            {**project_spec(params, model, args), "data_pickle": str(data_pickle)}
-            for model in args.models
-        ]
-        peer_runs, project_runs, index = [], [], 0
-        for repeat in range(args.repeats):
-            jobs = [("peer", None), *[("project", spec) for spec in specs]]
-            shift = repeat % len(jobs)  # rotate who goes first, so drifting load hits all alike
-            for kind, spec in jobs[shift:] + jobs[:shift]:
-                if kind == "peer":
-                    peer_runs += [run_peer(data, config, seed=repeat) for config in peers]
-                else:
-                    index += 1
-                    run = run_subprocess(spec, workdir, index)
-                    project_runs.append(run)
-                    if run["model"] != "baseline":
-                        factors = matched_factors(
-                            run["embedding_parameters"], len(data["users"]), len(data["movies"])
-                        )
-                        config = parse_peer(f"{factors},{args.matched_peer}")
-                        result = run_peer(data, config, seed=repeat)
-                        result["config"] = {**config, "matched": run["model"]}
-                        peer_runs.append(result)
+    peer_runs, project_runs = run_interleaved(params, data, args)
     result = summarise(peer_runs, project_runs, data)
     result["data"] = (
         f"{args.archive} ({args.dataset})" if args.archive else f"synthetic {args.dataset}"

@@ -759,7 +759,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--optimizer", help="project path; default: conf/base's")
     parser.add_argument("--steps-per-execution", type=int, help="project path; default conf/base's")
-    parser.add_argument("--learning-rate", type=float, help="project path; default conf/base's")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=0.001,
+        help="project path; default the recipe's 0.001 (conf/base's regime uses larger batches)",
+    )
     parser.add_argument("--num-ratings", type=int, help="synthetic size override (quick runs)")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
