@@ -171,8 +171,8 @@ def test_embedding_l2_adds_a_regularisation_loss() -> None:
     users = pd.DataFrame({"id": ["user_1", "user_2"], "train_count": 1})
     movies = pd.DataFrame({"id": ["movie_1", "movie_2"], "train_count": 1})
     params = _parameters("base")["baseline"]["model"]
-    plain = _build(users, movies, {**params, "embedding_l2": 0.0})
-    regularised = _build(users, movies, {**params, "embedding_l2": 0.1})
+    plain = _build(users, movies, {**params, "embedding_l2": 0.0, "bias_l2": 0.0})
+    regularised = _build(users, movies, {**params, "embedding_l2": 0.1, "bias_l2": 0.0})
     inputs = {"user_id": np.array([0, 1], np.int32), "movie_id": np.array([1, 0], np.int32)}
     plain(inputs)
     regularised(inputs)
