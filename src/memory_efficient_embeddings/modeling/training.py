@@ -157,9 +157,16 @@ def uncompiled_copy(rating_model: keras.Model) -> keras.Model:
     return copy
 
 
-def score(model: keras.Model, user_ids: Any, movie_ids: Any, batch_size: int = 8192) -> np.ndarray:
+def score(
+    model: keras.Model, user_ids: Any, movie_ids: Any, batch_size: int = 65_536
+) -> np.ndarray:
     """Predicted ratings for aligned user and movie ids (strings or indices, as the model takes)."""
-    user_ids, movie_ids = np.asarray(user_ids), np.asarray(movie_ids)
+    user_ids, movie_ids = np.asarray(user_ids).reshape(-1), np.asarray(movie_ids).reshape(-1)
+    if len(user_ids) != len(movie_ids):
+        raise ValueError(
+            f"score got {len(user_ids)} user ids and {len(movie_ids)} movie ids: it scores "
+            "aligned (user, movie) pairs, so both need the same length."
+        )
     if user_ids.dtype.kind in "OUS":
         user_ids, movie_ids = user_ids.astype(object), movie_ids.astype(object)
     # Eager calls in batches: `predict` would trace a new function for every model of the sweep.
