@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import http.server
 import io
+import threading
+import time
 import urllib.request
 
 import pytest
@@ -67,3 +71,46 @@ def test_an_archive_in_raw_dir_with_another_md5_may_be_downloaded_again(tmp_path
     make_zip(tmp_path / "raw", release, ratings_text(release))
     with pytest.raises(ChecksumMismatchError, match="Delete it to download a fresh copy"):
         load_ratings(_params(tmp_path))
+
+
+class _TricklingHandler(http.server.BaseHTTPRequestHandler):
+    """Sends its status line and headers one byte every 0.2 s: no single read times out."""
+
+    def do_GET(self):  # noqa: N802 - the http.server API
+        reply = b"HTTP/1.0 200 OK\r\nContent-Length: 1000000\r\n" + b"X-Pad: " + b"a" * 200
+        for byte in reply:
+            if self.server.stopping.is_set():
+                return
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_that_trickles_its_headers_cannot_hold_the_download(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TricklingHandler)
+    server.stopping = threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    release = dataclasses.replace(
+        RELEASES["ml-100k"], url=f"http://127.0.0.1:{server.server_address[1]}/ml-100k.zip"
+    )
+    raw = tmp_path / "raw"
+    start = time.monotonic()
+    try:
+        with pytest.raises(NetworkUnavailableError, match=r"download_timeout_s \(1 s\) in all"):
+            download(release, raw, timeout_s=1, progress=False)
+        elapsed = time.monotonic() - start
+    finally:
+        server.stopping.set()
+        server.shutdown()
+        server.server_close()
+    # Each byte arrives within the socket timeout, so only a whole-download deadline stops it
+    # (the 213-byte reply alone takes 43 s); the bound here is generous for a loaded machine.
+    assert elapsed < 10
+    assert not (raw / release.archive_name).exists()
+    assert [p for p in raw.iterdir() if p.suffix == ".part"] == []  # no partial file left

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +16,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from tqdm import tqdm  # not tqdm.auto: in Jupyter it wants ipywidgets, or warns
 
@@ -130,6 +131,76 @@ def checksum_message(path: Path, release: Release, actual: str, user_path: bool 
     )
 
 
+def _transfer(
+    release: Release,
+    out: IO[bytes],
+    digest: Any,
+    timeout_s: float,
+    deadline: float,
+    progress: bool,
+    cancelled: threading.Event,
+) -> None:
+    """Copy the release's URL into ``out``; stop at the deadline or when cancelled."""
+    with urllib.request.urlopen(release.url, timeout=timeout_s) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=release.archive_name,
+            disable=not progress,
+        ) as bar:
+            # read1 returns what has arrived (one socket read), so the deadline is checked
+            # after every packet, however slowly they come.
+            read = getattr(response, "read1", response.read)
+            for chunk in iter(lambda: read(_CHUNK), b""):
+                if cancelled.is_set():
+                    return
+                out.write(chunk)
+                digest.update(chunk)
+                bar.update(len(chunk))
+                if time.monotonic() > deadline:
+                    raise TimeoutError(_deadline_message(timeout_s))
+
+
+def _deadline_message(timeout_s: float) -> str:
+    return (
+        f"the download took longer than data.download_timeout_s ({timeout_s:g} s) in all; "
+        "raise it for a slow connection"
+    )
+
+
+def _transfer_with_deadline(
+    release: Release, out: IO[bytes], digest: Any, timeout_s: float, progress: bool
+) -> None:
+    """Run the transfer in a worker thread and give up when ``timeout_s`` has passed in all.
+
+    Socket timeouts bound each read, not the whole: a server that trickles its status line and
+    headers a byte at a time keeps ``urlopen`` waiting indefinitely (49 s at a 5 s timeout). The
+    caller waits for the worker at most ``timeout_s``; a worker still blocked in a read then sees
+    the cancellation at its next byte (or its socket timeout) and writes nothing more.
+    """
+    deadline = time.monotonic() + timeout_s
+    cancelled = threading.Event()
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            _transfer(release, out, digest, timeout_s, deadline, progress, cancelled)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            failure.append(exc)
+
+    thread = threading.Thread(target=worker, name="movielens-download", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        cancelled.set()
+        raise TimeoutError(_deadline_message(timeout_s))
+    if failure:
+        raise failure[0]
+
+
 def download(
     release: Release,
     raw_dir: str | os.PathLike,
@@ -147,34 +218,9 @@ def download(
     digest = hashlib.md5(usedforsecurity=False)
     try:
         logger.info("Downloading %s into %s", release.url, target)
-        deadline = time.monotonic() + timeout_s
         try:
-            with (
-                os.fdopen(handle, "wb") as out,
-                urllib.request.urlopen(release.url, timeout=timeout_s) as response,
-            ):
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=release.archive_name,
-                    disable=not progress,
-                ) as bar:
-                    # read1 returns what has arrived (one socket read, itself bounded by the
-                    # timeout), so a server that trickles bytes cannot hold the download past its
-                    # deadline: the timeout covers the whole download, not each read.
-                    read = getattr(response, "read1", response.read)
-                    for chunk in iter(lambda: read(_CHUNK), b""):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        bar.update(len(chunk))
-                        if time.monotonic() > deadline:
-                            raise TimeoutError(
-                                f"the download took longer than data.download_timeout_s "
-                                f"({timeout_s:g} s) in all; raise it for a slow connection"
-                            )
+            with os.fdopen(handle, "wb") as out:
+                _transfer_with_deadline(release, out, digest, timeout_s, progress)
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             raise NetworkUnavailableError(
