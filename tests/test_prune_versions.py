@@ -61,3 +61,74 @@ def test_keeping_zero_is_refused(data: Path) -> None:
     assert main(["--keep", "0", "--root", str(data)]) == 2
     with pytest.raises(ValueError, match="keep at least 1"):
         prune_versions(data, keep=0)
+
+
+def _live_file(root: Path, name: str, record: dict) -> Path:
+    import json  # noqa: PLC0415
+
+    path = root / "09_runs" / f"{name}.live.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_versions_a_running_run_holds_are_never_pruned(data: Path) -> None:
+    from memory_efficient_embeddings.prune_versions import live_run_record  # noqa: PLC0415
+
+    held = data / "08_reporting" / "comparison.md" / VERSIONS[1]
+    _live_file(data, "run-1", live_run_record([held]))  # this test's process is the live run
+    pruned = prune_versions(data, keep=1)
+    assert held.exists()
+    assert pruned.held_by_live_runs == (held,)
+    remaining = sorted(p.name for p in (data / "08_reporting" / "comparison.md").iterdir())
+    assert remaining == [VERSIONS[1], VERSIONS[4]]  # the held one and the newest
+
+
+def test_a_finished_runs_live_file_holds_nothing(data: Path) -> None:
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    held = data / "08_reporting" / "comparison.md" / VERSIONS[1]
+    _live_file(
+        data,
+        "run-2",
+        {"pid": int(finished.stdout), "start_ticks": 1, "folders": [str(held.resolve())]},
+    )
+    prune_versions(data, keep=1)
+    assert not held.exists()
+
+
+def test_a_reused_pid_is_not_the_run_that_wrote_the_file(data: Path) -> None:
+    import os  # noqa: PLC0415
+
+    from memory_efficient_embeddings.prune_versions import process_start_ticks  # noqa: PLC0415
+
+    held = data / "08_reporting" / "comparison.md" / VERSIONS[1]
+    # Our pid, but another start time: the run that wrote this file has ended.
+    _live_file(
+        data,
+        "run-3",
+        {
+            "pid": os.getpid(),
+            "start_ticks": process_start_ticks(os.getpid()) - 1,
+            "folders": [str(held.resolve())],
+        },
+    )
+    prune_versions(data, keep=1)
+    assert not held.exists()
+
+
+def test_an_unreadable_live_file_stops_the_prune_before_deleting_anything(data: Path) -> None:
+    path = data / "09_runs" / "run-4.live.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"pid": ')
+    before = _all_files(data)
+    with pytest.raises(ValueError, match="is not a readable live-run file"):
+        prune_versions(data, keep=1)
+    assert _all_files(data) == before

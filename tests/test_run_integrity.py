@@ -153,6 +153,38 @@ def test_a_run_reads_what_it_wrote_when_a_newer_version_appears(project):
     assert {entry["version"] for entry in manifest["written"].values()} == {run_id}
 
 
+@pytest.mark.slow
+def test_pruning_during_a_run_keeps_the_versions_the_run_reads(project, monkeypatch):
+    from memory_efficient_embeddings.hooks import RunRecordHooks  # noqa: PLC0415
+    from memory_efficient_embeddings.prune_versions import prune_versions  # noqa: PLC0415
+
+    _run(project, "baseline")  # something to read
+    read_eval = _versions(project, "05_model_input/eval_ratings.csv")[-1]
+    read_model = _versions(project, "06_models/baseline.keras")[-1]
+    pruned = []
+    declare = RunRecordHooks._declare_live_run
+
+    def declare_then_prune(self, run_id, catalog, versions):
+        declare(self, run_id, catalog, versions)
+        # Meanwhile another process writes newer versions, and someone prunes to 1 version.
+        for artifact in (read_eval, read_model):
+            newer = artifact.parent.parent / "2999-01-01T00.00.00.000Z" / artifact.name
+            newer.parent.mkdir(exist_ok=True)
+            shutil.copy(artifact, newer)
+        pruned.append(prune_versions(project / "data", keep=1))
+
+    monkeypatch.setattr(RunRecordHooks, "_declare_live_run", declare_then_prune)
+    # Evaluation only: the run reads the saved model and eval split it pinned at its start.
+    run_id = _run(project, "baseline", tags=["evaluation"])
+    held = set(pruned[0].held_by_live_runs)
+    assert read_eval.parent in held and read_model.parent in held
+    assert read_eval.exists() and read_model.exists()
+    assert _metrics(project, "baseline", run_id)["eval_rows"] == len(pd.read_csv(read_eval))
+    assert not list((project / "data").rglob("*.live.json"))  # the run's pins end with it
+    for artifact in (read_eval, read_model):  # leave no foreign version for later tests
+        shutil.rmtree(artifact.parent.parent / "2999-01-01T00.00.00.000Z")
+
+
 CONCURRENT_RUN = """
 import sys
 from kedro.framework.session import KedroSession

@@ -8,7 +8,9 @@ files next to the artifacts.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -32,6 +34,7 @@ from memory_efficient_embeddings.lineage import (
 )
 from memory_efficient_embeddings.modeling.resources import current_rss_bytes
 from memory_efficient_embeddings.process_state import PROCESS_STATE_LOCK
+from memory_efficient_embeddings.prune_versions import LIVE_RUN_SUFFIX, live_run_record
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +84,14 @@ def _local_file(dataset: Any, saving: bool) -> Path | None:
     return Path(str(dataset._get_versioned_path(version)))
 
 
+def _live_run_file(catalog: Any, run_id: str | None) -> Path | None:
+    """`<run_id>.live.json` beside the run manifests (None without a versioned manifest)."""
+    manifest = catalog.get(RUN_MANIFEST) if RUN_MANIFEST in catalog else None
+    if run_id is None or not _versioned(manifest):
+        return None
+    return Path(str(manifest._filepath)).parent / f"{run_id}{LIVE_RUN_SUFFIX}"
+
+
 def _run_folder(catalog: Any, run_id: str | None) -> Path | None:
     """The run's own folder beside its manifest, for records of its in-memory datasets."""
     manifest = catalog.get(RUN_MANIFEST) if RUN_MANIFEST in catalog else None
@@ -100,6 +111,7 @@ class RunRecordHooks:
     def __init__(self) -> None:
         self._runs: dict[str, dict[str, dict[str, str]]] = {}
         self._catalogs: dict[str, Any] = {}  # node name -> catalog, for after_dataset_saved
+        self._live_files: dict[str, Path] = {}  # run id -> its live-run file (prune_versions)
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -129,7 +141,24 @@ class RunRecordHooks:
             _pin(dataset, version, dataset._version.save)
             read[name] = version
         self._runs[run_params["run_id"]] = {"read": read, "written": written}
+        self._declare_live_run(run_params["run_id"], catalog, {**read, **written})
         logger.info("Run %s reads %s", run_params["run_id"], read or "nothing saved earlier")
+
+    def _declare_live_run(self, run_id: str, catalog: Any, versions: dict[str, str]) -> None:
+        """Tell `prune_versions` which version folders this run holds until it ends."""
+        path = _live_run_file(catalog, run_id)
+        if path is None:
+            return
+        folders = [
+            Path(str(catalog.get(name)._filepath)) / version
+            for name, version in versions.items()
+            if getattr(catalog.get(name), "_protocol", "file") == "file"
+        ]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps(live_run_record(folders)))
+        os.replace(temporary, path)  # whole or absent: prune never reads half a file
+        self._live_files[run_id] = path
 
     @hook_impl
     def before_node_run(self, node: Node, catalog: Any) -> None:
@@ -182,8 +211,13 @@ class RunRecordHooks:
         self, run_params: dict[str, Any], catalog: Any, error: Exception | None = None
     ) -> None:
         self._catalogs.clear()
-        if RUN_MANIFEST in catalog and run_params.get("run_id") in self._runs:
-            catalog.save(RUN_MANIFEST, self._manifest(run_params, catalog, error))
+        try:
+            if RUN_MANIFEST in catalog and run_params.get("run_id") in self._runs:
+                catalog.save(RUN_MANIFEST, self._manifest(run_params, catalog, error))
+        finally:
+            live = self._live_files.pop(run_params.get("run_id"), None)
+            if live is not None:
+                live.unlink(missing_ok=True)
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], catalog: Any) -> None:
