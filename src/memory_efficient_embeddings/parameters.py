@@ -10,6 +10,7 @@ A new parameter section is one field of `ProjectParameters`.
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -72,15 +73,15 @@ def _one_of(value: Any, allowed: tuple[str, ...]) -> Any:
 
 
 class Strict(BaseModel):
-    """A section whose unknown keys are errors."""
+    """A section whose unknown keys are errors; types are strict (`true` is no batch size)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=False)
+    model_config = ConfigDict(extra="forbid", validate_default=False, strict=True)
 
 
 class Open(BaseModel):
-    """A section whose extra keys belong to the code it configures and are checked there."""
+    """A section whose extra keys are checked apart (embedding specs: by their layer type)."""
 
-    model_config = ConfigDict(extra="allow", validate_default=False)
+    model_config = ConfigDict(extra="allow", validate_default=False, strict=True)
 
 
 class SyntheticParameters(Open):
@@ -155,14 +156,48 @@ class TrainingOverrides(TrainingParameters):
     epochs: PositiveInt | None = None
 
 
-class BlockParameters(Open):
+class BlockParameters(Strict):
+    """A mixed-dimension side's popularity blocks and the rule for their dims."""
+
     num_blocks: PositiveInt | None = None
     boundaries: list[PositiveInt] | None = None
     dims: list[PositiveInt] | None = None
     alpha: NonNegativeFloat | None = None
     base_dim: PositiveInt | None = None
+    budget: PositiveInt | None = None
+    mean_dim: Annotated[float, Field(gt=0)] | None = None
     min_dim: PositiveInt | None = None
     max_dim: PositiveInt | None = None
+    power_of_two: bool | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BlockParameters:
+        problems = []
+        if self.boundaries is not None:
+            if not self.boundaries:
+                problems.append("boundaries is empty: give at least one block end, or num_blocks")
+            elif any(b >= a for b, a in zip(self.boundaries, self.boundaries[1:], strict=False)):
+                problems.append(f"boundaries {self.boundaries} must be strictly increasing")
+        if self.boundaries is None and self.num_blocks is None:
+            problems.append("set num_blocks (equal rating mass) or boundaries")
+        if self.dims is None and self.alpha is None:
+            problems.append(
+                "set dims, or alpha (the α-power rule) with mean_dim, budget or base_dim"
+            )
+        if (
+            self.alpha is not None
+            and self.dims is None
+            and (self.mean_dim is None and self.budget is None and self.base_dim is None)
+        ):
+            problems.append("alpha needs mean_dim, budget or base_dim to size the blocks")
+        if self.max_dim is not None:
+            for name in ("mean_dim", "min_dim", "base_dim"):
+                value = getattr(self, name)
+                if value is not None and value > self.max_dim:
+                    problems.append(f"{name} ({value:g}) is above max_dim ({self.max_dim})")
+        if problems:
+            raise ValueError("is inconsistent: " + "; ".join(problems))
+        return self
 
 
 class EmbeddingSpec(Open):
@@ -224,8 +259,15 @@ class SweepTarget(Strict):
     max_rmse_gap: NonNegativeFloat
 
 
-class SweepParameters(Open):
-    """The sweep's own keys; its techniques and grids are checked when the plan is made."""
+class ExecutorParameters(Strict):
+    type: Literal["in_process", "processes", "dask"] = "in_process"
+    workers: PositiveInt | None = None
+    scheduler_address: str | None = None
+    progress: bool = True
+
+
+class SweepParameters(Strict):
+    """The sweep's own keys; every point of its grid is checked as a model (see below)."""
 
     seeds: Annotated[list[int], Field(min_length=1)]
     reference: str
@@ -234,6 +276,7 @@ class SweepParameters(Open):
     training: TrainingOverrides = TrainingOverrides()
     techniques: dict[str, dict[str, Any]]
     recipe: dict[str, dict[str, Any]] | None = None
+    executor: ExecutorParameters = ExecutorParameters()
 
 
 class ProjectParameters(Strict):
@@ -286,13 +329,158 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"`{key}` is {error.get('input')!r}: {message}."
 
 
-def validate_parameters(parameters: Mapping[str, Any]) -> ProjectParameters:
-    """Check all parameters against the schema; raise ParameterError listing every problem."""
+# Keys of an embedding spec that modeling/specs.py resolves before the layer sees the spec.
+SPEC_KEYS = {"type", "blocks", "ids_per_bucket", "quotient_rows_equal_buckets"}
+# Layer arguments set by the model or from `blocks`, never by the spec.
+RESERVED_LAYER_KEYS = {
+    "self",
+    "num_ids",
+    "output_dim",
+    "name",
+    "kwargs",
+    "block_sizes",
+    "block_dims",
+}
+BUCKETED_TYPES = ("hashed", "quotient_remainder")
+
+
+def _arguments(constructor: Any) -> set[str]:
+    return set(inspect.signature(constructor).parameters)
+
+
+def embedding_keys(kind: str) -> set[str]:
+    """What an embedding spec of this type may set: its layer's arguments and the spec keys."""
+    from memory_efficient_embeddings.embeddings.models import EMBEDDING_TYPES  # noqa: PLC0415
+
+    return (
+        (_arguments(EMBEDDING_TYPES[kind].__init__) - RESERVED_LAYER_KEYS) | SPEC_KEYS | {"dtype"}
+    )
+
+
+def _unknown_key(key: str, where: str, allowed: set[str], what: str) -> str:
+    close = difflib.get_close_matches(key, sorted(allowed), n=1)
+    hint = f" Did you mean `{where}.{close[0]}`?" if close else ""
+    return (
+        f"`{where}.{key}` is not a known key of {what}.{hint} "
+        f"Allowed: {', '.join(sorted(allowed))}."
+    )
+
+
+def embedding_spec_problems(spec: Any, where: str) -> list[str]:
+    """Keys and requirements of one embedding spec, by its layer type (one line per problem)."""
+    if not isinstance(spec, Mapping) or spec.get("type") not in embedding_types():
+        return []  # the schema already says so
+    kind = spec["type"]
+    allowed = embedding_keys(kind)
+    problems = [
+        _unknown_key(key, where, allowed, f"a `{kind}` embedding")
+        for key, value in spec.items()
+        if key not in allowed and value is not None
+    ]
+    if kind == "mixed_dimension" and not spec.get("blocks"):
+        problems.append(f"`{where}` is a mixed_dimension embedding without `blocks`.")
+    if kind != "mixed_dimension" and spec.get("blocks") is not None:
+        problems.append(f"`{where}.blocks` applies only to mixed_dimension embeddings, not {kind}.")
+    if spec.get("ids_per_bucket") is not None and kind not in BUCKETED_TYPES:
+        problems.append(f"`{where}.ids_per_bucket` applies only to {' and '.join(BUCKETED_TYPES)}.")
+    if kind == "hashed" and spec.get("num_buckets") is None and spec.get("ids_per_bucket") is None:
+        problems.append(
+            f"`{where}` is a hashed embedding without a size: set num_buckets or ids_per_bucket."
+        )
+    if spec.get("num_buckets") is not None and spec.get("ids_per_bucket") is not None:
+        problems.append(f"`{where}` sets both num_buckets and ids_per_bucket: keep one.")
+    return problems
+
+
+def optimizer_option_problems(training: Mapping[str, Any], where: str) -> list[str]:
+    """Keys of `training.<optimizer>` must be arguments of that optimizer."""
+    from keras.src.optimizers.base_optimizer import BaseOptimizer  # noqa: PLC0415
+
+    from memory_efficient_embeddings.modeling.training import OPTIMIZERS  # noqa: PLC0415
+
+    problems = []
+    for name, optimizer in OPTIMIZERS.items():
+        options = training.get(name)
+        if not isinstance(options, Mapping):
+            continue
+        allowed = (_arguments(optimizer.__init__) | _arguments(BaseOptimizer.__init__)) - {
+            "self",
+            "kwargs",
+            "name",
+            "learning_rate",
+        }
+        for key in options:
+            if key == "learning_rate":
+                problems.append(f"`{where}.{name}.learning_rate`: set `{where}.learning_rate`.")
+            elif key not in allowed:
+                problems.append(
+                    _unknown_key(key, f"{where}.{name}", allowed, f"the {name} optimizer")
+                )
+    return problems
+
+
+def _model_problems(model: Any, where: str) -> list[str]:
+    if not isinstance(model, Mapping):
+        return []
+    return [
+        problem
+        for side in ("user_embedding", "movie_embedding")
+        for problem in embedding_spec_problems(model.get(side), f"{where}.{side}")
+    ]
+
+
+def sweep_point_problems(parameters: Mapping[str, Any]) -> list[str]:
+    """Every point of the sweep's grid must be a valid model: checked before any training."""
+    sweep, base = parameters.get("sweep"), (parameters.get("baseline") or {}).get("model")
+    if not isinstance(sweep, Mapping) or not isinstance(base, Mapping):
+        return []
+    from memory_efficient_embeddings.pipelines.sweep.nodes import plan_sweep  # noqa: PLC0415
+
     try:
-        return ProjectParameters.model_validate(dict(parameters))
+        plan = plan_sweep(dict(sweep), dict(base))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return [f"`sweep.techniques`: {exc}"]
+    problems = []
+    for point in plan:
+        where = f"sweep.techniques.{point['technique']} (point {point['point']})"
+        try:
+            ModelSpec.model_validate(point["model"])
+        except ValidationError as exc:
+            problems += [f"{where}: {_describe(error)}" for error in exc.errors()]
+        problems += [f"{where}: {problem}" for problem in _model_problems(point["model"], "model")]
+    return problems
+
+
+def validate_parameters(parameters: Mapping[str, Any]) -> ProjectParameters:
+    """Check all parameters against the schema; raise ParameterError listing every problem.
+
+    The schema checks types (strictly: `true` is no batch size), ranges and keys; then each
+    embedding spec is checked against its layer type, each optimizer's options against its
+    arguments, and every sweep point as a model. All before any node runs.
+    """
+    problems: list[str] = []
+    validated = None
+    try:
+        validated = ProjectParameters.model_validate(dict(parameters))
     except ValidationError as exc:
-        problems = [_describe(error) for error in exc.errors()]
+        problems += [_describe(error) for error in exc.errors()]
+    for section in ("baseline", "memory_efficient"):
+        model = (
+            (parameters.get(section) or {}).get("model")
+            if isinstance(parameters.get(section), Mapping)
+            else None
+        )
+        problems += _model_problems(model, f"{section}.model")
+    if isinstance(parameters.get("training"), Mapping):
+        problems += optimizer_option_problems(parameters["training"], "training")
+    sweep = parameters.get("sweep")
+    if isinstance(sweep, Mapping) and isinstance(sweep.get("training"), Mapping):
+        problems += optimizer_option_problems(sweep["training"], "sweep.training")
+    if not problems:
+        problems += sweep_point_problems(parameters)
+    if problems:
         raise ParameterError(
             "Invalid parameters (conf/base/parameters*.yml, conf/<env>/, or --params):\n  - "
-            + "\n  - ".join(problems)
-        ) from None
+            + "\n  - ".join(dict.fromkeys(problems))
+        )
+    return validated

@@ -1,0 +1,157 @@
+"""The strict schema: each bad input the adversarial review tried stops the run with one line
+naming the key, before any node (cases from issue 22)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from memory_efficient_embeddings.parameters import ParameterError, validate_parameters
+from memory_efficient_embeddings.settings import CONFIG_LOADER_ARGS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MD_SPEC = {
+    "type": "mixed_dimension",
+    "projection": "pad",
+    "blocks": {"num_blocks": 3, "alpha": 0.4, "mean_dim": 4, "min_dim": 1, "max_dim": 64},
+}
+
+
+@pytest.fixture(scope="module")
+def base() -> dict:
+    loader = OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": "local"}
+    )
+    return loader["parameters"]
+
+
+def _set(base: dict, dotted: str, value) -> dict:
+    parameters = copy.deepcopy(base)
+    *parents, leaf = dotted.split(".")
+    target = parameters
+    for key in parents:
+        target = target[key]
+    target[leaf] = value
+    return parameters
+
+
+def _problems(parameters: dict) -> list[str]:
+    with pytest.raises(ParameterError) as caught:
+        validate_parameters(parameters)
+    return str(caught.value).split("\n  - ")[1:]
+
+
+def _md(base: dict, **blocks) -> dict:
+    spec = copy.deepcopy(MD_SPEC)
+    spec["blocks"].update(blocks)
+    parameters = _set(base, "memory_efficient.model.user_embedding", spec)
+    return _set(parameters, "memory_efficient.model.embedding_dim", None)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (
+            "training.batch_size",
+            True,
+            "`training.batch_size` is True: Input should be a valid integer",
+        ),
+        ("training.epochs", 2.5, "`training.epochs` is 2.5"),
+        ("training.deterministic", "maybe", "`training.deterministic` is 'maybe'"),
+        ("training.early_stopping", [], "`training.early_stopping` is []"),
+        ("baseline.model.use_biases", 1, "`baseline.model.use_biases` is 1"),
+        ("sweep.executor.workers", True, "`sweep.executor.workers` is True"),
+        ("sweep.executor.type", "threads", "`sweep.executor.type` is 'threads'"),
+    ],
+)
+def test_strict_types(base, key, value, expected):
+    problems = _problems(_set(base, key, value))
+    assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+def test_a_misspelt_executor_key_gets_a_did_you_mean(base):
+    parameters = _set(base, "sweep.executor.wrokers", 2)
+    (problem,) = _problems(parameters)
+    assert "`sweep.executor.wrokers` is not a known parameter" in problem
+    assert "Did you mean `sweep.executor.workers`?" in problem
+
+
+@pytest.mark.parametrize(
+    ("blocks", "expected"),
+    [
+        (
+            {"power_of_two": "maybe"},
+            "`memory_efficient.model.user_embedding.blocks.power_of_two` is 'maybe'",
+        ),
+        (
+            {"alphaa": 0.3},
+            "`memory_efficient.model.user_embedding.blocks.alphaa` is not a known parameter",
+        ),
+        ({"mean_dim": 128}, "mean_dim (128) is above max_dim (64)"),
+        ({"min_dim": 65}, "min_dim (65) is above max_dim (64)"),
+        ({"mean_dim": -4}, "`memory_efficient.model.user_embedding.blocks.mean_dim` is -4"),
+        ({"num_blocks": None, "boundaries": []}, "boundaries is empty"),
+        (
+            {"num_blocks": None, "boundaries": [10, 5]},
+            "boundaries [10, 5] must be strictly increasing",
+        ),
+        ({"alpha": None}, "set dims, or alpha"),
+    ],
+)
+def test_block_problems(base, blocks, expected):
+    problems = _problems(_md(base, **blocks))
+    assert len(problems) == 1 and expected in problems[0], problems
+
+
+def test_embedding_spec_keys_follow_the_layer_type(base):
+    spec = {"type": "quotient_remainder", "num_bukets": 10, "combiner": "multiply"}
+    (problem,) = _problems(_set(base, "baseline.model.user_embedding", spec))
+    assert problem.startswith(
+        "`baseline.model.user_embedding.num_bukets` is not a known key of a `quotient_remainder` "
+        "embedding. Did you mean `baseline.model.user_embedding.num_buckets`?"
+    )
+
+
+def test_a_hashed_side_needs_a_size(base):
+    (problem,) = _problems(_set(base, "baseline.model.movie_embedding", {"type": "hashed"}))
+    assert "hashed embedding without a size: set num_buckets or ids_per_bucket" in problem
+
+
+def test_blocks_on_a_full_table_and_md_without_blocks_are_refused(base):
+    parameters = _set(base, "baseline.model.user_embedding", {"type": "full", "blocks": {}})
+    parameters = _set(parameters, "baseline.model.movie_embedding", {"type": "mixed_dimension"})
+    problems = _problems(parameters)
+    assert any("user_embedding.blocks` applies only to mixed_dimension" in p for p in problems)
+    assert any(
+        "movie_embedding` is a mixed_dimension embedding without `blocks`" in p for p in problems
+    )
+
+
+def test_optimizer_options_are_the_optimizers_arguments(base):
+    problems = _problems(_set(base, "training.lazy_adam", {"sparse_min_sise": 10, "beta_1": 0.9}))
+    assert len(problems) == 1
+    assert (
+        "`training.lazy_adam.sparse_min_sise` is not a known key of the lazy_adam optimizer"
+        in problems[0]
+    )
+    assert "Did you mean `training.lazy_adam.sparse_min_size`?" in problems[0]
+
+
+def test_every_sweep_point_is_checked_as_a_model(base):
+    parameters = copy.deepcopy(base)
+    parameters["sweep"]["techniques"]["hashing"]["grid"] = {"embedding.ids_per_buckets": [2]}
+    problems = _problems(parameters)
+    assert problems and all(
+        p.startswith("sweep.techniques.hashing (point hashing(") for p in problems
+    )
+    assert any("ids_per_buckets` is not a known key of a `hashed` embedding" in p for p in problems)
+
+
+def test_one_line_per_problem_all_at_once(base):
+    parameters = _set(base, "training.batch_size", True)
+    parameters = _set(parameters, "sweep.executor.wrokers", 2)
+    parameters = _set(parameters, "baseline.model.movie_embedding", {"type": "hashed"})
+    assert len(_problems(parameters)) == 3
