@@ -155,3 +155,20 @@ def test_one_line_per_problem_all_at_once(base):
     parameters = _set(parameters, "sweep.executor.wrokers", 2)
     parameters = _set(parameters, "baseline.model.movie_embedding", {"type": "hashed"})
     assert len(_problems(parameters)) == 3
+
+
+def test_a_list_where_conf_base_has_a_mapping_gets_a_clear_message():
+    from omegaconf import OmegaConf  # noqa: PLC0415
+
+    from memory_efficient_embeddings.hooks import config_merge_error  # noqa: PLC0415
+
+    try:  # what Kedro's soft merge does with `training.early_stopping: []` over conf/base
+        OmegaConf.merge({"early_stopping": {"enabled": True}}, {"early_stopping": []})
+    except Exception as exc:  # noqa: BLE001
+        error = exc
+    found = config_merge_error(RuntimeError("while loading parameters").with_traceback(None))
+    assert found is None
+    wrapped = RuntimeError("loading")
+    wrapped.__cause__ = error
+    message = str(config_merge_error(wrapped))
+    assert "`training.early_stopping: []`" in message and "merge softly" in message

@@ -393,6 +393,22 @@ def user_error(error: BaseException) -> BaseException | None:
     return None
 
 
+def config_merge_error(error: BaseException) -> BaseException | None:
+    """OmegaConf's error when an overlay puts a list or a value where conf/base has a mapping."""
+    while error is not None:
+        if isinstance(error, TypeError) and "Cannot merge incompatible container" in str(error):
+            from memory_efficient_embeddings.parameters import ParameterError  # noqa: PLC0415
+
+            return ParameterError(
+                "A parameter in conf/<env>/ or --params replaces a section that conf/base "
+                "defines as a mapping with a list or a single value (for example "
+                "`training.early_stopping: []`). Parameters merge softly: give that section's "
+                "keys instead (e.g. `training.early_stopping: {enabled: false}`)."
+            )
+        error = error.__cause__ or error.__context__
+    return None
+
+
 class UserErrorHooks:
     """Print the project's user-facing errors as one clear message instead of a traceback."""
 
@@ -403,7 +419,7 @@ class UserErrorHooks:
             return  # installed by an earlier session in this process
 
         def excepthook(kind: type, error: BaseException, trace: Any) -> None:
-            found = user_error(error)
+            found = user_error(error) or config_merge_error(error)
             if found is None:
                 previous(kind, error, trace)
                 return
