@@ -19,8 +19,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,34 +129,71 @@ def _run_in_process(function, shared, tasks, labels, settings, record) -> None:
 
 # Worker processes keep the shared inputs here: the pool's initializer receives them once.
 _worker_shared: Any = None
+PARENT_POLL_SECONDS = 0.5  # how soon a worker notices that the sweep's process has died
 
 
-def _keep_shared(shared: Any) -> None:
+def _exit_with_parent(parent_pid: int) -> None:
+    # A worker outlives a parent killed with SIGKILL (nothing shuts the pool down) and would hold
+    # its memory (about 750 MB with TensorFlow) until it finishes its task: poll the parent.
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def _start_worker(shared: Any, parent_pid: int) -> None:
     global _worker_shared  # noqa: PLW0603  # one value per worker process, set once
     _worker_shared = shared
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
 
 
 def _call_with_worker_shared(function: Callable[..., Any], task: tuple[Any, ...]) -> Any:
     return function(_worker_shared, *task)
 
 
-def _run_on_processes(function, shared, tasks, labels, settings, record) -> None:
-    workers = settings["workers"] or os.cpu_count() or 1
+def _pool(workers: int, shared: Any) -> ProcessPoolExecutor:
     # Spawn, not fork: a forked copy of a process that has started TensorFlow's thread pools
     # can deadlock.
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(tasks)) or 1,
+    return ProcessPoolExecutor(
+        max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_keep_shared,
-        initargs=(shared,),
-    ) as pool:
+        initializer=_start_worker,
+        initargs=(shared, os.getpid()),
+    )
+
+
+def _run_on_processes(function, shared, tasks, labels, settings, record) -> None:
+    workers = min(settings["workers"] or os.cpu_count() or 1, len(tasks)) or 1
+    lost: list[int] = []  # tasks whose pool broke under them: a worker died (killed, OOM)
+    with _pool(workers, shared) as pool:
         futures = {
             pool.submit(_call_with_worker_shared, function, task): index
             for index, task in enumerate(tasks)
         }
         for future in as_completed(futures):
             index = futures[future]
-            record(index, _outcome(future, labels[index]))
+            if isinstance(future.exception(), BrokenProcessPool):
+                lost.append(index)
+            else:
+                record(index, _outcome(future, labels[index]))
+    if lost:
+        logger.warning(
+            "A sweep worker process died; %d unfinished run(s) are retried, each in a fresh "
+            "worker of its own so that one bad run cannot take the others down.",
+            len(lost),
+        )
+    for index in sorted(lost):  # one at a time: only the run that kills its worker fails
+        with _pool(1, shared) as pool:
+            future = pool.submit(_call_with_worker_shared, function, tasks[index])
+            try:
+                outcome = TaskOutcome(labels[index], value=future.result())
+            except BrokenProcessPool:
+                outcome = TaskOutcome(
+                    labels[index],
+                    error="its worker process died twice (killed, or out of memory)",
+                )
+            except Exception as error:  # noqa: BLE001 - the task's own error, reported
+                outcome = TaskOutcome(labels[index], error=_describe(error))
+        record(index, outcome)
 
 
 def dask_scheduler_address(settings: dict[str, Any]) -> str:
