@@ -277,6 +277,8 @@ class SweepParameters(Strict):
     techniques: dict[str, dict[str, Any]]
     recipe: dict[str, dict[str, Any]] | None = None
     executor: ExecutorParameters = ExecutorParameters()
+    resume: bool = True
+    checkpoint_dir: str | None = None
 
 
 class ProjectParameters(Strict):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
+import json
 import logging
 import math
+import os
 import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -210,6 +214,60 @@ def train_sweep_point(
     return row
 
 
+def data_fingerprint(data: dict[str, Any]) -> str:
+    """A digest of the encoded train and eval arrays: a checkpoint is only reused on the same data."""
+    digest = hashlib.sha256()
+    for split in ("train", "eval"):
+        inputs, targets = data[split]
+        for name in sorted(inputs):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(inputs[name]).tobytes())
+        digest.update(np.ascontiguousarray(targets).tobytes())
+    return digest.hexdigest()
+
+
+class SweepCheckpoints:
+    """One JSON file per finished (point, seed) run, so that a killed sweep resumes.
+
+    A run's file is named by a digest of everything that decides its result (the point's
+    model, its embedding plan, the seed, the training regime, quantization and the data), so a
+    re-run with another plan, regime or data never reuses a stale result. Files are written
+    whole (a temporary file, then a rename) as each run finishes.
+    """
+
+    def __init__(self, folder: str | Path, data_digest: str) -> None:
+        self.folder = Path(folder)
+        self.data_digest = data_digest
+
+    def key(
+        self,
+        point: dict[str, Any],
+        plan: dict[str, Any],
+        seed: int,
+        training: dict[str, Any],
+        quantize: str | None,
+    ) -> str:
+        """The digest naming one run's checkpoint."""
+        identity = [point["model"], plan, seed, training, quantize, self.data_digest]
+        text = json.dumps(identity, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The finished run's row values, or None."""
+        path = self.folder / f"{key}.json"
+        try:
+            return json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):  # absent, or unreadable: train it again
+            return None
+
+    def save(self, key: str, row: dict[str, Any]) -> None:
+        """Record one finished run."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temporary = self.folder / f".{key}.json.tmp"
+        temporary.write_text(json.dumps(row, default=float))
+        os.replace(temporary, self.folder / f"{key}.json")
+
+
 def _log_run(index: int, total: int, row: dict[str, Any], quantize: str | None) -> None:
     logger.info(
         "Sweep run %d/%d %s seed %s: val RMSE %.4f (%s %.4f), %s embedding parameters, "
@@ -225,6 +283,32 @@ def _log_run(index: int, total: int, row: dict[str, Any], quantize: str | None) 
         row["epochs_run"],
         row["train_seconds"],
     )
+
+
+def _runs_to_train(
+    runs: list[tuple[dict[str, Any], int]],
+    rows: list[dict[str, Any]],
+    embedding_plans: dict[str, dict[str, Any]],
+    training: dict[str, Any],
+    quantize: str | None,
+    checkpoints: SweepCheckpoints | None,
+) -> tuple[list[int], dict[int, str]]:
+    """Fill in the rows finished earlier (checkpoints); the indices still to train, their keys."""
+    keys: dict[int, str] = {}
+    to_train = []
+    for index, (point, seed) in enumerate(runs):
+        if "skipped" in rows[index]:
+            continue
+        if checkpoints is not None:
+            keys[index] = checkpoints.key(
+                point, embedding_plans[point["point"]], seed, training, quantize
+            )
+            finished_earlier = checkpoints.load(keys[index])
+            if finished_earlier is not None:
+                rows[index].update(finished_earlier)
+                continue
+        to_train.append(index)
+    return to_train, keys
 
 
 def run_sweep(
@@ -261,7 +345,21 @@ def run_sweep(
     for row in rows:  # points whose blocks do not fit this data (see assign_sweep_blocks)
         if "skipped" in embedding_plans[row["point"]]:
             row["skipped"] = embedding_plans[row["point"]]["skipped"]
-    to_train = [index for index, row in enumerate(rows) if "skipped" not in row]
+    checkpoints = (
+        SweepCheckpoints(sweep["checkpoint_dir"], data_fingerprint(data))
+        if sweep.get("resume", True) and sweep.get("checkpoint_dir")
+        else None
+    )
+    to_train, keys = _runs_to_train(runs, rows, embedding_plans, training, quantize, checkpoints)
+    reused = len(rows) - len(to_train) - sum("skipped" in row for row in rows)
+    if reused:
+        logger.info(
+            "Sweep: %d of %d runs finished earlier with this plan, regime and data; reusing them "
+            "(from %s; sweep.resume: false trains every run again)",
+            reused,
+            reused + len(to_train),
+            sweep["checkpoint_dir"],
+        )
     finished = 0
 
     def log_outcome(task_index: int, outcome: TaskOutcome) -> None:
@@ -270,6 +368,8 @@ def run_sweep(
         if not outcome.failed:
             row = rows[to_train[task_index]] | outcome.value
             _log_run(finished, len(to_train), row, quantize)
+            if checkpoints is not None:  # as it finishes: a killed sweep keeps it
+                checkpoints.save(keys[to_train[task_index]], outcome.value)
 
     outcomes = run_tasks(
         train_sweep_point,
