@@ -15,9 +15,18 @@ from memory_efficient_embeddings.hooks import (
     UserErrorHooks,
 )
 from memory_efficient_embeddings.run_summary import RunSummaryHooks
+from memory_efficient_embeddings.tracking import TrackingHooks
+
+# MLflow's usage telemetry would try the network: off, like Kedro's (the README says so).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Runs go to a local file store (conf/base/mlflow.yml: mlruns/), which MLflow 3 keeps behind this
+# switch: no database to set up, readable by `kedro mlflow ui`, works offline.
+os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
 # omegaconf deprecates the resolver API that Kedro 1.7 calls: noise on every run, nothing to fix here.
 warnings.filterwarnings("ignore", message=".*register_new_resolver.*", category=UserWarning)
+# kedro-mlflow imports MLflow's pyfunc model class, which warns about its own missing type hints.
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
 
 # Parameters are checked first (tryfirst), before versions are pinned or any node runs.
 HOOKS = (
@@ -27,6 +36,7 @@ HOOKS = (
     ProcessStateLockHooks(),
     NodeTimingHooks(),
     RunSummaryHooks(),
+    TrackingHooks(),
     ClearErrorHooks(),
     UserErrorHooks(),
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import os
 import re
 import sys
@@ -82,6 +83,19 @@ class _QuietLoader(importlib.abc.Loader):
         with absl_lines_filtered(self._level):
             self._loader.exec_module(module)
 
+    def load_module(self, fullname: str) -> ModuleType:
+        # The legacy entry point, which import hooks that chain loaders call (MLflow's does).
+        # importlib's default would build a module without `__path__`: "tensorflow is not a
+        # package". Build it from the real spec instead.
+        module = importlib.util.module_from_spec(self.spec)
+        sys.modules[fullname] = module
+        try:
+            self.exec_module(module)
+        except BaseException:
+            sys.modules.pop(fullname, None)
+            raise
+        return sys.modules[fullname]
+
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
     """Wraps the first import of `tensorflow` (by Keras or anyone) in the filter, then leaves."""
@@ -99,6 +113,7 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:
             spec.loader = _QuietLoader(spec.loader, self._level)
+            spec.loader.spec = spec
         return spec
 
 

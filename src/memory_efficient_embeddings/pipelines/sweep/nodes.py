@@ -41,6 +41,7 @@ from memory_efficient_embeddings.pipelines.sweep.executors import (
     run_tasks,
     validate_executor,
 )
+from memory_efficient_embeddings.tracking import log_sweep_run
 
 logger = logging.getLogger(__name__)
 
@@ -368,6 +369,7 @@ def run_sweep(
         if not outcome.failed:
             row = rows[to_train[task_index]] | outcome.value
             _log_run(finished, len(to_train), row, quantize)
+            log_sweep_run(row)  # a nested MLflow run, when tracking is on
             if checkpoints is not None:  # as it finishes: a killed sweep keeps it
                 checkpoints.save(keys[to_train[task_index]], outcome.value)
 
