@@ -47,6 +47,7 @@ def test_a_model_run_logs_its_parameters_metrics_and_plots(tmp_path) -> None:
 def test_every_sweep_run_is_a_nested_run(tiny_inputs, tmp_path, monkeypatch) -> None:  # noqa: F811
     monkeypatch.setattr(sweep_nodes, "train_sweep_point", _fake_training([]))
     mlflow.set_tracking_uri((tmp_path / "mlruns").as_uri())
+    mlflow.set_experiment("sweep")  # an earlier in-process kedro run set another store's
     try:
         with mlflow.start_run(run_name="sweep") as parent:
             runs = _sweep(tiny_inputs, tmp_path / "checkpoints")
