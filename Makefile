@@ -1,15 +1,17 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11 with venv):
 #   make run    create .venv, install the pinned project, run every pipeline (`kedro run`)
 #   make test   create .venv, install the pinned project with dev tools, run the tests
+#   make mlflow-ui      the MLflow UI over the runs tracked in mlruns/ (kedro-mlflow)
 #   make prune KEEP=3   keep only the 3 newest versions of every dataset under data/
 #   make mutation  plant small bugs in the pure-Python modules (mutmut) and report the share caught
 # Kedro telemetry is off everywhere: it would try the network and rewrite pyproject.toml.
 export KEDRO_DISABLE_TELEMETRY := 1
+export MLFLOW_DISABLE_TELEMETRY := true
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint viz prune mutation clean-venv
+.PHONY: install run test lint viz mlflow-ui prune mutation clean-venv
 
 $(BIN)/kedro: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,11 @@ lint: install
 
 viz: install
 	$(BIN)/kedro viz run --host 127.0.0.1 --port 4141 --no-browser
+
+# The runs every `kedro run` logs (conf/base/mlflow.yml: mlruns/), at http://127.0.0.1:5000.
+# `kedro mlflow ui` starts the `mlflow` command, so the virtualenv's bin goes first on PATH.
+mlflow-ui: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/kedro mlflow ui
 
 KEEP ?= 3
 prune: install
