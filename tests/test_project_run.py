@@ -28,7 +28,14 @@ SMALL_RUN_PARAMETERS = {
         "synthetic": {"num_users": 300, "num_movies": 200, "num_ratings": 12000, "seed": 7},
     },
     # Few steps on little data: a larger learning rate lets every model pass the global mean.
-    "training": {"epochs": 4, "learning_rate": 0.01, "steps_per_execution": 8, "verbose": 0},
+    # Batch 256: conf/base's 2048 would leave only a few steps per epoch on 10,000 ratings.
+    "training": {
+        "epochs": 4,
+        "learning_rate": 0.01,
+        "batch_size": 256,
+        "steps_per_execution": 8,
+        "verbose": 0,
+    },
 }
 
 ARTIFACTS = [
@@ -189,10 +196,24 @@ def test_the_notebook_runs_clean_and_recommends_titles(project: Path) -> None:
     )
     client.execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
-    stderr = [o.text for o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    # MLflow's import (kedro-mlflow's hooks) warns about its own type hints and, through
+    # tqdm.auto, about Jupyter widgets; the project cannot filter them: anything else fails.
+    third_party = ("Add type hints to the `predict` method", "IProgress not found")
+    stderr = [
+        o.text
+        for o in outputs
+        if o.output_type == "stream"
+        and o.name == "stderr"
+        and not any(known in o.text for known in third_party)
+    ]
     assert not stderr, stderr
     text = "\n".join(
-        o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs
+        line
+        for o in outputs
+        for line in (o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))).split("\n")
+        if not any(known in line for known in third_party)
+        and "notebook_tqdm" not in line
+        and "color_warning(" not in line
     )
     assert "Warning" not in text and "WARNING" not in text, text[-3000:]
     assert "Synthetic movie" in text  # titles, not bare ids, in the recommendations

@@ -154,10 +154,11 @@ def test_a_run_reads_what_it_wrote_when_a_newer_version_appears(project):
 
 
 @pytest.mark.slow
-def test_pruning_during_a_run_keeps_the_versions_the_run_reads(project, monkeypatch):
+def test_pruning_during_a_run_keeps_the_versions_the_run_reads(tmp_path, monkeypatch):
     from memory_efficient_embeddings.hooks import RunRecordHooks  # noqa: PLC0415
     from memory_efficient_embeddings.prune_versions import prune_versions  # noqa: PLC0415
 
+    project = _copy_project(tmp_path)  # its own: other tests leave foreign versions behind
     _run(project, "baseline")  # something to read
     read_eval = _versions(project, "05_model_input/eval_ratings.csv")[-1]
     read_model = _versions(project, "06_models/baseline.keras")[-1]
@@ -181,8 +182,6 @@ def test_pruning_during_a_run_keeps_the_versions_the_run_reads(project, monkeypa
     assert read_eval.exists() and read_model.exists()
     assert _metrics(project, "baseline", run_id)["eval_rows"] == len(pd.read_csv(read_eval))
     assert not list((project / "data").rglob("*.live.json"))  # the run's pins end with it
-    for artifact in (read_eval, read_model):  # leave no foreign version for later tests
-        shutil.rmtree(artifact.parent.parent / "2999-01-01T00.00.00.000Z")
 
 
 CONCURRENT_RUN = """

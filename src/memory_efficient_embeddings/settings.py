@@ -25,8 +25,7 @@ os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
 # omegaconf deprecates the resolver API that Kedro 1.7 calls: noise on every run, nothing to fix here.
 warnings.filterwarnings("ignore", message=".*register_new_resolver.*", category=UserWarning)
-# kedro-mlflow imports MLflow's pyfunc model class, which warns about its own missing type hints.
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
+
 
 # Parameters are checked first (tryfirst), before versions are pinned or any node runs.
 HOOKS = (

@@ -59,12 +59,21 @@ class TrackingHooks:
     def __init__(self) -> None:
         self._catalog: Any = None
         self._run_before: str | None = None  # a run the user opened before `kedro run`
+        self._pipeline_open = False
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow looks for an active run
+    def after_context_created(self) -> None:
+        if self._pipeline_open:
+            # The previous pipeline of this process stopped in a before_pipeline_run hook (a
+            # refused input, say): Kedro then calls no end hook, and kedro-mlflow's run stays open.
+            self._end_pipeline_run()
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow opens the run of this pipeline
     def before_pipeline_run(self, catalog: Any) -> None:
         self._catalog = catalog
         active = _active_run()
         self._run_before = active.info.run_id if active is not None else None
+        self._pipeline_open = True
 
     @hook_impl(trylast=True)
     def after_pipeline_run(self) -> None:
@@ -78,6 +87,7 @@ class TrackingHooks:
         # kedro-mlflow 2.0.3 re-enters its run before every node (MLflow stacks it each time) and
         # ends it once, so after an in-process run (a notebook, a test) it stays open and the next
         # run would log into it. Unwind it, but never a run the user opened before `kedro run`.
+        self._pipeline_open = False
         if _active_run() is None:
             return
         import mlflow  # noqa: PLC0415
@@ -87,6 +97,7 @@ class TrackingHooks:
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        self._pipeline_open = False
         if _active_run() is None:
             return
         import mlflow  # noqa: PLC0415
