@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import ROBEEmbedding
 
@@ -58,7 +59,6 @@ def test_oov_is_zero_and_parameters_are_the_array():
 def test_gradient_reaches_the_array_elements_read():
     array = np.zeros(11, np.float32)
     layer = _built(ROBEEmbedding(5, 4, array_size=11, block_size=2, use_sign=False), array)
-    import tensorflow as tf
 
     with tf.GradientTape() as tape:
         loss = keras.ops.sum(layer(np.array([2])))

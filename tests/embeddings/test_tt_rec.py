@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import TTEmbedding
 from memory_efficient_embeddings.embeddings.tt_rec import factor_rows, factor_width
@@ -33,7 +34,10 @@ def test_rows_match_the_oracle():
     layer = TTEmbedding(10, 12, tt_rank=2)
     layer.build(None)
     rng = np.random.default_rng(0)
-    cores = [rng.normal(size=w.shape).astype(np.float32) for w in (layer.core_1, layer.core_2, layer.core_3)]
+    cores = [
+        rng.normal(size=w.shape).astype(np.float32)
+        for w in (layer.core_1, layer.core_2, layer.core_3)
+    ]
     for variable, value in zip((layer.core_1, layer.core_2, layer.core_3), cores, strict=True):
         variable.assign(value)
     got = np.asarray(layer(np.arange(10)))
@@ -60,7 +64,6 @@ def test_initial_rows_have_the_uniform_table_variance():
 
 
 def test_oov_zero_gradient_flow_and_reload(tmp_path):
-    import tensorflow as tf
 
     layer = TTEmbedding(30, 8, tt_rank=3)
     out = np.asarray(layer(np.array([4, 30])))
