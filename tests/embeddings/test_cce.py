@@ -7,6 +7,8 @@ import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import CCEEmbedding, CCEReclusterCallback
 from memory_efficient_embeddings.embeddings.cce import kmeans
+from memory_efficient_embeddings.modeling.specs import _resolve_layer
+from memory_efficient_embeddings.modeling.training import _callbacks
 
 P = 2**31 - 1
 
@@ -117,3 +119,21 @@ def test_oov_gradient_reload_and_int8_refused(tmp_path):
     np.testing.assert_array_equal(reloaded.predict(ids, verbose=0), model.predict(ids, verbose=0))
     with pytest.raises(NotImplementedError, match="cannot be quantized"):
         layer.quantize("int8")
+
+
+def test_training_adds_the_recluster_callback_only_when_epochs_are_given():
+
+    callbacks = _callbacks({"cce_recluster_epochs": [2, 4]})
+    assert [c.epochs for c in callbacks if isinstance(c, CCEReclusterCallback)] == [{2, 4}]
+    assert not any(isinstance(c, CCEReclusterCallback) for c in _callbacks({}))
+
+
+def test_budget_dim_resolves_to_each_layer_size():
+
+    # 100 ids at budget dim 8: 800 weights at most.
+    assert _resolve_layer({"type": "robe", "budget_dim": 8}, 100, None, "w")["array_size"] == 800
+    for kind in ("cce", "tt_rec"):
+        layer = _resolve_layer({"type": kind, "budget_dim": 8}, 100, None, "w")
+        assert layer["parameter_budget"] == 800 and "budget_dim" not in layer
+    with pytest.raises(ValueError, match="`budget_dim` does not apply to 'hashed'"):
+        _resolve_layer({"type": "hashed", "budget_dim": 8}, 100, None, "w")
