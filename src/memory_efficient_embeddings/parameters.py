@@ -133,6 +133,7 @@ class TrainingParameters(Strict):
     steps_per_execution: PositiveInt = 1
     validation_batch_size: PositiveInt = 8192
     early_stopping: EarlyStoppingParameters = EarlyStoppingParameters()
+    cce_recluster_epochs: list[PositiveInt] = []
     seed: int = 42
     deterministic: bool = True
     verbose: Literal[0, 1, 2, "auto"] = "auto"

@@ -93,8 +93,8 @@ def test_biases_add_one_row_per_id_and_a_global_bias():
 
 
 def test_make_embedding_rejects_unknown_type():
-    with pytest.raises(ValueError, match="full.*hashed.*mixed_dimension"):
-        make_embedding({"type": "tt_rec"}, 10, 4, "x")
+    with pytest.raises(ValueError, match="cce.*full.*hashed.*mixed_dimension.*robe.*tt_rec"):
+        make_embedding({"type": "no_such_type"}, 10, 4, "x")
     with pytest.raises(ValueError):
         make_embedding({"type": "full", "num_ids": 3}, 10, 4, "x")
 

@@ -5,6 +5,7 @@ from memory_efficient_embeddings.embeddings.blocks import (
     alpha_power_dims,
     popularity_blocks,
 )
+from memory_efficient_embeddings.embeddings.cce import CCEEmbedding, CCEReclusterCallback
 from memory_efficient_embeddings.embeddings.layers import (
     CompactEmbedding,
     FullEmbedding,
@@ -25,9 +26,13 @@ from memory_efficient_embeddings.embeddings.models import (
     with_string_ids,
 )
 from memory_efficient_embeddings.embeddings.optimizers import LazyAdam
+from memory_efficient_embeddings.embeddings.robe import ROBEEmbedding
+from memory_efficient_embeddings.embeddings.tt_rec import TTEmbedding
 
 __all__ = [
     "EMBEDDING_TYPES",
+    "CCEEmbedding",
+    "CCEReclusterCallback",
     "CompactEmbedding",
     "DotScore",
     "FullEmbedding",
@@ -38,7 +43,9 @@ __all__ = [
     "PopularityBlocks",
     "ProjectedEmbedding",
     "QuotientRemainderEmbedding",
+    "ROBEEmbedding",
     "RatingOutput",
+    "TTEmbedding",
     "alpha_power_dims",
     "build_rating_model",
     "embedding_bytes",

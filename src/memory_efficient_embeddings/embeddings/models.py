@@ -11,6 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from memory_efficient_embeddings.embeddings.cce import CCEEmbedding
 from memory_efficient_embeddings.embeddings.layers import (
     PACKAGE,
     CompactEmbedding,
@@ -21,6 +22,8 @@ from memory_efficient_embeddings.embeddings.layers import (
     ProjectedEmbedding,
     QuotientRemainderEmbedding,
 )
+from memory_efficient_embeddings.embeddings.robe import ROBEEmbedding
+from memory_efficient_embeddings.embeddings.tt_rec import TTEmbedding
 
 EMBEDDING_TYPES: dict[str, type[CompactEmbedding]] = {
     "full": FullEmbedding,
@@ -28,6 +31,9 @@ EMBEDDING_TYPES: dict[str, type[CompactEmbedding]] = {
     "hashed": HashedEmbedding,
     "quotient_remainder": QuotientRemainderEmbedding,
     "mixed_dimension": MixedDimensionEmbedding,
+    "cce": CCEEmbedding,
+    "tt_rec": TTEmbedding,
+    "robe": ROBEEmbedding,
 }
 
 RECIPE_OUTPUT: Mapping[str, Any] = {"activation": "sigmoid", "min_rating": 0.0, "max_rating": 5.0}

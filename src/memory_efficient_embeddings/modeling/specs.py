@@ -108,6 +108,16 @@ def _resolve_layer(
         if layer["type"] not in ("hashed", "quotient_remainder"):
             raise ValueError(f"{where}: `ids_per_bucket` does not apply to {layer['type']!r}.")
         layer["num_buckets"] = max(1, num_ids // int(ids_per_bucket))
+    budget_dim = layer.pop("budget_dim", None)
+    if budget_dim is not None:  # at most the weights of a uniform dim-k table of this side
+        budget = int(budget_dim) * num_ids
+        if layer["type"] == "robe":
+            layer["array_size"] = budget
+        elif layer["type"] in ("tt_rec", "cce"):
+            # Their sizes depend on the output width too: the layer picks the largest that fits.
+            layer["parameter_budget"] = budget
+        else:
+            raise ValueError(f"{where}: `budget_dim` does not apply to {layer['type']!r}.")
     if layer["type"] == "quotient_remainder" and layer.pop("quotient_rows_equal_buckets", False):
         # The recipe sizes both tables alike.
         layer["quotient_rows"] = max(

@@ -16,6 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import LazyAdam
+from memory_efficient_embeddings.embeddings.cce import CCEReclusterCallback
 from memory_efficient_embeddings.modeling.batches import shuffled_batches
 from memory_efficient_embeddings.modeling.progress import AUTO, fit_progress
 from memory_efficient_embeddings.modeling.resources import ResourceMonitor
@@ -58,6 +59,8 @@ def _callbacks(training: dict[str, Any]) -> list[keras.callbacks.Callback]:
                 restore_best_weights=stopping.get("restore_best_weights", True),
             )
         )
+    if training.get("cce_recluster_epochs"):  # does nothing to a model without CCE layers
+        callbacks.append(CCEReclusterCallback(training["cce_recluster_epochs"]))
     return callbacks
 
 
