@@ -333,7 +333,7 @@ def _describe(error: Mapping[str, Any]) -> str:
 
 
 # Keys of an embedding spec that modeling/specs.py resolves before the layer sees the spec.
-SPEC_KEYS = {"type", "blocks", "ids_per_bucket", "quotient_rows_equal_buckets"}
+SPEC_KEYS = {"type", "blocks", "ids_per_bucket", "quotient_rows_equal_buckets", "budget_dim"}
 # Layer arguments set by the model or from `blocks`, never by the spec.
 RESERVED_LAYER_KEYS = {
     "self",
