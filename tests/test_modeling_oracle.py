@@ -240,7 +240,11 @@ def test_a_misconfigured_sweep_point_names_itself() -> None:
 @pytest.mark.parametrize(
     ("movie_embedding", "error", "message"),
     [
-        ({"type": "tt"}, ValueError, r"^Unknown embedding type 'tt'; valid types: \['cce', 'full', "),
+        (
+            {"type": "tt"},
+            ValueError,
+            r"^Unknown embedding type 'tt'; valid types: \['cce', 'full', ",
+        ),
         ({}, ValueError, r"^tiny.movie_embedding needs a `type`.$"),
         ({"type": "full", "num_ids": 3}, ValueError, r"^`num_ids` is set by the model, not by "),
         ({"type": "full", "output_dim": 3}, ValueError, "^`output_dim` is set by the model"),
