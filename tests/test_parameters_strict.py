@@ -142,12 +142,13 @@ def test_optimizer_options_are_the_optimizers_arguments(base):
 
 def test_every_sweep_point_is_checked_as_a_model(base):
     parameters = copy.deepcopy(base)
-    parameters["sweep"]["techniques"]["hashing"]["grid"] = {"embedding.ids_per_buckets": [2]}
-    problems = _problems(parameters)
-    assert problems and all(
-        p.startswith("sweep.techniques.hashing (point hashing(") for p in problems
-    )
-    assert any("ids_per_buckets` is not a known key of a `hashed` embedding" in p for p in problems)
+    # A grid key that exists, with a value no model takes: each point is checked as a model.
+    parameters["sweep"]["techniques"]["hashing"]["grid"] = {"embedding.ids_per_bucket": [2, 0]}
+    assert _problems(parameters) == [
+        f"sweep.techniques.hashing (point hashing(ids_per_bucket=0)): `{side}.ids_per_bucket` "
+        "is 0: Input should be greater than or equal to 1."
+        for side in ("user_embedding", "movie_embedding")
+    ]
 
 
 def test_one_line_per_problem_all_at_once(base):
@@ -172,3 +173,110 @@ def test_a_list_where_conf_base_has_a_mapping_gets_a_clear_message():
     wrapped.__cause__ = error
     message = str(config_merge_error(wrapped))
     assert "`training.early_stopping: []`" in message and "merge softly" in message
+
+
+# Gaps left by the first strict schema (issue 22, item 1): checked from the layer's constructor.
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            {"type": "quotient_remainder", "combiner": "mul"},
+            "`baseline.model.user_embedding.combiner` is 'mul': Input should be 'multiply', "
+            "'add' or 'concat'.",
+        ),
+        (
+            {"type": "mixed_dimension", "projection": "padd", "blocks": MD_SPEC["blocks"]},
+            "`baseline.model.user_embedding.projection` is 'padd': Input should be 'dense' or 'pad'.",
+        ),
+        (
+            {"type": "hashed", "num_buckets": 10, "seed": True},
+            "`baseline.model.user_embedding.seed` is True: Input should be a valid integer.",
+        ),
+        (
+            {"type": "projected", "embedding_dim": 8, "use_bias": "yes"},
+            "`baseline.model.user_embedding.use_bias` is 'yes': Input should be a valid boolean.",
+        ),
+        (
+            {"type": "projected"},
+            "`baseline.model.user_embedding` is a projected embedding without a size: set "
+            "embedding_dim (its layer requires embedding_dim).",
+        ),
+        (
+            {"type": "robe"},
+            "`baseline.model.user_embedding` is a robe embedding without a size: set array_size "
+            "or budget_dim (its layer requires array_size).",
+        ),
+        (
+            {"type": "full", "budget_dim": 4},
+            "`baseline.model.user_embedding.budget_dim` applies only to cce and tt_rec and robe "
+            "embeddings, not full.",
+        ),
+    ],
+)
+def test_layer_arguments_are_checked_by_the_layers_signature(base, spec, expected):
+    assert _problems(_set(base, "baseline.model.user_embedding", spec)) == [expected]
+
+
+def test_a_bool_is_no_verbosity(base):
+    assert _problems(_set(base, "training.verbose", True)) == [
+        "`training.verbose` is True; allowed values: 0, 1, 2 or 'auto'."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("technique", "grid", "expected"),
+    [
+        (
+            "hashing",
+            {"embedding.ids_per_buckt": [2]},
+            "`sweep.techniques.hashing.grid.embedding.ids_per_buckt` is not a known key of a "
+            "`hashed` embedding. Did you mean `sweep.techniques.hashing.grid.embedding."
+            "ids_per_bucket`?",
+        ),
+        (
+            "mixed_dimension",
+            {"embedding.blocks.mean_dims": [4]},
+            "`sweep.techniques.mixed_dimension.grid.embedding.blocks.mean_dims` is not a known key "
+            "of `blocks`. Did you mean `sweep.techniques.mixed_dimension.grid.embedding.blocks."
+            "mean_dim`?",
+        ),
+        (
+            "full",
+            {"embeding_dim": [8]},
+            "`sweep.techniques.full.grid.embeding_dim` is not a known key of a sweep point's "
+            "model. Did you mean `sweep.techniques.full.grid.embedding_dim`?",
+        ),
+        ("full", {"embedding_dim": 8}, "`sweep.techniques.full.grid.embedding_dim` is 8: give a"),
+    ],
+)
+def test_grid_keys_are_paths_of_the_techniques_model(base, technique, grid, expected):
+    parameters = _set(base, f"sweep.techniques.{technique}.grid", grid)
+    (problem,) = _problems(parameters)
+    assert problem.startswith(expected), problem
+
+
+def test_new_layer_types_are_covered_without_editing_the_schema(base, monkeypatch):
+    # A layer registered later: its constructor alone tells the schema its keys and types.
+    import keras  # noqa: PLC0415
+
+    from memory_efficient_embeddings.embeddings import models  # noqa: PLC0415
+    from memory_efficient_embeddings.parameters import _argument_checkers  # noqa: PLC0415
+
+    class Sketch(keras.layers.Layer):
+        def __init__(self, num_ids: int, output_dim: int, depth: int, wide: bool = False, **kw):
+            super().__init__(**kw)
+
+    monkeypatch.setitem(models.EMBEDDING_TYPES, "sketch", Sketch)
+    _argument_checkers.cache_clear()
+    try:
+        spec = {"type": "sketch", "wide": 1, "deph": 3}
+        problems = _problems(_set(base, "baseline.model.user_embedding", spec))
+    finally:
+        _argument_checkers.cache_clear()
+    where = "`baseline.model.user_embedding"
+    assert problems[0].startswith(f"{where}.deph` is not a known key of a `sketch` embedding.")
+    assert f"Did you mean {where}.depth`?" in problems[0]
+    assert problems[1:] == [
+        f"{where}.wide` is 1: Input should be a valid boolean.",
+        f"{where}` is a sketch embedding without a size: set depth (its layer requires depth).",
+    ]

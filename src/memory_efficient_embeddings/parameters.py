@@ -10,15 +10,19 @@ A new parameter section is one field of `ProjectParameters`.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -69,6 +73,13 @@ def release_names() -> tuple[str, ...]:
 def _one_of(value: Any, allowed: tuple[str, ...]) -> Any:
     if value not in allowed:
         raise ValueError(f"is {value!r}; allowed values: {', '.join(allowed)}")
+    return value
+
+
+def _no_bool(value: Any) -> Any:
+    # A Literal of ints takes `true` as 1 even in strict mode.
+    if isinstance(value, bool):
+        raise ValueError(f"is {value!r}; allowed values: 0, 1, 2 or 'auto'")
     return value
 
 
@@ -136,7 +147,7 @@ class TrainingParameters(Strict):
     cce_recluster_epochs: list[PositiveInt] = []
     seed: int = 42
     deterministic: bool = True
-    verbose: Literal[0, 1, 2, "auto"] = "auto"
+    verbose: Annotated[Literal[0, 1, 2, "auto"], BeforeValidator(_no_bool)] = "auto"
     # Options of one optimizer live under its own name, e.g. `lazy_adam: {sparse_min_size: ...}`.
     lazy_adam: dict[str, Any] | None = None
     adam: dict[str, Any] | None = None
@@ -332,8 +343,16 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"`{key}` is {error.get('input')!r}: {message}."
 
 
-# Keys of an embedding spec that modeling/specs.py resolves before the layer sees the spec.
-SPEC_KEYS = {"type", "blocks", "ids_per_bucket", "quotient_rows_equal_buckets", "budget_dim"}
+# Keys of an embedding spec that modeling/specs.py resolves into layer arguments before the layer
+# sees the spec, each with the arguments it provides: it applies to the layer types whose
+# constructor takes one of them, and stands in for them where they are required.
+SPEC_KEY_ARGUMENTS = {
+    "blocks": {"block_sizes", "block_dims"},
+    "ids_per_bucket": {"num_buckets"},
+    "quotient_rows_equal_buckets": {"quotient_rows"},
+    "budget_dim": {"array_size", "parameter_budget"},
+}
+SPEC_KEYS = {"type", *SPEC_KEY_ARGUMENTS}
 # Layer arguments set by the model or from `blocks`, never by the spec.
 RESERVED_LAYER_KEYS = {
     "self",
@@ -344,20 +363,53 @@ RESERVED_LAYER_KEYS = {
     "block_sizes",
     "block_dims",
 }
-BUCKETED_TYPES = ("hashed", "quotient_remainder")
 
 
 def _arguments(constructor: Any) -> set[str]:
     return set(inspect.signature(constructor).parameters)
 
 
-def embedding_keys(kind: str) -> set[str]:
-    """What an embedding spec of this type may set: its layer's arguments and the spec keys."""
+def _layer_class(kind: str) -> type:
     from memory_efficient_embeddings.embeddings.models import EMBEDDING_TYPES  # noqa: PLC0415
 
-    return (
-        (_arguments(EMBEDDING_TYPES[kind].__init__) - RESERVED_LAYER_KEYS) | SPEC_KEYS | {"dtype"}
-    )
+    return EMBEDDING_TYPES[kind]
+
+
+def embedding_keys(kind: str) -> set[str]:
+    """What an embedding spec of this type may set: its layer's arguments and the spec keys."""
+    return (_arguments(_layer_class(kind).__init__) - RESERVED_LAYER_KEYS) | SPEC_KEYS | {"dtype"}
+
+
+@functools.cache
+def _argument_checkers(kind: str) -> dict[str, TypeAdapter]:
+    """A strict validator per layer argument whose annotation says more than `Any`."""
+    constructor = _layer_class(kind).__init__
+    try:
+        hints = typing.get_type_hints(constructor)
+    except (NameError, TypeError):  # an annotation that does not resolve: the layer checks it
+        return {}
+    return {
+        name: TypeAdapter(hint, config=ConfigDict(strict=True))
+        for name, hint in hints.items()
+        if name in _arguments(constructor) - RESERVED_LAYER_KEYS and hint is not Any
+    }
+
+
+def _required_arguments(kind: str) -> set[str]:
+    """Layer arguments without a default that the spec (not the model) must provide."""
+    parameters = inspect.signature(_layer_class(kind).__init__).parameters
+    return {
+        name
+        for name, parameter in parameters.items()
+        if parameter.default is inspect.Parameter.empty
+        and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    } - RESERVED_LAYER_KEYS
+
+
+def _types_taking(arguments: set[str]) -> list[str]:
+    return [
+        kind for kind in embedding_types() if arguments & _arguments(_layer_class(kind).__init__)
+    ]
 
 
 def _unknown_key(key: str, where: str, allowed: set[str], what: str) -> str:
@@ -369,27 +421,49 @@ def _unknown_key(key: str, where: str, allowed: set[str], what: str) -> str:
     )
 
 
+def _argument_problems(kind: str, spec: Mapping[str, Any], where: str) -> list[str]:
+    """Values of the layer's own arguments, against the types its constructor declares."""
+    problems = []
+    for key, checker in _argument_checkers(kind).items():
+        # The schema's own fields (sizes) are checked with their ranges by EmbeddingSpec.
+        if spec.get(key) is None or key in EmbeddingSpec.model_fields:
+            continue
+        try:
+            checker.validate_python(spec[key])
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"]
+            problems.append(f"`{where}.{key}` is {spec[key]!r}: {message}.")
+    return problems
+
+
 def embedding_spec_problems(spec: Any, where: str) -> list[str]:
-    """Keys and requirements of one embedding spec, by its layer type (one line per problem)."""
+    """Keys, values and requirements of one embedding spec, by its layer's constructor."""
     if not isinstance(spec, Mapping) or spec.get("type") not in embedding_types():
         return []  # the schema already says so
     kind = spec["type"]
     allowed = embedding_keys(kind)
+    layer_arguments = _arguments(_layer_class(kind).__init__)
     problems = [
         _unknown_key(key, where, allowed, f"a `{kind}` embedding")
         for key, value in spec.items()
         if key not in allowed and value is not None
     ]
-    if kind == "mixed_dimension" and not spec.get("blocks"):
-        problems.append(f"`{where}` is a mixed_dimension embedding without `blocks`.")
-    if kind != "mixed_dimension" and spec.get("blocks") is not None:
-        problems.append(f"`{where}.blocks` applies only to mixed_dimension embeddings, not {kind}.")
-    if spec.get("ids_per_bucket") is not None and kind not in BUCKETED_TYPES:
-        problems.append(f"`{where}.ids_per_bucket` applies only to {' and '.join(BUCKETED_TYPES)}.")
-    if kind == "hashed" and spec.get("num_buckets") is None and spec.get("ids_per_bucket") is None:
-        problems.append(
-            f"`{where}` is a hashed embedding without a size: set num_buckets or ids_per_bucket."
-        )
+    problems += _argument_problems(kind, spec, where)
+    for key, provided in SPEC_KEY_ARGUMENTS.items():
+        if spec.get(key) is not None and not provided & layer_arguments:
+            takers = _types_taking(provided)
+            problems.append(
+                f"`{where}.{key}` applies only to {' and '.join(takers)} embeddings, not {kind}."
+            )
+    if "block_sizes" in layer_arguments and not spec.get("blocks"):
+        problems.append(f"`{where}` is a {kind} embedding without `blocks`.")
+    for argument in sorted(_required_arguments(kind)):
+        providers = [k for k, provided in SPEC_KEY_ARGUMENTS.items() if argument in provided]
+        if spec.get(argument) is None and all(spec.get(k) is None for k in providers):
+            problems.append(
+                f"`{where}` is a {kind} embedding without a size: set "
+                f"{' or '.join([argument, *providers])} (its layer requires {argument})."
+            )
     if spec.get("num_buckets") is not None and spec.get("ids_per_bucket") is not None:
         problems.append(f"`{where}` sets both num_buckets and ids_per_bucket: keep one.")
     return problems
@@ -432,6 +506,65 @@ def _model_problems(model: Any, where: str) -> list[str]:
     ]
 
 
+EMBEDDING_SIDES = ("user_embedding", "movie_embedding")
+
+
+def _spec_type(spec: Any) -> Any:
+    return spec.get("type") if isinstance(spec, Mapping) else None
+
+
+def _grid_key_problem(
+    key: str, entry: Mapping[str, Any], base_model: Mapping[str, Any], where: str
+) -> str | None:
+    """Whether a grid key is a dotted path a technique's model may set; a message if not."""
+    head, *rest = key.split(".")
+    model_keys = {*ModelSpec.model_fields, "embedding"} - {"name"}
+    if head not in model_keys:
+        return _unknown_key(key, where, model_keys, "a sweep point's model")
+    if head == "output":
+        allowed, what = set(OutputParameters.model_fields), "`output`"
+    elif head in ("embedding", *EMBEDDING_SIDES):
+        sides = EMBEDDING_SIDES if head == "embedding" else (head,)
+        kinds = {
+            _spec_type(entry.get(side))
+            or _spec_type(entry.get("embedding"))
+            or _spec_type(base_model.get(side))
+            for side in sides
+        } & set(embedding_types())
+        if rest[:1] == ["blocks"]:
+            rest = rest[1:]
+            head, allowed, what = f"{head}.blocks", set(BlockParameters.model_fields), "`blocks`"
+        else:
+            if not kinds:
+                return None  # the points' own check says what the type lacks
+            allowed = set.intersection(*(embedding_keys(kind) for kind in kinds))
+            what = f"a `{'`/`'.join(sorted(kinds))}` embedding"
+    else:
+        allowed, what = set(), f"`{head}` (a single value)"
+    if not rest:
+        return None
+    if len(rest) > 1 or rest[0] not in allowed:
+        return _unknown_key(".".join(rest), f"{where}.{head}", allowed, what)
+    return None
+
+
+def grid_problems(sweep: Mapping[str, Any], base_model: Mapping[str, Any]) -> list[str]:
+    """Every grid key must name something the technique's model has, with a list of values."""
+    problems = []
+    for technique, entry in (sweep.get("techniques") or {}).items():
+        grid = entry.get("grid") if isinstance(entry, Mapping) else None
+        if not isinstance(grid, Mapping):
+            continue
+        for key, values in grid.items():
+            where = f"sweep.techniques.{technique}.grid"
+            problem = _grid_key_problem(str(key), entry, base_model, where)
+            if problem is not None:
+                problems.append(problem)
+            elif not isinstance(values, list) or not values:
+                problems.append(f"`{where}.{key}` is {values!r}: give a non-empty list of values.")
+    return problems
+
+
 def sweep_point_problems(parameters: Mapping[str, Any]) -> list[str]:
     """Every point of the sweep's grid must be a valid model: checked before any training."""
     sweep, base = parameters.get("sweep"), (parameters.get("baseline") or {}).get("model")
@@ -439,11 +572,13 @@ def sweep_point_problems(parameters: Mapping[str, Any]) -> list[str]:
         return []
     from memory_efficient_embeddings.pipelines.sweep.nodes import plan_sweep  # noqa: PLC0415
 
+    problems = grid_problems(sweep, base)
+    if problems:  # each point would repeat them
+        return problems
     try:
         plan = plan_sweep(dict(sweep), dict(base))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         return [f"`sweep.techniques`: {exc}"]
-    problems = []
     for point in plan:
         where = f"sweep.techniques.{point['technique']} (point {point['point']})"
         try:

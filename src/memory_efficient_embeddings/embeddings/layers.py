@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import keras
 import numpy as np
@@ -343,8 +343,11 @@ class HashedEmbedding(CompactEmbedding):
         }
 
 
-QR_COMBINERS = ("multiply", "add", "concat")
-MD_PROJECTIONS = ("dense", "pad")
+# Literal types in the signatures: the parameter schema reads the allowed values from there.
+QRCombiner = Literal["multiply", "add", "concat"]
+MDProjection = Literal["dense", "pad"]
+QR_COMBINERS = get_args(QRCombiner)
+MD_PROJECTIONS = get_args(MDProjection)
 SCALED_IDENTITY = "scaled_identity"
 
 
@@ -373,7 +376,7 @@ class QuotientRemainderEmbedding(CompactEmbedding):
         num_ids: int,
         output_dim: int,
         num_buckets: int | None = None,
-        combiner: str = "multiply",
+        combiner: QRCombiner = "multiply",
         *,
         quotient_rows: int | None = None,
         quotient_initializer: Any = None,
@@ -506,7 +509,7 @@ class MixedDimensionEmbedding(CompactEmbedding):
         projection_bias: bool = True,
         extra_rows_per_block: int = 0,
         *,
-        projection: str = "dense",
+        projection: MDProjection = "dense",
         embeddings_initializer: Any = "uniform",
         kernel_initializer: Any = "glorot_uniform",
         num_ids: int | None = None,
