@@ -1,11 +1,11 @@
 """The parameter schema: every run's parameters are checked against it before any node runs.
 
-Unknown keys are refused with a did-you-mean, types and ranges are checked, and every message
-names the key and what it accepts. Three places stay open to extension, because their keys belong
-to the code they configure: the keys of an embedding spec beyond `type` (each layer type takes its
-own arguments), `data.synthetic` (the generator checks its own keys) and the sweep's technique grid.
-A new parameter section is one field of `ProjectParameters`.
-"""
+Unknown keys are refused with a did-you-mean, types (strictly) and ranges are checked, and every
+message names the full dotted key and what it accepts. An embedding spec is checked against its
+layer's constructor (its arguments, their annotations and which have no default), optimizer
+options against the optimizer's arguments, and the sweep's grid keys against the technique's
+model, then every grid point as a model. `data.synthetic` stays open (the generator checks its own
+keys). A new parameter section is one field of `ProjectParameters`."""
 
 from __future__ import annotations
 
