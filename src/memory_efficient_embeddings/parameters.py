@@ -5,7 +5,8 @@ message names the full dotted key and what it accepts. An embedding spec is chec
 layer's constructor (its arguments, their annotations and which have no default), optimizer
 options against the optimizer's arguments, and the sweep's grid keys against the technique's
 model, then every grid point as a model. `data.synthetic` stays open (the generator checks its own
-keys). A new parameter section is one field of `ProjectParameters`."""
+keys). A new parameter section is one field of `ProjectParameters`.
+"""
 
 from __future__ import annotations
 
