@@ -140,6 +140,7 @@ class TrainingParameters(Strict):
     # Options of one optimizer live under its own name, e.g. `lazy_adam: {sparse_min_size: ...}`.
     lazy_adam: dict[str, Any] | None = None
     adam: dict[str, Any] | None = None
+    rowwise_adagrad: dict[str, Any] | None = None
     sgd: dict[str, Any] | None = None
 
     @field_validator("optimizer")
