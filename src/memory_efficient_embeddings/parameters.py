@@ -268,12 +268,16 @@ class ExecutorParameters(Strict):
     progress: bool = True
 
 
+QUANTIZE_MODES = ("int8", "int4")
+
+
 class SweepParameters(Strict):
     """The sweep's own keys; every point of its grid is checked as a model (see below)."""
 
     seeds: Annotated[list[int], Field(min_length=1)]
     reference: str
-    quantize: Literal["int8"] | None = None
+    # Post-training quantization modes the sweep re-scores every model in: one, a list or null.
+    quantize: str | list[str] | None = None
     target: SweepTarget
     training: TrainingOverrides = TrainingOverrides()
     techniques: dict[str, dict[str, Any]]
@@ -281,6 +285,19 @@ class SweepParameters(Strict):
     executor: ExecutorParameters = ExecutorParameters()
     resume: bool = True
     checkpoint_dir: str | None = None
+
+    @field_validator("quantize")
+    @classmethod
+    def _known_modes(cls, value: str | list[str] | None) -> str | list[str] | None:
+        modes = [value] if isinstance(value, str) else value
+        if modes is None:
+            return value
+        allowed = f"allowed values: {', '.join(QUANTIZE_MODES)}, a list of them, or null"
+        if not modes or any(mode not in QUANTIZE_MODES for mode in modes):
+            raise ValueError(f"is {value!r}; {allowed}")
+        if len(set(modes)) != len(modes):
+            raise ValueError(f"is {value!r}, which repeats a mode; {allowed}")
+        return value
 
 
 class ProjectParameters(Strict):

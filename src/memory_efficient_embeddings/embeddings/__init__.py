@@ -17,6 +17,8 @@ from memory_efficient_embeddings.embeddings.layers import (
     ProjectedEmbedding,
     QuotientRemainderEmbedding,
 )
+from memory_efficient_embeddings.embeddings.memory import serving_bytes, training_bytes
+from memory_efficient_embeddings.embeddings.mlet import fold_projected
 from memory_efficient_embeddings.embeddings.models import (
     EMBEDDING_TYPES,
     DotScore,
@@ -27,8 +29,6 @@ from memory_efficient_embeddings.embeddings.models import (
     make_embedding,
     with_string_ids,
 )
-from memory_efficient_embeddings.embeddings.memory import serving_bytes, training_bytes
-from memory_efficient_embeddings.embeddings.mlet import fold_projected
 from memory_efficient_embeddings.embeddings.optimizers import LazyAdam, RowWiseAdagrad
 from memory_efficient_embeddings.embeddings.robe import ROBEEmbedding
 from memory_efficient_embeddings.embeddings.tt_rec import TTEmbedding

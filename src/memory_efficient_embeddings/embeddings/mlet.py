@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from memory_efficient_embeddings.embeddings.layers import FullEmbedding, ProjectedEmbedding
+from memory_efficient_embeddings.embeddings.memory import serving_bytes
 
 
 def folded_table(layer: ProjectedEmbedding) -> np.ndarray:
@@ -68,3 +69,16 @@ def fold_projected(model: keras.Model) -> keras.Model:
     _copy_weights(model, folded)
     folded.name = model.name
     return folded
+
+
+def fold_if_smaller(model: keras.Model) -> keras.Model:
+    """The model to serve: folded when that stores fewer bytes (inner width above the output's).
+
+    A projected table narrower than its output (``k < d``) is smaller as it is, so a model is
+    folded only when the folded form holds fewer embedding bytes; otherwise it is returned as is.
+    """
+    layers = model._flatten_layers(include_self=False, recursive=True)
+    if not any(isinstance(layer, ProjectedEmbedding) for layer in layers):
+        return model
+    folded = fold_projected(model)
+    return folded if serving_bytes(folded) < serving_bytes(model) else model
