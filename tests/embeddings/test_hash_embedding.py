@@ -22,8 +22,8 @@ def _oracle(layer: HashEmbedding, pool: np.ndarray, importance: np.ndarray, ids)
     c, e = layer.importance_coefficients
     rows = []
     for i in ids:
-        weight_row = i if layer.importance_rows >= layer.num_ids else ((c * i + e) % P) % len(
-            importance
+        weight_row = (
+            i if layer.importance_rows >= layer.num_ids else ((c * i + e) % P) % len(importance)
         )
         vector = np.zeros(pool.shape[1])
         for j in range(layer.num_hashes):

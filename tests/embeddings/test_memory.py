@@ -47,15 +47,15 @@ def test_float32_serving_bytes_by_hand() -> None:
     ("optimizer", "expected"),
     [
         # Adam: two slots per weight, each as large as the weights: 3 x 200.
-        (lambda: keras.optimizers.Adam(), 600),
+        (keras.optimizers.Adam, 600),
         # LazyAdam with catch-up: Adam's slots plus one int64 step per row of each table.
-        (lambda: LazyAdam(), 600 + 8 * 10 + 8 * 10),
+        (LazyAdam, 600 + 8 * 10 + 8 * 10),
         (lambda: LazyAdam(catch_up=False), 600),
         # Row-wise Adagrad: one float32 per row of the table (10) and of the bias column (10).
-        (lambda: RowWiseAdagrad(), 200 + 4 * 10 + 4 * 10),
+        (RowWiseAdagrad, 200 + 4 * 10 + 4 * 10),
         # Keras' Adagrad: one accumulator per weight.
-        (lambda: keras.optimizers.Adagrad(), 400),
-        (lambda: keras.optimizers.SGD(), 200),  # no momentum, no slots
+        (keras.optimizers.Adagrad, 400),
+        (keras.optimizers.SGD, 200),  # no momentum, no slots
         (lambda: keras.optimizers.SGD(momentum=0.9), 400),
     ],
 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import RowWiseAdagrad
