@@ -180,13 +180,14 @@ class DHEEmbedding(CompactEmbedding):
 
     def lookup(self, indices: Any) -> Any:
         activation = keras.activations.get(self.activation)
-        vectors = self.encode(indices)
+        # One row per id (batch norm was built for 2-D inputs), shaped back at the end.
+        vectors = self.encode(ops.reshape(indices, (-1,)))
         for n, dense in enumerate(self.hidden_layers):
             vectors = dense(vectors)
             if self.batch_norm:
                 vectors = self.normalizations[n](vectors)
             vectors = activation(vectors)
-        return self.output_layer(vectors)
+        return ops.reshape(self.output_layer(vectors), (*ops.shape(indices), self.output_dim))
 
     def get_config(self) -> dict[str, Any]:
         # The sizes the weights were built with; a budget only chose them.

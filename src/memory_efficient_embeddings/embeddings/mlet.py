@@ -62,8 +62,8 @@ def fold_projected(model: keras.Model) -> keras.Model:
     """An equivalent model with every :class:`ProjectedEmbedding` folded into a plain table.
 
     Predictions are the same up to float32 rounding (the product is computed once in float64
-    instead of per lookup in float32); other layers keep their weights. The result is
-    uncompiled: it is for serving (or quantizing), not for further training.
+    instead of per lookup in float32); other layers keep their weights. The result is for
+    serving (or quantizing), not for further training.
     """
     folded = keras.models.clone_model(model, clone_function=_clone_folding, recursive=True)
     _copy_weights(model, folded)
