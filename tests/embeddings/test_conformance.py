@@ -507,7 +507,9 @@ def test_per_layer_mixed_precision_reaches_sublayers_and_output(kind: str) -> No
     reference.build()
     for target, source in zip(reference.weights, layer.weights, strict=True):
         target.assign(source.numpy())
-    np.testing.assert_allclose(layer(IDS).numpy(), reference(IDS).numpy(), rtol=2e-3, atol=1e-4)
+    # DHE's rows come out of two float16 matmuls (values near 1): rounding adds up to ~1e-3.
+    atol = 2e-3 if kind == "dhe" else 1e-4
+    np.testing.assert_allclose(layer(IDS).numpy(), reference(IDS).numpy(), rtol=2e-3, atol=atol)
     restored = type(layer).from_config(layer.get_config())
     assert restored.dtype_policy.name == "mixed_float16"
 
