@@ -280,8 +280,9 @@ class SweepParameters(Strict):
     quantize: str | list[str] | None = None
     target: SweepTarget
     training: TrainingOverrides = TrainingOverrides()
-    techniques: dict[str, dict[str, Any]]
-    recipe: dict[str, dict[str, Any]] | None = None
+    # A technique or recipe model set to null is left out (an overlay can switch it off).
+    techniques: dict[str, dict[str, Any] | None]
+    recipe: dict[str, dict[str, Any] | None] | None = None
     executor: ExecutorParameters = ExecutorParameters()
     resume: bool = True
     checkpoint_dir: str | None = None

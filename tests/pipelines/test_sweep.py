@@ -17,6 +17,7 @@ from memory_efficient_embeddings.embeddings import (
 from memory_efficient_embeddings.embeddings.mlet import fold_if_smaller
 from memory_efficient_embeddings.modeling.nodes import build_model
 from memory_efficient_embeddings.modeling.specs import resolve_embedding_plan
+from memory_efficient_embeddings.parameters import validate_parameters
 from memory_efficient_embeddings.pipelines.data_processing.nodes import (
     build_vocabularies,
     ingest_ratings,
@@ -149,6 +150,18 @@ def test_plan_expands_every_combination_over_the_base_model(parameters) -> None:
     assert all(
         " " not in p["model"]["name"] and "(" not in p["model"]["name"] for p in plan.values()
     )
+
+
+def test_a_null_technique_or_recipe_model_is_switched_off(parameters) -> None:
+    # How an overlay (conf/local) restricts the grid: parameters merge softly, keys stay.
+    sweep = copy.deepcopy(SMALL_SWEEP)
+    sweep["techniques"]["hashing"] = None
+    sweep["recipe"]["memory_efficient"] = None
+    plan = plan_sweep(sweep, parameters["baseline"]["model"])
+    assert {p["technique"] for p in plan} == {"full", "uniform_low_dim", "mlet", RECIPE}
+    assert [p["point"] for p in plan if p["technique"] == RECIPE] == ["recipe(baseline)"]
+    validated = validate_parameters({**parameters, "sweep": sweep})
+    assert validated.sweep.techniques["hashing"] is None
 
 
 def test_plan_rejects_an_unknown_reference(parameters) -> None:

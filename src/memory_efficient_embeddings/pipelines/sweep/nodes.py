@@ -97,8 +97,13 @@ def plan_sweep(sweep: dict[str, Any], base_model: dict[str, Any]) -> list[dict[s
     """Expand each technique's grid into named points, each with its full model parameters."""
     plan = []
     # (technique, its entry, a fixed label): the recipe's models are named, not gridded.
-    entries = [(name, spec, None) for name, spec in sweep["techniques"].items()]
-    entries += [(RECIPE, spec, name) for name, spec in (sweep.get("recipe") or {}).items()]
+    # A null entry is switched off: parameters merge softly, so an overlay cannot remove a key.
+    entries = [(name, spec, None) for name, spec in sweep["techniques"].items() if spec is not None]
+    entries += [
+        (RECIPE, spec, name)
+        for name, spec in (sweep.get("recipe") or {}).items()
+        if spec is not None
+    ]
     for technique, entry, fixed_label in entries:
         spec = dict(entry)
         grid = spec.pop("grid", None) or {}
