@@ -418,6 +418,7 @@ def test_frontier_chart_plots_every_point_and_marks_the_target(summary) -> None:
     assert {"int8, after training (hollow)", "int4, after training (hollow)"} <= set(labels)
     # Ticks read in bytes: 4 KiB is the reference's float32 size.
     assert serving.xaxis.get_major_formatter()(4096, 0) == "4 KiB"
+    assert 4096 in serving.xaxis.get_major_locator().tick_values(100, 300_000)
     assert "training bytes" in training.get_xlabel()
     plt.close(figure)
 

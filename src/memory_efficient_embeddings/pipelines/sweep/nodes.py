@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from memory_efficient_embeddings.embeddings import (
     embedding_bytes,
@@ -627,6 +627,8 @@ def _byte_axis(ax: Any, sizes: pd.Series, label: str) -> None:
     """A log x axis of bytes, ticks labelled in B, KiB or MiB."""
     ax.set_xscale("log")
     ax.set_xlim(sizes.min() / 1.6, sizes.max() * 1.6)
+    # Powers of 4 fall on round sizes (1, 4, 16, 64, 256 KiB, 1 MiB), powers of 10 do not.
+    ax.xaxis.set_major_locator(LogLocator(base=4))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: format_bytes(value)))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(label)
