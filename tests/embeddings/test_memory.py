@@ -73,6 +73,14 @@ def test_an_unbuilt_optimizer_is_built_on_the_model_first() -> None:
     assert optimizer.built
 
 
+def test_a_loss_scale_optimizer_counts_the_slots_of_the_one_it_wraps() -> None:
+    model = _table_and_bias()
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam())
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(np.arange(10, dtype="int32"), np.ones(10), epochs=1, verbose=0)
+    assert training_bytes(model, model.optimizer) == 600
+
+
 def test_quantized_serving_bytes_by_hand() -> None:
     # int8 on the table only (a width-1 bias would grow): 10 x 4 bytes, a float32 scale per row.
     model = _table_and_bias()

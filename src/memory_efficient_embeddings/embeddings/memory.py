@@ -76,6 +76,8 @@ def optimizer_slot_bytes(model: keras.Model, optimizer: keras.optimizers.Optimiz
     An optimizer not yet built is built on the model's trainable variables first (the slots are
     what ``fit`` would create on its first step).
     """
+    # A LossScaleOptimizer (mixed precision) keeps the slots in the optimizer it wraps.
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
     embedding_ids = {id(variable) for variable in embedding_variables(model)}
