@@ -243,7 +243,7 @@ def test_a_misconfigured_sweep_point_names_itself() -> None:
         (
             {"type": "tt"},
             ValueError,
-            r"^Unknown embedding type 'tt'; valid types: \['cce', 'full', ",
+            r"^Unknown embedding type 'tt'; valid types: \['cce', 'dhe', 'full', ",
         ),
         ({}, ValueError, r"^tiny.movie_embedding needs a `type`.$"),
         ({"type": "full", "num_ids": 3}, ValueError, r"^`num_ids` is set by the model, not by "),

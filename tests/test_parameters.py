@@ -116,4 +116,4 @@ def test_types_are_checked(base):
 
 def test_the_schema_knows_the_optimizers_that_training_knows():
     # The schema reads the registry that training uses; no second list to drift.
-    assert set(optimizer_names()) == {"adam", "lazy_adam", "sgd"}
+    assert set(optimizer_names()) == {"adam", "lazy_adam", "rowwise_adagrad", "sgd"}

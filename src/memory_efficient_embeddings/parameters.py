@@ -152,6 +152,7 @@ class TrainingParameters(Strict):
     # Options of one optimizer live under its own name, e.g. `lazy_adam: {sparse_min_size: ...}`.
     lazy_adam: dict[str, Any] | None = None
     adam: dict[str, Any] | None = None
+    rowwise_adagrad: dict[str, Any] | None = None
     sgd: dict[str, Any] | None = None
 
     @field_validator("optimizer")
@@ -279,19 +280,37 @@ class ExecutorParameters(Strict):
     progress: bool = True
 
 
+QUANTIZE_MODES = ("int8", "int4")
+
+
 class SweepParameters(Strict):
     """The sweep's own keys; every point of its grid is checked as a model (see below)."""
 
     seeds: Annotated[list[int], Field(min_length=1)]
     reference: str
-    quantize: Literal["int8"] | None = None
+    # Post-training quantization modes the sweep re-scores every model in: one, a list or null.
+    quantize: str | list[str] | None = None
     target: SweepTarget
     training: TrainingOverrides = TrainingOverrides()
-    techniques: dict[str, dict[str, Any]]
-    recipe: dict[str, dict[str, Any]] | None = None
+    # A technique or recipe model set to null is left out (an overlay can switch it off).
+    techniques: dict[str, dict[str, Any] | None]
+    recipe: dict[str, dict[str, Any] | None] | None = None
     executor: ExecutorParameters = ExecutorParameters()
     resume: bool = True
     checkpoint_dir: str | None = None
+
+    @field_validator("quantize")
+    @classmethod
+    def _known_modes(cls, value: str | list[str] | None) -> str | list[str] | None:
+        modes = [value] if isinstance(value, str) else value
+        if modes is None:
+            return value
+        allowed = f"allowed values: {', '.join(QUANTIZE_MODES)}, a list of them, or null"
+        if not modes or any(mode not in QUANTIZE_MODES for mode in modes):
+            raise ValueError(f"is {value!r}; {allowed}")
+        if len(set(modes)) != len(modes):
+            raise ValueError(f"is {value!r}, which repeats a mode; {allowed}")
+        return value
 
 
 class ProjectParameters(Strict):

@@ -1,4 +1,4 @@
-"""The sweep: grid expansion, runs over seeds with int8 re-scoring, summary, table and chart."""
+"""The sweep: grid expansion, runs over seeds with int8/int4 re-scoring, bytes, summary, chart."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from memory_efficient_embeddings.embeddings import (
     embedding_bytes,
     embedding_parameter_count,
 )
+from memory_efficient_embeddings.embeddings.mlet import fold_if_smaller
 from memory_efficient_embeddings.modeling.nodes import build_model
 from memory_efficient_embeddings.modeling.specs import resolve_embedding_plan
+from memory_efficient_embeddings.parameters import validate_parameters
 from memory_efficient_embeddings.pipelines.data_processing.nodes import (
     build_vocabularies,
     ingest_ratings,
@@ -40,10 +42,13 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Layer .* does not have a `quantize` method:UserWarning"),
 ]
 
+# How far post-training int4 may move a small model's val RMSE (measured: see the test).
+INT4_RMSE_SHIFT = 0.1
+
 SMALL_SWEEP = {
     "seeds": [1, 2],
     "reference": "full",
-    "quantize": "int8",
+    "quantize": ["int8", "int4"],
     "target": {"min_compression": 5, "max_rmse_gap": 0.01},
     "training": {"epochs": 2},
     "techniques": {
@@ -52,6 +57,11 @@ SMALL_SWEEP = {
         "hashing": {
             "embedding": {"type": "hashed"},
             "grid": {"embedding.ids_per_bucket": [4]},
+        },
+        # Trained as a dim-16 table projected to 4, served folded into a plain dim-4 table.
+        "mlet": {
+            "embedding": {"type": "projected", "embedding_dim": 16},
+            "grid": {"embedding_dim": [4]},
         },
     },
     "recipe": {
@@ -119,7 +129,7 @@ def test_plan_expands_every_combination_over_the_base_model(parameters) -> None:
     }
     base = parameters["baseline"]["model"]
     plan = {point["point"]: point for point in plan_sweep(sweep, base)}
-    assert len(plan) == 1 + 2 + 1 + 4 + 2
+    assert len(plan) == 1 + 2 + 1 + 1 + 4 + 2
     qr = plan["qr(combiner=add, ids_per_bucket=auto)"]["model"]
     assert qr["user_embedding"] == {
         "type": "quotient_remainder",
@@ -142,6 +152,18 @@ def test_plan_expands_every_combination_over_the_base_model(parameters) -> None:
     )
 
 
+def test_a_null_technique_or_recipe_model_is_switched_off(parameters) -> None:
+    # How an overlay (conf/local) restricts the grid: parameters merge softly, keys stay.
+    sweep = copy.deepcopy(SMALL_SWEEP)
+    sweep["techniques"]["hashing"] = None
+    sweep["recipe"]["memory_efficient"] = None
+    plan = plan_sweep(sweep, parameters["baseline"]["model"])
+    assert {p["technique"] for p in plan} == {"full", "uniform_low_dim", "mlet", RECIPE}
+    assert [p["point"] for p in plan if p["technique"] == RECIPE] == ["recipe(baseline)"]
+    validated = validate_parameters({**parameters, "sweep": sweep})
+    assert validated.sweep.techniques["hashing"] is None
+
+
 def test_plan_rejects_an_unknown_reference(parameters) -> None:
     with pytest.raises(ValueError, match="reference 'nope'"):
         plan_sweep({**SMALL_SWEEP, "reference": "nope"}, parameters["baseline"]["model"])
@@ -157,7 +179,9 @@ def test_default_grid_builds_on_ml_1m_and_its_recipe_points_match_the_recipe(par
     for point in plan:
         embedding_plan = resolve_embedding_plan(users, movies, point["model"], 3)
         model = build_model(embedding_plan, point["model"])
-        counts[point["point"]] = (model.count_params(), embedding_parameter_count(model))
+        # As served: an MLET table is trained wider than the reference's, and served folded.
+        served = fold_if_smaller(model)
+        counts[point["point"]] = (model.count_params(), embedding_parameter_count(served))
     # The sweep's copy of the recipe builds exactly the recipe's two models.
     assert counts["recipe(baseline)"][0] == 623_744
     assert counts["recipe(memory_efficient)"][0] == 117_968
@@ -175,20 +199,49 @@ def test_embedding_bytes_follow_the_stored_dtypes() -> None:
     assert embedding_bytes(model) == 80 * 8 + 80 * 4 + 80 * 4
 
 
-def test_runs_cover_every_point_and_seed_in_float32_and_int8(small_runs) -> None:
-    assert len(small_runs) == 6 * 2
+def test_runs_cover_every_point_and_seed_in_float32_int8_and_int4(small_runs) -> None:
+    assert len(small_runs) == 7 * 2
     assert set(small_runs["seed"]) == {1, 2}
     skipped = small_runs[small_runs["skipped"].notna()]
     assert set(skipped["point"]) == {"recipe(memory_efficient)"}
     # Synthetic movies with one or two ratings may fall in eval only: 199 or 200 in training.
     assert "must be below the vocabulary size" in skipped["skipped"].iloc[0]
     small_runs = small_runs[small_runs["skipped"].isna()]
-    assert (small_runs["embedding_bytes_int8"] < small_runs["embedding_bytes_float32"]).all()
-    # Post-training int8 moves the error a little, not a lot.
+    assert (small_runs["serving_bytes_int8"] < small_runs["serving_bytes"]).all()
+    assert (small_runs["serving_bytes_int4"] < small_runs["serving_bytes_int8"]).all()
+    # Post-training int8 moves the error a little, not a lot; int4 (16 levels a row) more.
     assert (small_runs["val_rmse_int8"] - small_runs["val_rmse"]).abs().max() < 0.02
+    assert (small_runs["val_rmse_int4"] - small_runs["val_rmse"]).abs().max() < INT4_RMSE_SHIFT
     # Seeds change initialisation and shuffling, hence the metrics.
     full = small_runs[small_runs["technique"] == "full"]
     assert full["val_rmse"].iloc[0] != full["val_rmse"].iloc[1]
+
+
+def test_bytes_of_the_runs_by_hand(small_runs) -> None:
+    runs = small_runs[small_runs["skipped"].isna()].set_index(["point", "seed"])
+    full = runs.loc[("full(embedding_dim=32)", 1)]
+    # Two dim-32 tables and two bias columns: n_users + n_movies ids, 33 floats each.
+    ids = full["embedding_parameters"] // 33
+    assert full["embedding_parameters"] == 33 * ids
+    assert full["serving_bytes"] == full["embedding_bytes_float32"] == 4 * 33 * ids
+    # LazyAdam (the regime's optimizer): m and v per weight, and one int64 step per table row
+    # (catch-up) for the 4 tables: 2 * ids rows.
+    assert full["training_bytes"] == 3 * 4 * 33 * ids + 8 * 2 * ids
+    # int8: one byte per table weight and a float32 scale per row; bias columns stay float32.
+    assert full["serving_bytes_int8"] == 32 * ids + 4 * ids + 4 * ids
+    # int4, one scale per row: two values per byte (16 bytes per 32-wide row) and the scale.
+    assert full["serving_bytes_int4"] == 16 * ids + 4 * ids + 4 * ids
+
+
+def test_mlet_serves_at_the_bytes_of_the_plain_table_of_its_width(small_runs) -> None:
+    runs = small_runs[small_runs["skipped"].isna()].set_index(["point", "seed"])
+    mlet = runs.loc[("mlet(embedding_dim=4)", 1)]
+    plain = runs.loc[("uniform_low_dim(embedding_dim=4)", 1)]
+    assert mlet["serving_bytes"] == plain["serving_bytes"]
+    # Trained as dim-16 tables with 16 x 4 projections, which is what it holds while training.
+    ids = plain["embedding_parameters"] // 5
+    assert mlet["embedding_bytes_float32"] == 4 * (17 * ids + 2 * 16 * 4)
+    assert mlet["training_bytes"] > plain["training_bytes"]
 
 
 def test_a_rerun_reproduces_a_point_exactly(parameters, small_data, small_training, small_runs):
@@ -209,9 +262,7 @@ def test_summary_averages_seeds_and_measures_against_the_reference(small_runs) -
     assert row["val_rmse_std"] == pytest.approx(low.std(ddof=1))
     reference = summary.loc["full(embedding_dim=32)"]
     assert reference["is_reference"] and reference["compression"] == 1.0
-    assert row["compression"] == pytest.approx(
-        reference["embedding_parameters"] / row["embedding_parameters"]
-    )
+    assert row["compression"] == pytest.approx(reference["serving_bytes"] / row["serving_bytes"])
     assert row["rmse_gap"] == pytest.approx(row["val_rmse_mean"] / reference["val_rmse_mean"] - 1)
     expected = (summary["compression"] >= 5) & (summary["rmse_gap"] <= 0.01)
     assert (summary["meets_target"] == expected).all()
@@ -256,5 +307,5 @@ def test_table_and_chart_show_every_point(small_runs, small_data) -> None:
     ax = figure.axes[0]
     assert ax.get_xscale() == "log"
     labels = ax.get_legend_handles_labels()[1]
-    assert {"full", "uniform_low_dim", "hashing", "keras-io recipe's models"} <= set(labels)
+    assert {"full", "uniform_low_dim", "hashing", "mlet", "keras-io recipe's models"} <= set(labels)
     keras.backend.clear_session()

@@ -179,12 +179,14 @@ def test_a_failing_run_keeps_the_others_and_the_summary_names_it(tiny_inputs, mo
         return {
             "embedding_parameters": size,
             "embedding_bytes_float32": 4 * size,
+            "serving_bytes": 4 * size,
+            "training_bytes": 12 * size,
             "val_rmse": rmse,
             "val_mae": rmse - 0.2,
             "epochs_run": 1,
             "best_epoch": 1,
             "train_seconds": 1.0,
-            "embedding_bytes_int8": 2 * size,
+            "serving_bytes_int8": 2 * size,
             "val_rmse_int8": rmse + 0.001,
             "val_mae_int8": rmse - 0.199,
         }

@@ -26,12 +26,14 @@ def _fake_training(calls: list, kill_after: int | None = None):
         return {
             "embedding_parameters": 10,
             "embedding_bytes_float32": 40,
+            "serving_bytes": 40,
+            "training_bytes": 120,
             "val_rmse": rmse,
             "val_mae": rmse / 2,
             "epochs_run": 1,
             "best_epoch": 1,
             "train_seconds": 1.0,
-            "embedding_bytes_int8": 20,
+            "serving_bytes_int8": 20,
             "val_rmse_int8": rmse,
             "val_mae_int8": rmse / 2,
         }

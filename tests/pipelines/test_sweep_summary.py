@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from memory_efficient_embeddings.pipelines.sweep.nodes import (
+    format_bytes,
     plot_compression_frontier,
     render_sweep_table,
     summarize_sweep,
@@ -19,50 +20,81 @@ SWEEP = {
     "techniques": {"qr": {}, "full": {}},  # qr is listed first: the summary keeps that order
     "reference": "full",
     "seeds": [1, 2],
-    "quantize": "int8",
+    "quantize": ["int8", "int4"],
     "target": {"min_compression": 4, "max_rmse_gap": 0.25},
 }
 
-# point: (technique, settings, embedding parameters, float32 bytes, int8 bytes,
-#         val RMSE per seed, val MAE per seed, train seconds per seed, epochs per seed)
+# point: (technique, settings, embedding parameters, float32 bytes, (int8, int4) bytes,
+#         training bytes, val RMSE per seed, val MAE per seed, train seconds per seed,
+#         epochs per seed). Serving bytes are 4 per parameter; the bytes as trained differ for
+#         full(dim=8), so that a summary reading the wrong column shows.
 POINTS = {
     "full(dim=8)": (
         "full",
         "dim=8",
         1024,
         262_144,
-        1280,
+        (1280, 768),
+        786_432,
         (0.5, 0.5),
         (0.25, 0.5),
         (10, 20),
         (3, 5),
     ),
-    "full(dim=4)": ("full", "dim=4", 512, 2048, 768, (0.5625,) * 2, (0.5,) * 2, (6, 6), (4, 4)),
-    "qr(b=20)": ("qr", "b=20", 64, 256, 160, (0.75,) * 2, (0.5,) * 2, (1, 1), (2, 2)),
-    "qr(b=10)": ("qr", "b=10", 128, 512, 320, (0.5, 0.75), (0.5,) * 2, (2, 2), (2, 2)),
-    "qr(b=5)": ("qr", "b=5", 256, 1024, 640, (0.625,) * 2, (0.5,) * 2, (3, 3), (2, 2)),
+    "full(dim=4)": (
+        "full",
+        "dim=4",
+        512,
+        2048,
+        (768, 512),
+        6144,
+        (0.5625,) * 2,
+        (0.5,) * 2,
+        (6, 6),
+        (4, 4),
+    ),
+    "qr(b=20)": ("qr", "b=20", 64, 256, (160, 96), 800, (0.75,) * 2, (0.5,) * 2, (1, 1), (2, 2)),
+    "qr(b=10)": (
+        "qr",
+        "b=10",
+        128,
+        512,
+        (320, 192),
+        1536,
+        (0.5, 0.75),
+        (0.5,) * 2,
+        (2, 2),
+        (2, 2),
+    ),
+    "qr(b=5)": ("qr", "b=5", 256, 1024, (640, 384), 3072, (0.625,) * 2, (0.5,) * 2, (3, 3), (2, 2)),
     "recipe(baseline)": (
         "recipe",
         "baseline",
         640,
         2560,
-        896,
+        (896, 640),
+        7680,
         (0.5,) * 2,
         (0.4,) * 2,
         (5, 5),
         (3, 3),
     ),
 }
+# Quantized runs score worse by these amounts (RMSE, MAE).
+QUANTIZED_OFFSETS = {"int8": (0.125, 0.0625), "int4": (0.25, 0.125)}
 
 
 def _runs(quantize: bool = True, skipped: bool = True) -> pd.DataFrame:
     rows = []
-    for point, (technique, settings, params, f32, i8, rmse, mae, seconds, epochs) in POINTS.items():
+    for point, values in POINTS.items():
+        technique, settings, params, f32, quantized, train, rmse, mae, seconds, epochs = values
         for index, seed in enumerate(SWEEP["seeds"]):
             row = {"point": point, "technique": technique, "settings": settings, "seed": seed}
             row |= {
                 "embedding_parameters": params,
                 "embedding_bytes_float32": f32,
+                "serving_bytes": 4 * params,
+                "training_bytes": train,
                 "val_rmse": rmse[index],
                 "val_mae": mae[index],
                 "epochs_run": epochs[index],
@@ -70,11 +102,13 @@ def _runs(quantize: bool = True, skipped: bool = True) -> pd.DataFrame:
                 "train_seconds": seconds[index],
             }
             if quantize:
-                row |= {
-                    "embedding_bytes_int8": i8,
-                    "val_rmse_int8": rmse[index] + 0.125,
-                    "val_mae_int8": mae[index] + 0.0625,
-                }
+                for mode, size in zip(("int8", "int4"), quantized, strict=True):
+                    rmse_offset, mae_offset = QUANTIZED_OFFSETS[mode]
+                    row |= {
+                        f"serving_bytes_{mode}": size,
+                        f"val_rmse_{mode}": rmse[index] + rmse_offset,
+                        f"val_mae_{mode}": mae[index] + mae_offset,
+                    }
             rows.append(row)
     if skipped:
         for seed in SWEEP["seeds"]:
@@ -114,10 +148,20 @@ def test_points_are_ordered_by_listed_technique_then_size_and_skips_left_out(sum
         "settings",
         "embedding_parameters",
         "embedding_bytes_float32",
-        "embedding_bytes_int8",
+        "serving_bytes",
+        "serving_bytes_int8",
+        "serving_bytes_int4",
+        "training_bytes",
         *[
             f"{m}_{s}"
-            for m in ("val_rmse", "val_mae", "val_rmse_int8", "val_mae_int8")
+            for m in (
+                "val_rmse",
+                "val_mae",
+                "val_rmse_int8",
+                "val_mae_int8",
+                "val_rmse_int4",
+                "val_mae_int4",
+            )
             for s in ("mean", "std")
         ],
         *[f"{m}_{s}" for m in ("train_seconds", "epochs_run") for s in ("mean", "std")],
@@ -138,6 +182,9 @@ def test_seed_means_and_sample_deviations_by_hand(summary) -> None:
     assert row["val_rmse_std"] == pytest.approx(0.125 * math.sqrt(2), abs=1e-12)
     assert row["val_rmse_int8_mean"] == pytest.approx(0.75, abs=1e-12)
     assert row["val_mae_int8_mean"] == pytest.approx(0.5625, abs=1e-12)
+    assert row["val_rmse_int4_mean"] == pytest.approx(0.875, abs=1e-12)
+    assert row["val_rmse_int4_std"] == pytest.approx(0.125 * math.sqrt(2), abs=1e-12)
+    assert row["val_mae_int4_mean"] == pytest.approx(0.625, abs=1e-12)
     reference = _row(summary, "full(dim=8)")
     assert reference["val_mae_mean"] == pytest.approx(0.375, abs=1e-12)
     assert reference["val_mae_std"] == pytest.approx(0.125 * math.sqrt(2), abs=1e-12)
@@ -145,7 +192,9 @@ def test_seed_means_and_sample_deviations_by_hand(summary) -> None:
     assert reference["train_seconds_std"] == pytest.approx(50**0.5, abs=1e-12)
     assert reference["epochs_run_mean"] == 4
     assert reference["val_rmse_std"] == 0.0
-    assert (row["embedding_bytes_float32"], row["embedding_bytes_int8"]) == (512, 320)
+    sizes = ("serving_bytes", "serving_bytes_int8", "serving_bytes_int4", "training_bytes")
+    assert [row[size] for size in sizes] == [512, 320, 192, 1536]
+    assert _row(summary, "full(dim=8)")["embedding_bytes_float32"] == 262_144
     assert (row["technique"], row["settings"]) == ("qr", "b=10")
 
 
@@ -157,7 +206,7 @@ def test_a_single_seed_has_zero_deviation() -> None:
 
 
 def test_compression_and_gap_are_against_the_largest_reference_point(summary) -> None:
-    # Reference: full(dim=8), the full table with the most parameters (1024), RMSE 0.5.
+    # Reference: full(dim=8), the full table with the most serving bytes (4096), RMSE 0.5.
     assert summary["is_reference"].tolist() == [False, False, False, False, True, False]
     compression = dict(zip(summary["point"], summary["compression"], strict=True))
     assert compression == {
@@ -197,15 +246,39 @@ def test_frontier_per_technique_by_hand(summary) -> None:
 
 def test_summary_without_quantization_has_no_quantized_columns() -> None:
     summary = summarize_sweep(_runs(quantize=False), {**SWEEP, "quantize": None})
-    assert not [column for column in summary.columns if "int8" in column]
+    assert not [column for column in summary.columns if "int8" in column or "int4" in column]
     assert _row(summary, "qr(b=10)")["compression"] == 8.0
     table = render_sweep_table(summary, {"description": "d"}, {**SWEEP, "quantize": None})
-    assert "int8" not in table
+    assert "int8" not in table and "int4" not in table
     assert table.splitlines()[6] == (
-        "| technique | settings | embedding params | KiB float32 | compression | val RMSE | "
-        "val MAE | RMSE vs ref | train s | epochs | target |"
+        "| technique | settings | embedding params | KiB float32 | train KiB | compression | "
+        "val RMSE | val MAE | RMSE vs ref | train s | epochs | target |"
     )
-    assert "| qr ★ | b=10 | 128 | 0.5 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 |" in table
+    assert "| qr ★ | b=10 | 128 | 0.5 | 1.5 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 |" in table
+
+
+def test_one_mode_given_as_a_string_is_a_list_of_one() -> None:
+    runs = _runs().drop(columns=["serving_bytes_int4", "val_rmse_int4", "val_mae_int4"])
+    summary = summarize_sweep(runs, {**SWEEP, "quantize": "int8"})
+    assert "serving_bytes_int8" in summary and "serving_bytes_int4" not in summary
+    table = render_sweep_table(summary, {"description": "d"}, {**SWEEP, "quantize": "int8"})
+    assert "| KiB int8 | train KiB |" in table and "int4" not in table
+
+
+def test_frontier_and_compression_are_in_serving_bytes() -> None:
+    # qr(b=5) trained as 4 KiB but serves in 128 bytes (folded), with the RMSE of the larger
+    # qr(b=10): by serving bytes it is the smallest at that RMSE, so it, not qr(b=10), is on the
+    # frontier (by bytes as trained it would be the other way round).
+    runs = _runs()
+    folded = runs["point"] == "qr(b=5)"
+    runs.loc[folded, ["embedding_bytes_float32", "serving_bytes"]] = [4096, 128]
+    runs.loc[folded, "val_rmse"] = [0.5, 0.75]
+    summary = summarize_sweep(runs, SWEEP)
+    frontier = summary.loc[summary["on_frontier"] & (summary["technique"] == "qr"), "point"]
+    assert frontier.tolist() == ["qr(b=5)"]
+    # Compression too is in serving bytes: 4096 / 128, where its 256 parameters would say 4.
+    assert _row(summary, "qr(b=5)")["compression"] == 32.0
+    assert _row(summary, "qr(b=5)")["embedding_bytes_float32"] == 4096
 
 
 def test_every_run_skipped_aborts_clearly() -> None:
@@ -275,28 +348,32 @@ def test_sweep_table_by_hand(summary) -> None:
     assert lines[5] == ""
     assert lines[4] == (
         "Each point trained with seeds [1, 2]; metrics are mean ± sample std. Compression is in "
-        "embedding parameters against `full(dim=8)`. Target: at least 4× compression and val RMSE "
-        "at most 25% above the reference's. ★ marks a point on its technique's Pareto frontier "
-        "(float32 bytes against RMSE)."
+        "float32 serving bytes against `full(dim=8)`. Target: at least 4× compression and val RMSE "
+        "at most 25% above the reference's. KiB: serving bytes of the embedding layers as stored (float32, then after post-training "
+        "quantization: scales, zero points and index maps included); train KiB adds the "
+        "optimizer's slots for them. ★ marks a point on its technique's Pareto frontier "
+        "(float32 serving bytes against RMSE)."
     )
     assert lines[6] == (
-        "| technique | settings | embedding params | KiB float32 | KiB int8 | compression | "
-        "val RMSE | val MAE | val RMSE int8 | RMSE vs ref | train s | epochs | target |"
+        "| technique | settings | embedding params | KiB float32 | KiB int8 | KiB int4 | "
+        "train KiB | compression | val RMSE | val MAE | val RMSE int8 | val RMSE int4 | "
+        "RMSE vs ref | train s | epochs | target |"
     )
-    assert lines[7] == "|" + "---|" * 13
+    assert lines[7] == "|" + "---|" * 16
+    # KiB by hand (one decimal, ties to even): 160 B = 0.15625 -> 0.2, 96 B -> 0.1, 800 B -> 0.8.
     assert lines[8:] == [
-        "| qr ★ | b=20 | 64 | 0.2 | 0.2 | 16.00× | 0.7500 ± 0.0000 | 0.5000 ± 0.0000 "
-        "| 0.8750 ± 0.0000 | +50.00% | 1.0 | 2.0 |  |",
-        "| qr ★ | b=10 | 128 | 0.5 | 0.3 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 "
-        "| 0.7500 ± 0.1768 | +25.00% | 2.0 | 2.0 | ✓ |",
-        "| qr | b=5 | 256 | 1.0 | 0.6 | 4.00× | 0.6250 ± 0.0000 | 0.5000 ± 0.0000 "
-        "| 0.7500 ± 0.0000 | +25.00% | 3.0 | 2.0 | ✓ |",
-        "| full ★ | dim=4 | 512 | 2.0 | 0.8 | 2.00× | 0.5625 ± 0.0000 | 0.5000 ± 0.0000 "
-        "| 0.6875 ± 0.0000 | +12.50% | 6.0 | 4.0 |  |",
-        "| full ★ | dim=8 | 1,024 | 256.0 | 1.2 | 1.00× | 0.5000 ± 0.0000 | 0.3750 ± 0.1768 "
-        "| 0.6250 ± 0.0000 | +0.00% | 15.0 | 4.0 |  |",
-        "| recipe | baseline | 640 | 2.5 | 0.9 | 1.60× | 0.5000 ± 0.0000 | 0.4000 ± 0.0000 "
-        "| 0.6250 ± 0.0000 | +0.00% | 5.0 | 3.0 |  |",
+        "| qr ★ | b=20 | 64 | 0.2 | 0.2 | 0.1 | 0.8 | 16.00× | 0.7500 ± 0.0000 | 0.5000 ± 0.0000 "
+        "| 0.8750 ± 0.0000 | 1.0000 ± 0.0000 | +50.00% | 1.0 | 2.0 |  |",
+        "| qr ★ | b=10 | 128 | 0.5 | 0.3 | 0.2 | 1.5 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 "
+        "| 0.7500 ± 0.1768 | 0.8750 ± 0.1768 | +25.00% | 2.0 | 2.0 | ✓ |",
+        "| qr | b=5 | 256 | 1.0 | 0.6 | 0.4 | 3.0 | 4.00× | 0.6250 ± 0.0000 | 0.5000 ± 0.0000 "
+        "| 0.7500 ± 0.0000 | 0.8750 ± 0.0000 | +25.00% | 3.0 | 2.0 | ✓ |",
+        "| full ★ | dim=4 | 512 | 2.0 | 0.8 | 0.5 | 6.0 | 2.00× | 0.5625 ± 0.0000 "
+        "| 0.5000 ± 0.0000 | 0.6875 ± 0.0000 | 0.8125 ± 0.0000 | +12.50% | 6.0 | 4.0 |  |",
+        "| full ★ | dim=8 | 1,024 | 4.0 | 1.2 | 0.8 | 768.0 | 1.00× | 0.5000 ± 0.0000 "
+        "| 0.3750 ± 0.1768 | 0.6250 ± 0.0000 | 0.7500 ± 0.0000 | +0.00% | 15.0 | 4.0 |  |",
+        "| recipe | baseline | 640 | 2.5 | 0.9 | 0.6 | 7.5 | 1.60× | 0.5000 ± 0.0000 "
+        "| 0.4000 ± 0.0000 | 0.6250 ± 0.0000 | 0.7500 ± 0.0000 | +0.00% | 5.0 | 3.0 |  |",
     ]
 
 
@@ -312,21 +389,43 @@ def test_sweep_table_shows_a_dash_for_points_without_settings() -> None:
     assert "| full ★ | – | 1,024 |" in table
 
 
-def test_frontier_chart_plots_every_point_and_marks_the_target(summary) -> None:
-    figure = plot_compression_frontier(summary, {"description": "tiny data"}, SWEEP)
-    axis = figure.axes[0]
-    offsets = np.vstack([c.get_offsets() for c in axis.collections if len(c.get_offsets())])
-    plotted = {tuple(point) for point in offsets.tolist()}
+def _plotted(axis) -> set[tuple[float, float]]:
+    offsets = [c.get_offsets() for c in axis.collections if len(c.get_offsets())]
+    plotted = {tuple(point) for point in np.vstack(offsets).tolist()}
     for line in axis.lines:  # error bars draw their markers as lines
         plotted |= set(zip(line.get_xdata(), line.get_ydata(), strict=True))
+    return plotted
+
+
+def test_frontier_chart_plots_every_point_and_marks_the_target(summary) -> None:
+    figure = plot_compression_frontier(summary, {"description": "tiny data"}, SWEEP)
+    serving, training = figure.axes
+    on_serving, on_training = _plotted(serving), _plotted(training)
     for _, row in summary.iterrows():
-        assert (row["embedding_bytes_float32"], row["val_rmse_mean"]) in plotted
-        assert (row["embedding_bytes_int8"], row["val_rmse_int8_mean"]) in plotted or (
-            row["technique"] == "recipe"
-        )
-    assert axis.get_xscale() == "log"
-    assert "tiny data" in axis.get_title()
-    labels = axis.get_legend_handles_labels()[1]
+        assert (row["serving_bytes"], row["val_rmse_mean"]) in on_serving
+        assert (row["training_bytes"], row["val_rmse_mean"]) in on_training
+        for mode in ("int8", "int4"):
+            assert (row[f"serving_bytes_{mode}"], row[f"val_rmse_{mode}_mean"]) in on_serving or (
+                row["technique"] == "recipe"
+            )
+        # Quantized models are served, not trained: none on the training panel.
+        assert (row["serving_bytes_int4"], row["val_rmse_int4_mean"]) not in on_training
+    assert serving.get_xscale() == training.get_xscale() == "log"
+    assert "tiny data" in figure._suptitle.get_text()
+    labels = serving.get_legend_handles_labels()[1]
     assert "target: ≥4× smaller, RMSE ≤ +25%" in labels
     assert "meets the target" in labels
+    assert {"int8, after training (hollow)", "int4, after training (hollow)"} <= set(labels)
+    # Ticks read in bytes: 4 KiB is the reference's float32 size.
+    assert serving.xaxis.get_major_formatter()(4096, 0) == "4 KiB"
+    assert 4096 in serving.xaxis.get_major_locator().tick_values(100, 300_000)
+    assert "training bytes" in training.get_xlabel()
     plt.close(figure)
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(512, "512 B"), (1024, "1 KiB"), (1536, "1.5 KiB"), (3 * 1024**2 // 2, "1.5 MiB")],
+)
+def test_byte_labels_by_hand(size: int, text: str) -> None:
+    assert format_bytes(size) == text

@@ -87,6 +87,8 @@ def _runs() -> pd.DataFrame:
                 "epochs_run": 3,
                 "embedding_parameters": 100 if "64" in point else 10,
                 "embedding_bytes_float32": 400 if "64" in point else 40,
+                "serving_bytes": 400 if "64" in point else 40,
+                "training_bytes": 1200 if "64" in point else 120,
             }
             for point, group, seed, rmse in rows
         ]

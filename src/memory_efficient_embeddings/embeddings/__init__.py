@@ -6,6 +6,8 @@ from memory_efficient_embeddings.embeddings.blocks import (
     popularity_blocks,
 )
 from memory_efficient_embeddings.embeddings.cce import CCEEmbedding, CCEReclusterCallback
+from memory_efficient_embeddings.embeddings.dhe import DHEEmbedding
+from memory_efficient_embeddings.embeddings.hash_embedding import HashEmbedding
 from memory_efficient_embeddings.embeddings.layers import (
     CompactEmbedding,
     FullEmbedding,
@@ -15,6 +17,8 @@ from memory_efficient_embeddings.embeddings.layers import (
     ProjectedEmbedding,
     QuotientRemainderEmbedding,
 )
+from memory_efficient_embeddings.embeddings.memory import serving_bytes, training_bytes
+from memory_efficient_embeddings.embeddings.mlet import fold_projected
 from memory_efficient_embeddings.embeddings.models import (
     EMBEDDING_TYPES,
     DotScore,
@@ -25,7 +29,7 @@ from memory_efficient_embeddings.embeddings.models import (
     make_embedding,
     with_string_ids,
 )
-from memory_efficient_embeddings.embeddings.optimizers import LazyAdam
+from memory_efficient_embeddings.embeddings.optimizers import LazyAdam, RowWiseAdagrad
 from memory_efficient_embeddings.embeddings.robe import ROBEEmbedding
 from memory_efficient_embeddings.embeddings.tt_rec import TTEmbedding
 
@@ -34,8 +38,10 @@ __all__ = [
     "CCEEmbedding",
     "CCEReclusterCallback",
     "CompactEmbedding",
+    "DHEEmbedding",
     "DotScore",
     "FullEmbedding",
+    "HashEmbedding",
     "HashedEmbedding",
     "IdLookup",
     "LazyAdam",
@@ -43,6 +49,7 @@ __all__ = [
     "PopularityBlocks",
     "ProjectedEmbedding",
     "QuotientRemainderEmbedding",
+    "RowWiseAdagrad",
     "ROBEEmbedding",
     "RatingOutput",
     "TTEmbedding",
@@ -50,7 +57,10 @@ __all__ = [
     "build_rating_model",
     "embedding_bytes",
     "embedding_parameter_count",
+    "fold_projected",
     "make_embedding",
     "popularity_blocks",
+    "serving_bytes",
+    "training_bytes",
     "with_string_ids",
 ]

@@ -8,7 +8,8 @@ weights and implement :meth:`CompactEmbedding.lookup`.
 
 Tables are ``keras.layers.Embedding`` sublayers and projections ``keras.layers.Dense`` sublayers:
 lookups stay ``take``/gather ops (sparse ``IndexedSlices`` gradients under TensorFlow) and
-``model.quantize("int8")`` reaches them, since Keras quantizes leaf Embedding/Dense layers.
+``model.quantize("int8")`` or ``"int4"`` reaches them, since Keras quantizes leaf Embedding/Dense
+layers.
 """
 
 from __future__ import annotations
@@ -57,6 +58,24 @@ def gather_rows(table: keras.layers.Embedding, indices: Any) -> Any:
     import tensorflow as tf  # noqa: PLC0415 - only on the TensorFlow backend
 
     return ops.cast(tf.gather(table.embeddings.value, indices), table.compute_dtype)
+
+
+def _quantization_label(layer: keras.layers.Layer) -> str:
+    """``"int8"``, or ``"int4/<block size>"`` (-1: one scale per row) for a quantized layer."""
+    mode = layer.quantization_mode
+    block_size = getattr(layer.dtype_policy, "block_size", None)
+    return f"{mode}/{block_size}" if mode == "int4" and block_size is not None else mode
+
+
+def _quantization_from_label(label: str) -> tuple[str, Any]:
+    """The mode and config that recreate a quantized layer's variables from its label."""
+    mode, _, block_size = label.partition("/")
+    if mode == "int4" and block_size:
+        size = int(block_size)
+        return mode, keras.quantizers.Int4QuantizationConfig(
+            block_size=None if size == -1 else size
+        )
+    return mode, None
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -129,7 +148,7 @@ class CompactEmbedding(keras.layers.Layer):
     """
 
     def __init__(self, num_ids: int, output_dim: int, **kwargs: Any) -> None:
-        # Set by a saved, quantized layer: {sublayer name: mode}, re-applied after building.
+        # Set by a saved, quantized layer: {sublayer name: mode label}, re-applied after building.
         self._pending_quantization: dict[str, str] = dict(
             kwargs.pop("quantized_sublayers", None) or {}
         )
@@ -138,10 +157,11 @@ class CompactEmbedding(keras.layers.Layer):
         self.output_dim = _check_positive_int("output_dim", output_dim)
 
     def _quantized_sublayers(self) -> dict[str, str]:
-        # `Model.quantize` swaps the float weights of leaf Embedding/Dense sublayers for int8 ones;
-        # our config rebuilds float sublayers, so remember which ones to quantize again on load.
+        # `Model.quantize` swaps the float weights of leaf Embedding/Dense sublayers for int8 or
+        # int4 ones; our config rebuilds float sublayers, so remember which ones to quantize again
+        # on load, and how: int4's variables depend on its block size (e.g. "int4/128").
         return {
-            layer.name: layer.quantization_mode
+            layer.name: _quantization_label(layer)
             for layer in self._flatten_layers(include_self=False, recursive=True)
             if getattr(layer, "quantization_mode", None)
         }
@@ -150,11 +170,12 @@ class CompactEmbedding(keras.layers.Layer):
         super().build_from_config(config)
         if self._pending_quantization:
             for layer in self._flatten_layers(include_self=False, recursive=True):
-                mode = self._pending_quantization.get(layer.name)
-                if mode:
-                    # Quantizing the freshly initialised weights only creates int8 variables of
-                    # the right shapes; the saved values are loaded into them afterwards.
-                    layer.quantize(mode)
+                label = self._pending_quantization.get(layer.name)
+                if label:
+                    # Quantizing the freshly initialised weights only creates int8 / packed int4
+                    # variables of the right shapes; the saved values are loaded into them after.
+                    mode, config = _quantization_from_label(label)
+                    layer.quantize(mode, config=config)
             self._pending_quantization = {}
 
     def lookup(self, indices: Any) -> Any:

@@ -12,6 +12,8 @@ import numpy as np
 from keras import ops
 
 from memory_efficient_embeddings.embeddings.cce import CCEEmbedding
+from memory_efficient_embeddings.embeddings.dhe import DHEEmbedding
+from memory_efficient_embeddings.embeddings.hash_embedding import HashEmbedding
 from memory_efficient_embeddings.embeddings.layers import (
     PACKAGE,
     CompactEmbedding,
@@ -22,6 +24,7 @@ from memory_efficient_embeddings.embeddings.layers import (
     ProjectedEmbedding,
     QuotientRemainderEmbedding,
 )
+from memory_efficient_embeddings.embeddings.memory import embedding_variables, serving_bytes
 from memory_efficient_embeddings.embeddings.robe import ROBEEmbedding
 from memory_efficient_embeddings.embeddings.tt_rec import TTEmbedding
 
@@ -34,6 +37,8 @@ EMBEDDING_TYPES: dict[str, type[CompactEmbedding]] = {
     "cce": CCEEmbedding,
     "tt_rec": TTEmbedding,
     "robe": ROBEEmbedding,
+    "hash_embedding": HashEmbedding,
+    "dhe": DHEEmbedding,
 }
 
 RECIPE_OUTPUT: Mapping[str, Any] = {"activation": "sigmoid", "min_rating": 0.0, "max_rating": 5.0}
@@ -193,35 +198,19 @@ def build_rating_model(
     )
 
 
-def _all_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    # `_flatten_layers` is the walk Keras itself uses (e.g. in `Model.quantize`).
-    return list(layer._flatten_layers(include_self=False, recursive=True))
-
-
-def _embedding_variables(model: keras.Model) -> list[Any]:
-    """Each variable of the :class:`CompactEmbedding` layers, once (embedding and bias tables)."""
-    unique: dict[int, Any] = {}
-    for layer in _all_layers(model):
-        if isinstance(layer, CompactEmbedding):
-            unique.update((id(variable), variable) for variable in layer.weights)
-    return list(unique.values())
-
-
 def embedding_parameter_count(model: keras.Model) -> int:
     """Parameters held by :class:`CompactEmbedding` layers (embedding and bias tables)."""
-    return sum(math.prod(variable.shape) for variable in _embedding_variables(model))
+    return sum(math.prod(variable.shape) for variable in embedding_variables(model))
 
 
 def embedding_bytes(model: keras.Model) -> int:
     """Bytes held by the :class:`CompactEmbedding` layers' variables, at their stored dtypes.
 
-    After ``model.quantize("int8")`` this counts the int8 tables and their float32 scales, so it
+    The same as :func:`~memory_efficient_embeddings.embeddings.memory.serving_bytes`: after
+    ``model.quantize("int8")`` this counts the int8 tables and their float32 scales, so it
     measures what quantization really saves rather than assuming one byte per parameter.
     """
-    return sum(
-        math.prod(variable.shape) * np.dtype(variable.dtype).itemsize
-        for variable in _embedding_variables(model)
-    )
+    return serving_bytes(model)
 
 
 _TRAILING_NUMBER = re.compile(r"^(\D*?)\d+$")

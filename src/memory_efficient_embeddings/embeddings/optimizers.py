@@ -17,6 +17,7 @@ Dense gradients (Dense kernels, biases) get exactly ordinary Adam.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import keras
@@ -28,7 +29,7 @@ try:  # TF-internal helper, used only to give a clear error under XLA.
 except ImportError:  # pragma: no cover - depends on TF internals
     _control_flow_util = None
 
-__all__ = ["LazyAdam"]
+__all__ = ["LazyAdam", "RowWiseAdagrad"]
 
 
 def _in_xla_context() -> bool:
@@ -338,3 +339,124 @@ class LazyAdam(keras.optimizers.Adam):
             "catch_up": self.catch_up,
             "sparse_min_size": self.sparse_min_size,
         }
+
+
+# Keras' Embedding layer names its table variable "embeddings": every table of this library.
+TABLE_VARIABLES = r"(^|/)embeddings$"
+
+
+@keras.saving.register_keras_serializable(package="memory_efficient_embeddings")
+class RowWiseAdagrad(keras.optimizers.Adagrad):
+    """Adagrad with one accumulator per table row (FBGEMM's ``rowwise_adagrad``), row-sparse.
+
+    For a table (a 2-D variable whose path matches ``table_variables``: every
+    ``keras.layers.Embedding`` table), each row ``r`` keeps one accumulator ``a_r``. With the
+    gradient ``g_r`` summed over the batch's occurrences of the row (duplicate ids summed first):
+
+        a_r += mean(g_r ** 2)          (the mean over the row's width)
+        w_r -= lr * g_r / (sqrt(a_r) + epsilon)
+
+    as FBGEMM's split-table-batched ``rowwise_adagrad`` (no weight decay), with ``a_r`` starting
+    at ``initial_accumulator_value``. A ``tf.IndexedSlices`` gradient (TensorFlow backend) updates
+    only the touched rows of the table and of its accumulators, with scatter ops; a dense gradient
+    gives the same values for every row (an untouched row has ``g_r = 0`` and does not move).
+    The state is one value per row instead of one per weight: ``4·n`` bytes for an ``n × d``
+    float32 table, against Adam's ``8·n·d``.
+
+    Every other variable (Dense kernels, biases, CCE, TT-Rec and ROBE weights) gets Keras' own
+    :class:`keras.optimizers.Adagrad` step, element-wise, unchanged.
+
+    The sparse path uses ``tf.unique``, which XLA cannot compile: use ``jit_compile=False``.
+
+    Args:
+        table_variables: regular expression on ``variable.path`` naming the tables.
+    """
+
+    def __init__(
+        self,
+        learning_rate: float | Any = 0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+        *,
+        table_variables: str = TABLE_VARIABLES,
+        name: str | None = "rowwise_adagrad",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            initial_accumulator_value=initial_accumulator_value,
+            epsilon=epsilon,
+            name=name,
+            **kwargs,
+        )
+        self.table_variables = table_variables
+        self._table_pattern = re.compile(table_variables)
+
+    def is_table(self, variable: Any) -> bool:
+        """Whether a model variable gets row-wise state: 2-D, with a path matching the pattern."""
+        return len(variable.shape) == 2 and bool(self._table_pattern.search(variable.path))
+
+    def build(self, var_list: list) -> None:
+        """One accumulator per row for tables, one per weight for everything else."""
+        if self.built:
+            return
+        # Skip Adagrad.build (a full-size accumulator for every variable) but keep the base's.
+        keras.optimizers.Optimizer.build(self, var_list)
+        initializer = keras.initializers.Constant(self.initial_accumulator_value)
+        # update_step may see the backend's variable, which has no path: decide here, by key.
+        self._table_keys = {self._var_key(v) for v in var_list if self.is_table(v)}
+        self._accumulators = []
+        for variable in var_list:
+            if self._overwrite_variable_with_gradient(variable):
+                self._accumulators.append(None)
+            elif self._var_key(variable) in self._table_keys:
+                self._accumulators.append(
+                    self.add_variable(
+                        shape=(int(variable.shape[0]),),
+                        initializer=initializer,
+                        dtype=variable.dtype,
+                        name=f"{variable.path.replace('/', '_')}_row_accumulator",
+                    )
+                )
+            else:
+                self._accumulators.append(
+                    self.add_variable_from_reference(
+                        variable, "accumulator", initializer=initializer
+                    )
+                )
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        """Row-wise for tables (row-sparse for ``tf.IndexedSlices``), Keras' Adagrad otherwise."""
+        if self._var_key(variable) not in self._table_keys:
+            super().update_step(gradient, variable, learning_rate)
+            return
+        accumulator = self._accumulators[self._get_variable_index(variable)]
+        lr = ops.cast(learning_rate, variable.dtype)
+        epsilon = ops.cast(self.epsilon, variable.dtype)
+        if not isinstance(gradient, tf.IndexedSlices):
+            gradient = ops.cast(gradient, variable.dtype)
+            self.assign_add(accumulator, ops.mean(ops.square(gradient), axis=1))
+            step = lr * gradient / (ops.expand_dims(ops.sqrt(accumulator), 1) + epsilon)
+            self.assign_sub(variable, step)
+            return
+        if _in_xla_context():
+            raise ValueError(
+                "RowWiseAdagrad's sparse update uses tf.unique, which XLA cannot compile. "
+                "Compile the model with jit_compile=False."
+            )
+        # Duplicate ids are summed first: the row's gradient is the sum over the batch, as dense.
+        rows, positions = tf.unique(gradient.indices)
+        row_gradients = tf.math.unsorted_segment_sum(
+            tf.cast(gradient.values, variable.dtype), positions, num_segments=tf.shape(rows)[0]
+        )
+        row_accumulators = tf.gather(accumulator.value, rows) + tf.reduce_mean(
+            tf.square(row_gradients), axis=1
+        )
+        # TFOptimizer.assign / assign_sub turn IndexedSlices into scatter_update / scatter_sub.
+        self.assign(accumulator, tf.IndexedSlices(row_accumulators, rows))
+        step = lr * row_gradients / (tf.sqrt(row_accumulators)[:, None] + epsilon)
+        self.assign_sub(variable, tf.IndexedSlices(step, rows))
+
+    def get_config(self) -> dict[str, Any]:
+        """Adagrad's config plus ``table_variables``."""
+        return {**super().get_config(), "table_variables": self.table_variables}

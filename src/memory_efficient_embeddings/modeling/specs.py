@@ -113,8 +113,10 @@ def _resolve_layer(
         budget = int(budget_dim) * num_ids
         if layer["type"] == "robe":
             layer["array_size"] = budget
-        elif layer["type"] in ("tt_rec", "cce"):
-            # Their sizes depend on the output width too: the layer picks the largest that fits.
+        elif layer["type"] in ("tt_rec", "cce", "hash_embedding", "dhe"):
+            # Their sizes depend on the output width too: the layer picks the largest that fits
+            # (hash_embedding: half the budget to importance weights, the rest to the pool; dhe:
+            # the widest hidden layer), and the plan records what it picked (`layer_sizes`).
             layer["parameter_budget"] = budget
         else:
             raise ValueError(f"{where}: `budget_dim` does not apply to {layer['type']!r}.")
@@ -129,11 +131,23 @@ def _resolve_layer(
     return layer
 
 
-def _layer_parameter_count(layer: dict[str, Any], num_ids: int, output_dim: int) -> int:
+# Sizes a layer chooses for itself from a `parameter_budget`, recorded in the plan.
+CHOSEN_SIZES = {
+    "cce": ("num_clusters",),
+    "tt_rec": ("tt_rank",),
+    "hash_embedding": ("num_buckets", "importance_rows", "num_hashes"),
+    "dhe": ("num_hashes", "hidden_dim", "num_hidden_layers"),
+}
+
+
+def _layer_size(layer: dict[str, Any], num_ids: int, output_dim: int) -> tuple[int, dict]:
+    """The layer's weight count and the sizes it chose (``CHOSEN_SIZES``), by building it."""
     # Building the layer alone (no model, no training) counts exactly what the model will hold.
     embedding = make_embedding(layer, num_ids, output_dim, name="count")
     embedding.build(None)
-    return int(sum(math.prod(variable.shape) for variable in embedding.weights))
+    count = int(sum(math.prod(variable.shape) for variable in embedding.weights))
+    config = embedding.get_config()
+    return count, {key: config[key] for key in CHOSEN_SIZES.get(layer["type"], ())}
 
 
 def equal_mass_boundaries(frequencies: np.ndarray, num_blocks: int) -> list[int]:
@@ -220,7 +234,9 @@ def resolve_embedding_plan(
     for side, plan in plans.items():
         if plan["type"] != "mixed_dimension":
             plan["dims"] = [output_dim]
-        plan["parameter_count"] = _layer_parameter_count(plan["layer"], plan["num_ids"], output_dim)
+        plan["parameter_count"], sizes = _layer_size(plan["layer"], plan["num_ids"], output_dim)
+        if sizes:
+            plan["layer_sizes"] = sizes
     bias_parameters = (
         (plans["user_embedding"]["num_ids"] + plans["movie_embedding"]["num_ids"])
         if model.get("use_biases", False)

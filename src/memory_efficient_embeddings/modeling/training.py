@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from memory_efficient_embeddings.embeddings import LazyAdam
+from memory_efficient_embeddings.embeddings import LazyAdam, RowWiseAdagrad
 from memory_efficient_embeddings.embeddings.cce import CCEReclusterCallback
 from memory_efficient_embeddings.modeling.batches import shuffled_batches
 from memory_efficient_embeddings.modeling.progress import AUTO, fit_progress
@@ -24,7 +24,12 @@ from memory_efficient_embeddings.modeling.specs import block_of
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "lazy_adam": LazyAdam, "sgd": keras.optimizers.SGD}
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "lazy_adam": LazyAdam,
+    "rowwise_adagrad": RowWiseAdagrad,
+    "sgd": keras.optimizers.SGD,
+}
 
 
 def encode_ids(ratings: pd.DataFrame, vocabulary: pd.DataFrame, column: str) -> np.ndarray:
@@ -104,8 +109,8 @@ def fit_rating_model(
         ],
         # Several steps per call amortise Python and dispatch overhead at small batch sizes.
         steps_per_execution=training["steps_per_execution"],
-        # LazyAdam's row-sparse update deduplicates rows (tf.unique), which XLA cannot compile
-        # (and Keras turns XLA off under op determinism anyway).
+        # LazyAdam's and RowWiseAdagrad's row-sparse updates deduplicate rows (tf.unique), which
+        # XLA cannot compile (and Keras turns XLA off under op determinism anyway).
         jit_compile=False,
     )
     timer = _EpochTimer()

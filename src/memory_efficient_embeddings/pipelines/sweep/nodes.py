@@ -18,11 +18,15 @@ import keras
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from memory_efficient_embeddings.embeddings import (
     embedding_bytes,
     embedding_parameter_count,
+    serving_bytes,
+    training_bytes,
 )
+from memory_efficient_embeddings.embeddings.mlet import fold_if_smaller
 from memory_efficient_embeddings.modeling.nodes import build_model
 from memory_efficient_embeddings.modeling.specs import (
     SIDES,
@@ -46,6 +50,16 @@ from memory_efficient_embeddings.tracking import log_sweep_run
 logger = logging.getLogger(__name__)
 
 RECIPE = "recipe"  # technique name of the keras-io recipe's models: marked, not a frontier
+# Bumped when a run's row gains or loses columns, so that checkpoints of the old form are retrained.
+ROW_FORMAT = 2
+KIB, MIB = 1024, 1024**2
+
+
+def quantize_modes(quantize: str | list[str] | None) -> list[str]:
+    """`sweep.quantize` as a list of modes: null -> [], "int8" -> ["int8"], a list as it is."""
+    if quantize is None:
+        return []
+    return [quantize] if isinstance(quantize, str) else list(quantize)
 
 
 def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -83,8 +97,13 @@ def plan_sweep(sweep: dict[str, Any], base_model: dict[str, Any]) -> list[dict[s
     """Expand each technique's grid into named points, each with its full model parameters."""
     plan = []
     # (technique, its entry, a fixed label): the recipe's models are named, not gridded.
-    entries = [(name, spec, None) for name, spec in sweep["techniques"].items()]
-    entries += [(RECIPE, spec, name) for name, spec in (sweep.get("recipe") or {}).items()]
+    # A null entry is switched off: parameters merge softly, so an overlay cannot remove a key.
+    entries = [(name, spec, None) for name, spec in sweep["techniques"].items() if spec is not None]
+    entries += [
+        (RECIPE, spec, name)
+        for name, spec in (sweep.get("recipe") or {}).items()
+        if spec is not None
+    ]
     for technique, entry, fixed_label in entries:
         spec = dict(entry)
         grid = spec.pop("grid", None) or {}
@@ -165,13 +184,28 @@ def _worth_quantizing(layer: keras.layers.Layer) -> bool:
     return not (isinstance(layer, keras.layers.Embedding) and layer.output_dim == 1)
 
 
+def quantization_config(mode: str) -> Any:
+    """Keras' config for a sweep mode: int4 with one scale per row, like int8's layout.
+
+    Keras' own int4 default groups 128 columns with an int8 zero point per group and a float32
+    column-to-group map per table: a byte more per row, and more than int8 for narrow tables.
+    One symmetric scale per row keeps int4 at ``ceil(d/2) + 4`` bytes a row against int8's
+    ``d + 4``.
+    """
+    if mode == "int4":
+        return keras.quantizers.Int4QuantizationConfig(block_size=-1)
+    return keras.quantizers.Int8QuantizationConfig()
+
+
 def _quantized(model: keras.Model, mode: str) -> keras.Model:
     quantized = uncompiled_copy(model)
     with warnings.catch_warnings():
-        # Layers without weights (inputs, the score) warn that there is nothing to quantize.
+        # Layers without weights (inputs, the score) warn that there is nothing to quantize; CCE,
+        # TT-Rec and ROBE layers that they cannot be (they stay float32 and count so).
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method.*")
         warnings.filterwarnings("ignore", message=".*not quantizable.*")
-        quantized.quantize(mode, filters=_worth_quantizing)
+        warnings.filterwarnings("ignore", message=".*cannot be quantized.*")
+        quantized.quantize(config=quantization_config(mode), filters=_worth_quantizing)
     return quantized
 
 
@@ -181,12 +215,16 @@ def train_sweep_point(
     embedding_plan: dict[str, Any],
     seed: int,
     training: dict[str, Any],
-    quantize: str | None,
+    quantize: str | list[str] | None,
 ) -> dict[str, Any]:
     """Build, train and score one point with one seed: one sweep task, one run row.
 
-    ``data`` holds what every task reads (the encoded train and eval arrays); all inputs are
-    explicit and picklable, so any executor can run this on any worker.
+    Sizes are bytes of the embedding layers' variables as stored: ``training_bytes`` the trained
+    model with its optimizer's slots; ``serving_bytes`` the model served in float32 (a projected
+    table folded into a plain one where that is smaller: MLET); ``serving_bytes_<mode>`` that
+    model after post-training quantization. ``data`` holds what every task reads (the encoded
+    train and eval arrays); all inputs are explicit and picklable, so any executor can run this
+    on any worker.
     """
     keras.backend.clear_session()  # keeps graphs and names from piling up over many models
     eval_inputs = data["eval"][0]
@@ -195,22 +233,25 @@ def train_sweep_point(
     model = build_model(embedding_plan, {**point["model"], "seed": seed})
     report = fit_rating_model(model, data["train"], data["eval"], {**training, "seed": seed})
     scores = _scores(model, eval_inputs, eval_targets, eval_batch_size)
+    served = fold_if_smaller(model)
     row = {
         "embedding_parameters": embedding_parameter_count(model),
         "embedding_bytes_float32": embedding_bytes(model),
+        "serving_bytes": serving_bytes(served),
+        "training_bytes": training_bytes(model, model.optimizer),
         "val_rmse": scores["rmse"],
         "val_mae": scores["mae"],
         "epochs_run": report["epochs_run"],
         "best_epoch": report["best_epoch"],
         "train_seconds": report["train_seconds"],
     }
-    if quantize:
-        quantized = _quantized(model, quantize)
+    for mode in quantize_modes(quantize):
+        quantized = _quantized(served, mode)
         quantized_scores = _scores(quantized, eval_inputs, eval_targets, eval_batch_size)
         row |= {
-            f"embedding_bytes_{quantize}": embedding_bytes(quantized),
-            f"val_rmse_{quantize}": quantized_scores["rmse"],
-            f"val_mae_{quantize}": quantized_scores["mae"],
+            f"serving_bytes_{mode}": serving_bytes(quantized),
+            f"val_rmse_{mode}": quantized_scores["rmse"],
+            f"val_mae_{mode}": quantized_scores["mae"],
         }
     return row
 
@@ -246,10 +287,10 @@ class SweepCheckpoints:
         plan: dict[str, Any],
         seed: int,
         training: dict[str, Any],
-        quantize: str | None,
+        quantize: list[str],
     ) -> str:
         """The digest naming one run's checkpoint."""
-        identity = [point["model"], plan, seed, training, quantize, self.data_digest]
+        identity = [point["model"], plan, seed, training, quantize, self.data_digest, ROW_FORMAT]
         text = json.dumps(identity, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -269,18 +310,20 @@ class SweepCheckpoints:
         os.replace(temporary, self.folder / f"{key}.json")
 
 
-def _log_run(index: int, total: int, row: dict[str, Any], quantize: str | None) -> None:
+def _log_run(index: int, total: int, row: dict[str, Any], modes: list[str]) -> None:
+    quantized = "".join(f", {mode} {row.get(f'val_rmse_{mode}', math.nan):.4f}" for mode in modes)
     logger.info(
-        "Sweep run %d/%d %s seed %s: val RMSE %.4f (%s %.4f), %s embedding parameters, "
-        "%d epochs in %.1f s",
+        "Sweep run %d/%d %s seed %s: val RMSE %.4f%s, %s embedding parameters, serving %s, "
+        "training %s, %d epochs in %.1f s",
         index,
         total,
         row["point"],
         row["seed"],
         row["val_rmse"],
-        quantize,
-        row.get(f"val_rmse_{quantize}", math.nan),
+        quantized,
         f"{row['embedding_parameters']:,}",
+        format_bytes(row["serving_bytes"]),
+        format_bytes(row["training_bytes"]),
         row["epochs_run"],
         row["train_seconds"],
     )
@@ -291,7 +334,7 @@ def _runs_to_train(
     rows: list[dict[str, Any]],
     embedding_plans: dict[str, dict[str, Any]],
     training: dict[str, Any],
-    quantize: str | None,
+    quantize: list[str],
     checkpoints: SweepCheckpoints | None,
 ) -> tuple[list[int], dict[int, str]]:
     """Fill in the rows finished earlier (checkpoints); the indices still to train, their keys."""
@@ -322,7 +365,7 @@ def run_sweep(
     training: dict[str, Any],
     sweep: dict[str, Any],
 ) -> pd.DataFrame:
-    """Train and evaluate every point once per seed, in float32 and after quantization."""
+    """Train and evaluate every point once per seed, in float32 and after each quantization."""
     training = _deep_merge(training, sweep.get("training") or {})
     executor = validate_executor(sweep.get("executor"))
     data = {
@@ -335,7 +378,7 @@ def run_sweep(
             eval_ratings["rating"].to_numpy(np.float32),
         ),
     }
-    quantize = sweep.get("quantize")
+    quantize = quantize_modes(sweep.get("quantize"))
     runs = list(itertools.product(plan, sweep["seeds"]))
     rows = [
         {"point": point["point"], "technique": point["technique"]}
@@ -451,12 +494,21 @@ def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataF
     if runs.empty:
         raise ValueError("Every sweep run was skipped or failed; see the warnings above.")
     runs = best_tuned_points(runs)
-    quantize = sweep.get("quantize")
-    metrics = ["val_rmse", "val_mae", "train_seconds", "epochs_run"]
-    sizes = ["embedding_parameters", "embedding_bytes_float32"]
-    if quantize:
-        metrics[2:2] = [f"val_rmse_{quantize}", f"val_mae_{quantize}"]
-        sizes.append(f"embedding_bytes_{quantize}")
+    modes = quantize_modes(sweep.get("quantize"))
+    metrics = [
+        "val_rmse",
+        "val_mae",
+        *[f"{metric}_{mode}" for mode in modes for metric in ("val_rmse", "val_mae")],
+        "train_seconds",
+        "epochs_run",
+    ]
+    sizes = [
+        "embedding_parameters",
+        "embedding_bytes_float32",
+        "serving_bytes",
+        *[f"serving_bytes_{mode}" for mode in modes],
+        "training_bytes",
+    ]
     grouped = runs.groupby("point", sort=False)
     summary = grouped[["technique", "settings", *sizes]].first()
     for metric in metrics:
@@ -471,8 +523,10 @@ def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataF
     reference_rows = summary[summary["technique"] == sweep["reference"]]
     if reference_rows.empty:
         raise ValueError(f"The reference technique {sweep['reference']!r} has no finished run.")
-    reference = reference_rows.loc[reference_rows["embedding_parameters"].idxmax()]
-    summary["compression"] = reference["embedding_parameters"] / summary["embedding_parameters"]
+    reference = reference_rows.loc[reference_rows["serving_bytes"].idxmax()]
+    # In serving bytes, not parameters: index maps (CCE's assignments) count, and a folded MLET
+    # table counts at the size it is served at.
+    summary["compression"] = reference["serving_bytes"] / summary["serving_bytes"]
     summary["rmse_gap"] = summary["val_rmse_mean"] / reference["val_rmse_mean"] - 1.0
     target = sweep["target"]
     summary["meets_target"] = (summary["compression"] >= target["min_compression"]) & (
@@ -482,9 +536,7 @@ def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataF
     summary["on_frontier"] = False
     for technique, rows in summary.groupby("technique"):
         if technique != RECIPE:
-            mask = _pareto_mask(
-                rows["embedding_bytes_float32"].to_numpy(), rows["val_rmse_mean"].to_numpy()
-            )
+            mask = _pareto_mask(rows["serving_bytes"].to_numpy(), rows["val_rmse_mean"].to_numpy())
             summary.loc[rows.index[mask], "on_frontier"] = True
     # Techniques in the order the parameters list them, each from its smallest point up.
     order = {name: i for i, name in enumerate([*sweep["techniques"], RECIPE])}
@@ -498,17 +550,25 @@ def _mean_std(row: pd.Series, metric: str) -> str:
     return f"{row[f'{metric}_mean']:.4f} ± {row[f'{metric}_std']:.4f}"
 
 
+def format_bytes(size: float) -> str:
+    """Bytes in the unit that reads best: ``512 B``, ``1.5 KiB``, ``2.25 MiB``."""
+    for unit, scale in (("MiB", MIB), ("KiB", KIB)):
+        if size >= scale:
+            return f"{size / scale:,.3g} {unit}"
+    return f"{size:,.0f} B"
+
+
 def render_sweep_table(
     sweep_summary: pd.DataFrame, data_provenance: dict[str, Any], sweep: dict[str, Any]
 ) -> str:
     """Render the sweep summary as a markdown report."""
-    quantize = sweep.get("quantize")
+    modes = quantize_modes(sweep.get("quantize"))
     target = sweep["target"]
     header = (
         "| technique | settings | embedding params | KiB float32 | "
-        + (f"KiB {quantize} | " if quantize else "")
-        + "compression | val RMSE | val MAE | "
-        + (f"val RMSE {quantize} | " if quantize else "")
+        + "".join(f"KiB {mode} | " for mode in modes)
+        + "train KiB | compression | val RMSE | val MAE | "
+        + "".join(f"val RMSE {mode} | " for mode in modes)
         + "RMSE vs ref | train s | epochs | target |"
     )
     reference = sweep_summary[sweep_summary["is_reference"]].iloc[0]
@@ -518,10 +578,13 @@ def render_sweep_table(
         f"Data: {data_provenance.get('description', data_provenance)}",
         "",
         f"Each point trained with seeds {list(sweep['seeds'])}; metrics are mean ± sample std. "
-        f"Compression is in embedding parameters against `{reference['point']}`. "
+        f"Compression is in float32 serving bytes against `{reference['point']}`. "
         f"Target: at least {target['min_compression']}× compression and val RMSE at most "
         f"{target['max_rmse_gap']:.0%} above the reference's. "
-        "★ marks a point on its technique's Pareto frontier (float32 bytes against RMSE).",
+        "KiB: serving bytes of the embedding layers as stored (float32, then after post-training "
+        "quantization: scales, zero points and index maps included); train KiB adds the "
+        "optimizer's slots for them. "
+        "★ marks a point on its technique's Pareto frontier (float32 serving bytes against RMSE).",
         "",
         header,
         "|" + "---|" * (header.count("|") - 1),
@@ -531,18 +594,13 @@ def render_sweep_table(
             row["technique"] + (" ★" if row["on_frontier"] else ""),
             row["settings"] or "–",
             f"{row['embedding_parameters']:,}",
-            f"{row['embedding_bytes_float32'] / 1024:,.1f}",
-        ]
-        if quantize:
-            cells.append(f"{row[f'embedding_bytes_{quantize}'] / 1024:,.1f}")
-        cells += [
+            f"{row['serving_bytes'] / KIB:,.1f}",
+            *[f"{row[f'serving_bytes_{mode}'] / KIB:,.1f}" for mode in modes],
+            f"{row['training_bytes'] / KIB:,.1f}",
             f"{row['compression']:.2f}×",
             _mean_std(row, "val_rmse"),
             _mean_std(row, "val_mae"),
-        ]
-        if quantize:
-            cells.append(_mean_std(row, f"val_rmse_{quantize}"))
-        cells += [
+            *[_mean_std(row, f"val_rmse_{mode}") for mode in modes],
             f"{row['rmse_gap']:+.2%}",
             f"{row['train_seconds_mean']:.1f}",
             f"{row['epochs_run_mean']:.1f}",
@@ -561,60 +619,25 @@ def render_sweep_table(
     return "\n".join(lines)
 
 
-def plot_compression_frontier(
-    sweep_summary: pd.DataFrame, data_provenance: dict[str, Any], sweep: dict[str, Any]
-) -> Figure:
-    """Plot val RMSE against embedding bytes (log): points, per-technique frontiers, recipe."""
-    quantize = sweep.get("quantize")
-    reference = sweep_summary[sweep_summary["is_reference"]].iloc[0]
-    target = sweep["target"]
-    # A bare Figure: no pyplot backend or global state, safe in any runner's threads.
-    fig = Figure(figsize=(12, 6.5))
-    ax = fig.subplots()
-    # The target region: at least min_compression× smaller, at most max_rmse_gap worse.
-    ax.axhline(reference["val_rmse_mean"], color="grey", linewidth=0.8, linestyle=":")
-    ax.fill_between(
-        [1, reference["embedding_bytes_float32"] / target["min_compression"]],
-        0,
-        reference["val_rmse_mean"] * (1 + target["max_rmse_gap"]),
-        color="green",
-        alpha=0.08,
-        label=f"target: ≥{target['min_compression']}× smaller, RMSE ≤ +{target['max_rmse_gap']:.0%}",
-    )
-    techniques = [t for t in sweep_summary["technique"].unique() if t != RECIPE]
-    for index, technique in enumerate(techniques):
-        rows = sweep_summary[sweep_summary["technique"] == technique]
-        color = f"C{index}"
-        ax.errorbar(
-            rows["embedding_bytes_float32"],
-            rows["val_rmse_mean"],
-            yerr=rows["val_rmse_std"],
-            fmt="o",
-            color=color,
-            markersize=6,
-            capsize=2,
-            label=technique,
-        )
-        frontier = rows[rows["on_frontier"]].sort_values("embedding_bytes_float32")
-        ax.plot(
-            frontier["embedding_bytes_float32"],
-            frontier["val_rmse_mean"],
-            color=color,
-            linewidth=1.2,
-            drawstyle="steps-post",
-        )
-        if quantize:
-            ax.scatter(
-                rows[f"embedding_bytes_{quantize}"],
-                rows[f"val_rmse_{quantize}_mean"],
-                facecolors="none",
-                edgecolors=color,
-                s=36,
-                label=f"{quantize}, after training (hollow)" if index == 0 else None,
-            )
-    recipe = sweep_summary[sweep_summary["technique"] == RECIPE]
+# Hollow markers of the quantized models, one shape per mode.
+QUANTIZED_MARKERS = {"int8": "o", "int4": "s"}
+
+
+def _byte_axis(ax: Any, sizes: pd.Series, label: str) -> None:
+    """A log x axis of bytes, ticks labelled in B, KiB or MiB."""
+    ax.set_xscale("log")
+    ax.set_xlim(sizes.min() / 1.6, sizes.max() * 1.6)
+    # Powers of 4 fall on round sizes (1, 4, 16, 64, 256 KiB, 1 MiB), powers of 10 do not.
+    ax.xaxis.set_major_locator(LogLocator(base=4))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: format_bytes(value)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(label)
+    ax.grid(True, which="both", alpha=0.2)
+
+
+def _plot_recipe(ax: Any, recipe: pd.DataFrame, size: str) -> None:
     ax.scatter(
-        recipe["embedding_bytes_float32"],
+        recipe[size],
         recipe["val_rmse_mean"],
         marker="*",
         s=220,
@@ -625,14 +648,79 @@ def plot_compression_frontier(
     for _, row in recipe.iterrows():
         ax.annotate(
             row["settings"],
-            (row["embedding_bytes_float32"], row["val_rmse_mean"]),
+            (row[size], row["val_rmse_mean"]),
             textcoords="offset points",
             xytext=(8, -4),
             fontsize=8,
         )
+
+
+def plot_compression_frontier(
+    sweep_summary: pd.DataFrame, data_provenance: dict[str, Any], sweep: dict[str, Any]
+) -> Figure:
+    """Val RMSE against serving bytes (left) and training bytes (right), both on log axes.
+
+    Left: every point in float32 with its technique's frontier, the same models after each
+    post-training quantization (hollow markers), the target region and the recipe's models.
+    Right: the float32 points against what training them holds (weights and optimizer slots).
+    """
+    modes = quantize_modes(sweep.get("quantize"))
+    reference = sweep_summary[sweep_summary["is_reference"]].iloc[0]
+    target = sweep["target"]
+    # A bare Figure: no pyplot backend or global state, safe in any runner's threads.
+    fig = Figure(figsize=(16, 6.5))
+    serving_ax, training_ax = fig.subplots(1, 2, sharey=True)
+    # The target region: at least min_compression× smaller, at most max_rmse_gap worse.
+    for ax in (serving_ax, training_ax):
+        ax.axhline(reference["val_rmse_mean"], color="grey", linewidth=0.8, linestyle=":")
+    serving_ax.fill_between(
+        [1, reference["serving_bytes"] / target["min_compression"]],
+        0,
+        reference["val_rmse_mean"] * (1 + target["max_rmse_gap"]),
+        color="green",
+        alpha=0.08,
+        label=f"target: ≥{target['min_compression']}× smaller, RMSE ≤ +{target['max_rmse_gap']:.0%}",
+    )
+    techniques = [t for t in sweep_summary["technique"].unique() if t != RECIPE]
+    for index, technique in enumerate(techniques):
+        rows = sweep_summary[sweep_summary["technique"] == technique]
+        color = f"C{index % 10}"
+        marker = "o" if index < 10 else "D"  # ten colours, then the same colours as diamonds
+        for ax, size in ((serving_ax, "serving_bytes"), (training_ax, "training_bytes")):
+            ax.errorbar(
+                rows[size],
+                rows["val_rmse_mean"],
+                yerr=rows["val_rmse_std"],
+                fmt=marker,
+                color=color,
+                markersize=6,
+                capsize=2,
+                label=technique if ax is serving_ax else None,
+            )
+        frontier = rows[rows["on_frontier"]].sort_values("serving_bytes")
+        serving_ax.plot(
+            frontier["serving_bytes"],
+            frontier["val_rmse_mean"],
+            color=color,
+            linewidth=1.2,
+            drawstyle="steps-post",
+        )
+        for mode in modes:
+            serving_ax.scatter(
+                rows[f"serving_bytes_{mode}"],
+                rows[f"val_rmse_{mode}_mean"],
+                marker=QUANTIZED_MARKERS.get(mode, "^"),
+                facecolors="none",
+                edgecolors=color,
+                s=36,
+                label=f"{mode}, after training (hollow)" if index == 0 else None,
+            )
+    recipe = sweep_summary[sweep_summary["technique"] == RECIPE]
+    _plot_recipe(serving_ax, recipe, "serving_bytes")
+    _plot_recipe(training_ax, recipe, "training_bytes")
     meeting = sweep_summary[sweep_summary["meets_target"]]
-    ax.scatter(
-        meeting["embedding_bytes_float32"],
+    serving_ax.scatter(
+        meeting["serving_bytes"],
         meeting["val_rmse_mean"],
         s=260,
         facecolors="none",
@@ -641,21 +729,32 @@ def plot_compression_frontier(
         zorder=4,
         label="meets the target",
     )
-    sizes = sweep_summary["embedding_bytes_float32"]
-    if quantize:
-        sizes = pd.concat([sizes, sweep_summary[f"embedding_bytes_{quantize}"]])
-    ax.set_xscale("log")
-    ax.set_xlim(sizes.min() / 1.6, sizes.max() * 1.6)
+    served = pd.concat(
+        [sweep_summary["serving_bytes"], *[sweep_summary[f"serving_bytes_{m}"] for m in modes]]
+    )
+    _byte_axis(
+        serving_ax,
+        served,
+        "serving bytes of the embeddings (log); hollow: the same model quantized",
+    )
+    _byte_axis(
+        training_ax,
+        sweep_summary["training_bytes"],
+        "training bytes: float32 weights + optimizer slots (log)",
+    )
     errors = sweep_summary["val_rmse_mean"]
-    ax.set_ylim(errors.min() - 0.01, min(errors.max(), reference["val_rmse_mean"] * 1.35) + 0.01)
-    ax.set_xlabel("embedding bytes (log scale); hollow markers: the same model quantized")
-    ax.set_ylabel(f"val RMSE (mean ± std over {len(sweep['seeds'])} seeds)")
-    ax.set_title(
+    serving_ax.set_ylim(
+        errors.min() - 0.01, min(errors.max(), reference["val_rmse_mean"] * 1.35) + 0.01
+    )
+    serving_ax.set_ylabel(f"val RMSE (mean ± std over {len(sweep['seeds'])} seeds)")
+    serving_ax.set_title("Serving: the embedding bytes a deployed model holds", fontsize=10)
+    training_ax.set_title("Training: weights plus the optimizer's slots", fontsize=10)
+    fig.suptitle(
         "Compression frontier (lower left is smaller and more accurate)\n"
         f"{data_provenance.get('description', '')}",
         fontsize=11,
     )
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.grid(True, which="both", alpha=0.2)
-    fig.tight_layout()
+    # One legend for both panels, right of them.
+    fig.legend(*serving_ax.get_legend_handles_labels(), fontsize=8, loc="upper right")
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
     return fig
