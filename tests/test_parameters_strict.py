@@ -209,7 +209,7 @@ def test_a_list_where_conf_base_has_a_mapping_gets_a_clear_message():
         (
             {"type": "full", "budget_dim": 4},
             "`baseline.model.user_embedding.budget_dim` applies only to cce and tt_rec and robe "
-            "embeddings, not full.",
+            "and hash_embedding and dhe embeddings, not full.",
         ),
     ],
 )
