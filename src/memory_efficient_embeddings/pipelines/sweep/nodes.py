@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -621,6 +622,11 @@ def render_sweep_table(
 
 # Hollow markers of the quantized models, one shape per mode.
 QUANTIZED_MARKERS = {"int8": "o", "int4": "s"}
+# One colour and marker per technique: tab10's ten colours as circles, then Dark2's eight as
+# diamonds, so the grid's 14 techniques never share a colour.
+TECHNIQUE_STYLES = [(color, "o") for color in colormaps["tab10"].colors] + [
+    (color, "D") for color in colormaps["Dark2"].colors
+]
 
 
 def _byte_axis(ax: Any, sizes: pd.Series, label: str) -> None:
@@ -684,8 +690,7 @@ def plot_compression_frontier(
     techniques = [t for t in sweep_summary["technique"].unique() if t != RECIPE]
     for index, technique in enumerate(techniques):
         rows = sweep_summary[sweep_summary["technique"] == technique]
-        color = f"C{index % 10}"
-        marker = "o" if index < 10 else "D"  # ten colours, then the same colours as diamonds
+        color, marker = TECHNIQUE_STYLES[index % len(TECHNIQUE_STYLES)]
         for ax, size in ((serving_ax, "serving_bytes"), (training_ax, "training_bytes")):
             ax.errorbar(
                 rows[size],
