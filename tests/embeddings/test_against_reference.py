@@ -262,11 +262,13 @@ def test_tt_sizing_on_the_test_all_case():
     vocab, num_params, dimension, n_chunks = TEST_ALL
     assert reference_tt_size(vocab, dimension, n_chunks, 6) == 840
     assert _ref_rank(lambda r: reference_tt_size(vocab, dimension, n_chunks, r), num_params) == 6
-    # Ours, three cores (8, 8, 8) x (1, 4, 4): 40r + 32r^2 weights, rank 5 (1000; rank 6 is
-    # 1392). The reference's four small cores buy one rank more here: a documented difference.
+    # Ours, three cores (8, 8, 8) x (2, 2, 4): 8·2r + 8·2r² + 8·4r = 48r + 16r² weights, rank 6
+    # (864; rank 7 is 1120): the same rank as the reference's four cores. The unbalanced
+    # (1, 4, 4) split (40r + 32r², rank 5) bought one rank less.
     layer = TTEmbedding(vocab, dimension, parameter_budget=num_params)
-    assert (layer.row_factors, layer.width_factors, layer.tt_rank) == ((8, 8, 8), (1, 4, 4), 5)
-    assert tt_parameter_count(vocab, dimension, 5) == 1000
+    assert (layer.row_factors, layer.width_factors, layer.tt_rank) == ((8, 8, 8), (2, 2, 4), 6)
+    assert tt_parameter_count(vocab, dimension, 6) == 864
+    assert tt_parameter_count(vocab, dimension, 7) == 1120
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ def factor_width(output_dim: int) -> tuple[int, int, int]:
             if (output_dim // d1) % d2:
                 continue
             candidate = (d1, d2, output_dim // (d1 * d2))
-            if max(candidate) < max(best):
+            # Smallest largest factor first, then the largest smallest one: (2, 2, 4) over (1, 4, 4).
+            if (max(candidate), -min(candidate)) < (max(best), -min(best)):
                 best = candidate
     return tuple(sorted(best))  # type: ignore[return-value]
 
