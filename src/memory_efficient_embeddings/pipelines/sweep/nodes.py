@@ -608,7 +608,12 @@ def render_sweep_table(
             "✓" if row["meets_target"] else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    failed = sweep_summary.get("failed_seeds", pd.Series(dtype=str)).fillna("").astype(str)
+    failed = (
+        sweep_summary.get("failed_seeds", pd.Series(dtype=object))
+        .astype(object)
+        .fillna("")
+        .astype(str)
+    )
     if (failed != "").any():
         listed = "; ".join(
             f"{point} (seeds {seeds})"
