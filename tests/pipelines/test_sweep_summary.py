@@ -429,3 +429,19 @@ def test_frontier_chart_plots_every_point_and_marks_the_target(summary) -> None:
 )
 def test_byte_labels_by_hand(size: int, text: str) -> None:
     assert format_bytes(size) == text
+
+
+def test_frontier_chart_gives_each_technique_its_own_style_and_no_recipe_entry_without_one(
+    summary,
+) -> None:
+    techniques = summary[summary["technique"] != "recipe"]
+    figure = plot_compression_frontier(techniques, {"description": "tiny data"}, SWEEP)
+    handles, labels = figure.axes[0].get_legend_handles_labels()
+    assert "keras-io recipe's models" not in labels
+    styles = {
+        label: (tuple(handle.lines[0].get_color()), handle.lines[0].get_marker())
+        for handle, label in zip(handles, labels, strict=True)
+        if label in set(techniques["technique"])
+    }
+    assert len(styles) == techniques["technique"].nunique()
+    assert len(set(styles.values())) == len(styles)  # no two techniques drawn alike

@@ -647,6 +647,8 @@ def _byte_axis(ax: Any, sizes: pd.Series, label: str) -> None:
 
 
 def _plot_recipe(ax: Any, recipe: pd.DataFrame, size: str) -> None:
+    if recipe.empty:  # no recipe models in this sweep: no legend entry either
+        return
     ax.scatter(
         recipe[size],
         recipe["val_rmse_mean"],
