@@ -127,7 +127,11 @@ def test_training_learns_and_evaluation_scores_the_string_model() -> None:
             ),
         }
     )
-    train, evaluation = ratings.iloc[:2500], ratings.iloc[2500:]
+    train, validation, evaluation = (
+        ratings.iloc[:2200],
+        ratings.iloc[2200:2500],
+        ratings.iloc[2500:],
+    )
     params = _parameters("base")
     model_params = {**params["baseline"]["model"], "embedding_dim": 8}
     training = {
@@ -139,11 +143,12 @@ def test_training_learns_and_evaluation_scores_the_string_model() -> None:
     }
     embedding_plan = assign_blocks(users, movies, model_params, EVALUATION)
     rating_model = build_model(embedding_plan, model_params)
-    model, report = train_model(rating_model, train, evaluation, users, movies, training)
+    model, report = train_model(rating_model, train, validation, users, movies, training)
     assert report["history"]["loss"][-1] < report["history"]["loss"][0]
     assert report["epochs_run"] == 15
+    splits = {"validation_is_eval": False}
     metrics = evaluate_model(
-        model, evaluation, train, report, {"source": "test"}, embedding_plan, users, movies
+        model, evaluation, train, report, {"source": "test"}, splits, embedding_plan, users, movies
     )
     assert metrics["eval_rmse"] < metrics["global_mean_rmse"]
     assert metrics["saved_model_bytes"] > 0

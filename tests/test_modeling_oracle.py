@@ -22,7 +22,7 @@ from memory_efficient_embeddings.embeddings import (
 from memory_efficient_embeddings.modeling.nodes import assign_blocks, build_model, evaluate_model
 from memory_efficient_embeddings.modeling.recommend import recommend
 from memory_efficient_embeddings.modeling.specs import BlocksDoNotFitError, resolve_blocks
-from memory_efficient_embeddings.modeling.training import fit_rating_model, model_inputs
+from memory_efficient_embeddings.modeling.training import encode_split, fit_rating_model
 from memory_efficient_embeddings.pipelines.sweep.nodes import assign_sweep_blocks, run_sweep
 
 ZEROS = {"type": "full", "embeddings_initializer": "zeros"}
@@ -83,13 +83,16 @@ def test_evaluation_metrics_by_hand() -> None:
         "train_seconds": 1.5,
         "epochs_run": 4,
         "best_epoch": 2,
+        "val_rmse": 0.9,
+        "val_mae": 0.7,
         "train_samples_per_second": 10.0,
         "peak_rss_mib": 100.0,
         "optimizer": "adam",
     }
     plan = assign_blocks(USERS, MOVIES, _model_params(), EVALUATION)
+    splits = {"validation_is_eval": False}
     metrics = evaluate_model(
-        model, evaluation, train, report, {"source": "test"}, plan, USERS, MOVIES
+        model, evaluation, train, report, {"source": "test"}, splits, plan, USERS, MOVIES
     )
     assert metrics["eval_mse"] == pytest.approx(0.625, abs=1e-6)
     assert metrics["eval_rmse"] == pytest.approx(math.sqrt(0.625), abs=1e-6)
@@ -106,6 +109,9 @@ def test_evaluation_metrics_by_hand() -> None:
     assert metrics["train_seconds"] == 1.5
     assert metrics["model"] == "tiny"
     assert metrics["data"] == {"source": "test"}
+    assert metrics["splits"] == splits
+    # What selection read, passed through under its own name, never mixed with eval.
+    assert (metrics["val_rmse"], metrics["val_mae"]) == (0.9, 0.7)
     # Full tables are reported over equal-rating-mass blocks. Users (counts 2, 1): u0 | u1.
     # Movies (counts 6..1, 21 in all; cumulative 6, 11, 15, 18, 20, 21): the first block ends
     # where the share reaches 1/3 (11/21, m1), the second at 2/3 (15/21, m2): head m0-m1,
@@ -160,17 +166,20 @@ def _training(**overrides) -> dict:
     return {**training, **overrides}
 
 
-def _fit(train_rating: float, eval_rating: float, training: dict) -> dict:
+def _fit(train_rating: float, validation_rating: float, training: dict) -> dict:
     # Only the biases learn (the tables stay at zero): predictions move towards train_rating.
     model = _build(_model_params())
     train = _ratings([("u0", "m0", train_rating), ("u1", "m1", train_rating)])
-    evaluation = _ratings([("u0", "m0", eval_rating), ("u1", "m1", eval_rating)])
-    train_data = (model_inputs(train, USERS, MOVIES), train["rating"].to_numpy())
-    eval_data = (model_inputs(evaluation, USERS, MOVIES), evaluation["rating"].to_numpy())
-    return fit_rating_model(model, train_data, eval_data, training)
+    validation = _ratings([("u0", "m0", validation_rating), ("u1", "m1", validation_rating)])
+    return fit_rating_model(
+        model,
+        encode_split(train, USERS, MOVIES),
+        encode_split(validation, USERS, MOVIES),
+        training,
+    )
 
 
-def test_best_epoch_is_the_last_while_eval_loss_keeps_falling() -> None:
+def test_best_epoch_is_the_last_while_validation_loss_keeps_falling() -> None:
     report = _fit(5.0, 5.0, _training())
     val_loss = report["history"]["val_loss"]
     assert all(later < earlier for earlier, later in zip(val_loss, val_loss[1:], strict=False))
@@ -178,7 +187,7 @@ def test_best_epoch_is_the_last_while_eval_loss_keeps_falling() -> None:
     assert len(report["epoch_seconds"]) == 5
 
 
-def test_best_epoch_is_the_first_when_eval_loss_only_rises_and_early_stopping_stops() -> None:
+def test_best_epoch_is_the_first_when_validation_loss_only_rises_and_early_stopping_stops() -> None:
     stopping = {"enabled": True, "monitor": "val_loss", "patience": 2}
     report = _fit(5.0, 0.0, _training(early_stopping=stopping))
     assert report["best_epoch"] == 1

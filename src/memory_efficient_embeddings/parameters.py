@@ -42,6 +42,16 @@ def _open_fraction(value: float) -> float:
 
 OpenFraction = Annotated[float, AfterValidator(_open_fraction)]
 
+
+def _held_out_fraction(value: float) -> float:
+    # 1 would leave nothing to train on; 0 means no validation split (the recipe's behaviour).
+    if not 0 <= value < 1:
+        raise ValueError(f"is {value!r}; allowed values: 0 (none) up to, not including, 1")
+    return value
+
+
+HeldOutFraction = Annotated[float, AfterValidator(_held_out_fraction)]
+
 VOCABULARY_SOURCES = ("train", "all")
 DATA_SOURCES = ("auto", "movielens", "synthetic")
 
@@ -122,6 +132,7 @@ class DataParameters(Strict):
 
 class SplitParameters(Strict):
     train_fraction: OpenFraction
+    validation_fraction: HeldOutFraction
     seed: int
 
 

@@ -12,11 +12,12 @@ from kedro_datasets.json import JSONDataset
 from memory_efficient_embeddings.pipelines.data_processing import create_pipeline
 from memory_efficient_embeddings.pipelines.data_processing.nodes import (
     build_vocabularies,
+    describe_splits,
     prefix_ids,
     split_ratings,
 )
 
-SPLIT = {"train_fraction": 0.85, "seed": 42}
+SPLIT = {"train_fraction": 0.85, "validation_fraction": 0.1, "seed": 42}
 
 
 @pytest.fixture
@@ -55,15 +56,76 @@ def test_prefix_ids():
 
 
 def test_split_fraction_and_reproducibility(prefixed):
-    train, evaluation = split_ratings(prefixed, SPLIT)
-    assert len(train) + len(evaluation) == len(prefixed)
-    assert abs(len(train) / len(prefixed) - 0.85) < 0.01
-    again, _ = split_ratings(prefixed, SPLIT)
-    pd.testing.assert_frame_equal(train, again)
-    other, _ = split_ratings(prefixed, {**SPLIT, "seed": 1})
+    train, validation, evaluation = split_ratings(prefixed, SPLIT)
+    assert len(train) + len(validation) + len(evaluation) == len(prefixed)
+    assert abs(len(evaluation) / len(prefixed) - 0.15) < 0.01
+    assert abs(len(validation) / (len(train) + len(validation)) - 0.1) < 0.01
+    again = split_ratings(prefixed, SPLIT)
+    for first, second in zip((train, validation, evaluation), again, strict=True):
+        pd.testing.assert_frame_equal(first, second)
+    other, _, _ = split_ratings(prefixed, {**SPLIT, "seed": 1})
     assert not train.equals(other)
-    expected = np.random.default_rng(42).uniform(size=len(prefixed)) <= 0.85
-    pd.testing.assert_frame_equal(train, prefixed[expected].reset_index(drop=True))
+    # Independently: rows whose first draw is <= 0.85 form the training part; eval is the rest.
+    rng = np.random.default_rng(42)
+    in_training_part = rng.uniform(size=len(prefixed)) <= 0.85
+    pd.testing.assert_frame_equal(evaluation, prefixed[~in_training_part].reset_index(drop=True))
+    part = prefixed[in_training_part].reset_index(drop=True)
+    in_validation = rng.uniform(size=len(part)) < 0.1
+    pd.testing.assert_frame_equal(validation, part[in_validation].reset_index(drop=True))
+    pd.testing.assert_frame_equal(train, part[~in_validation].reset_index(drop=True))
+
+
+def test_eval_split_does_not_move_with_the_validation_fraction(prefixed):
+    _, _, evaluation = split_ratings(prefixed, SPLIT)
+    for fraction in (0.0, 0.05, 0.3):
+        train, validation, same = split_ratings(
+            prefixed, {**SPLIT, "validation_fraction": fraction}
+        )
+        pd.testing.assert_frame_equal(same, evaluation)
+        assert len(train) + len(validation) + len(same) == len(prefixed) + (
+            len(same) if fraction == 0 else 0
+        )
+
+
+def test_no_validation_fraction_validates_on_eval_and_warns(prefixed, caplog):
+    train, validation, evaluation = split_ratings(prefixed, {**SPLIT, "validation_fraction": 0})
+    pd.testing.assert_frame_equal(validation, evaluation)
+    assert len(train) + len(evaluation) == len(prefixed)
+    assert "read the eval split" in caplog.text
+
+
+def test_a_split_left_empty_is_refused_with_the_counts():
+    tiny = prefix_ids(
+        pd.DataFrame(
+            {"user_id": [1, 2], "movie_id": [1, 2], "rating": [3.0, 4.0], "timestamp": [0, 1]}
+        )
+    )
+    with pytest.raises(ValueError, match=r"left \d+ train, \d+ validation and \d+ eval rows"):
+        split_ratings(tiny, SPLIT)
+
+
+def test_split_summary_counts_rows_with_ids_unseen_in_training():
+    train = _ratings([("u1", "m1"), ("u2", "m2")])
+    validation = _ratings([("u1", "m2"), ("u3", "m1"), ("u1", "m9")])
+    evaluation = _ratings([("u3", "m9"), ("u2", "m1"), ("u4", "m2"), ("u2", "m8")])
+    summary = describe_splits(train, validation, evaluation, SPLIT)
+    assert summary["train"] == {"rows": 2}
+    assert summary["validation"] == {
+        "rows": 3,
+        "unseen_user_rows": 1,
+        "unseen_movie_rows": 1,
+        "unseen_either_rows": 2,
+    }
+    assert summary["eval"] == {
+        "rows": 4,
+        "unseen_user_rows": 2,
+        "unseen_movie_rows": 2,
+        "unseen_either_rows": 3,
+    }
+    assert summary["validation_is_eval"] is False
+    assert describe_splits(train, evaluation, evaluation, {**SPLIT, "validation_fraction": 0})[
+        "validation_is_eval"
+    ]
 
 
 def _ratings(pairs):
@@ -74,10 +136,11 @@ TRAIN = _ratings(
     [("user_2", "movie_b"), ("user_1", "movie_a"), ("user_2", "movie_a"), ("user_3", "movie_c")]
 )
 EVAL = _ratings([("user_9", "movie_z"), ("user_1", "movie_b")])
+VALIDATION = _ratings([("user_8", "movie_y")])
 
 
 def test_vocabularies_train_mode_order():
-    users, movies = build_vocabularies(TRAIN, EVAL, {"source": "train"})
+    users, movies = build_vocabularies(TRAIN, VALIDATION, EVAL, {"source": "train"})
     assert users.to_dict("list") == {"id": ["user_2", "user_1", "user_3"], "train_count": [2, 1, 1]}
     assert movies.to_dict("list") == {
         "id": ["movie_a", "movie_b", "movie_c"],
@@ -86,16 +149,16 @@ def test_vocabularies_train_mode_order():
     assert users["train_count"].dtype == np.int64
 
 
-def test_vocabularies_all_mode_puts_eval_only_ids_last():
-    users, movies = build_vocabularies(TRAIN, EVAL, {"source": "all"})
-    assert users["id"].tolist() == ["user_2", "user_1", "user_3", "user_9"]
-    assert users["train_count"].tolist() == [2, 1, 1, 0]
-    assert movies["id"].tolist()[-1] == "movie_z"
+def test_vocabularies_all_mode_puts_held_out_only_ids_last():
+    users, movies = build_vocabularies(TRAIN, VALIDATION, EVAL, {"source": "all"})
+    assert users["id"].tolist() == ["user_2", "user_1", "user_3", "user_8", "user_9"]
+    assert users["train_count"].tolist() == [2, 1, 1, 0, 0]
+    assert movies["id"].tolist()[-2:] == ["movie_y", "movie_z"]
 
 
 def test_vocabularies_reject_unknown_source():
     with pytest.raises(ValueError, match="vocabulary.source"):
-        build_vocabularies(TRAIN, EVAL, {"source": "eval"})
+        build_vocabularies(TRAIN, VALIDATION, EVAL, {"source": "eval"})
 
 
 def _catalog() -> DataCatalog:
@@ -129,13 +192,17 @@ def test_whole_pipeline_on_synthetic_data(tmp_path):
     assert users["id"].str.startswith("user_").all()
     assert movies["id"].str.startswith("movie_").all()
     assert users["train_count"].sum() == movies["train_count"].sum()
-    assert abs(users["train_count"].sum() / 8_000 - 0.85) < 0.02
+    assert abs(users["train_count"].sum() / 8_000 - 0.85 * 0.9) < 0.02
+    summary = free_outputs["split_summary"].load()
+    assert summary["train"]["rows"] == users["train_count"].sum()
 
     # Intermediate in-memory outputs are released by the runner: rerun up to the split.
     catalog = _catalog()
-    SequentialRunner().run(create_pipeline().to_outputs("train_ratings", "eval_ratings"), catalog)
-    train, evaluation = catalog.load("train_ratings"), catalog.load("eval_ratings")
-    assert len(train) + len(evaluation) == 8_000
+    splits = ("train_ratings", "validation_ratings", "eval_ratings")
+    SequentialRunner().run(create_pipeline().to_outputs(*splits), catalog)
+    train, validation, evaluation = (catalog.load(name) for name in splits)
+    assert len(train) + len(validation) + len(evaluation) == 8_000
+    assert summary["validation"]["rows"] == len(validation)
     assert len(train) == users["train_count"].sum()
     assert set(users["id"]) == set(train["user_id"])
     assert set(movies["id"]) == set(train["movie_id"])

@@ -15,7 +15,6 @@ from matplotlib.ticker import MaxNLocator
 
 from memory_efficient_embeddings.embeddings import (
     build_rating_model,
-    embedding_bytes,
     embedding_parameter_count,
     with_string_ids,
 )
@@ -24,12 +23,13 @@ from memory_efficient_embeddings.modeling.specs import (
     resolve_embedding_plan,
 )
 from memory_efficient_embeddings.modeling.training import (
-    encode_ids,
+    Split,
+    encode_split,
     error_metrics,
-    errors_by_block,
     fit_rating_model,
     model_inputs,
-    score,
+    score_on_eval,
+    size_record,
     uncompiled_copy,
 )
 from memory_efficient_embeddings.movielens import dataset_name
@@ -81,23 +81,17 @@ def build_model(embedding_plan: dict[str, Any], model: dict[str, Any]) -> keras.
 def train_model(
     rating_model: keras.Model,
     train_ratings: pd.DataFrame,
-    eval_ratings: pd.DataFrame,
+    validation_ratings: pd.DataFrame,
     user_vocabulary: pd.DataFrame,
     movie_vocabulary: pd.DataFrame,
     training: dict[str, Any],
 ) -> tuple[keras.Model, dict[str, Any]]:
-    """Fit on integer-encoded ids and return the string-id model and its training history."""
+    """Fit on the train split, selecting on validation; return the string-id model and history."""
     # Ids are encoded once, up front: no text parsing or string lookups inside the training loop.
     report = fit_rating_model(
         rating_model,
-        (
-            model_inputs(train_ratings, user_vocabulary, movie_vocabulary),
-            train_ratings["rating"].to_numpy(np.float32),
-        ),
-        (
-            model_inputs(eval_ratings, user_vocabulary, movie_vocabulary),
-            eval_ratings["rating"].to_numpy(np.float32),
-        ),
+        encode_split(train_ratings, user_vocabulary, movie_vocabulary),
+        encode_split(validation_ratings, user_vocabulary, movie_vocabulary),
         training,
     )
     string_model = with_string_ids(
@@ -122,38 +116,36 @@ def evaluate_model(
     train_ratings: pd.DataFrame,
     training_history: dict[str, Any],
     data_provenance: dict[str, Any],
+    split_summary: dict[str, Any],
     embedding_plan: dict[str, Any],
     user_vocabulary: pd.DataFrame,
     movie_vocabulary: pd.DataFrame,
 ) -> dict[str, Any]:
-    """Score the string-id model on the eval split, overall and per popularity block."""
-    targets = eval_ratings["rating"].to_numpy(np.float64)
-    predictions = score(model, eval_ratings["user_id"], eval_ratings["movie_id"]).astype(np.float64)
-    overall = error_metrics(predictions, targets)
+    """Score the served string-id model once on the eval split, overall and per popularity block."""
+    # The served model takes the string ids; popularity blocks group by vocabulary index.
+    eval_split = Split(
+        {
+            "user_id": eval_ratings["user_id"].to_numpy(),
+            "movie_id": eval_ratings["movie_id"].to_numpy(),
+        },
+        eval_ratings["rating"].to_numpy(np.float32),
+        model_inputs(eval_ratings, user_vocabulary, movie_vocabulary),
+    )
+    scores = score_on_eval(
+        model, eval_split, {side: embedding_plan[side]["report_blocks"] for side in SIDES}
+    )
+    targets = eval_split.targets.astype(np.float64)
     global_mean = error_metrics(np.full_like(targets, train_ratings["rating"].mean()), targets)
-    vocabularies = {"user": user_vocabulary, "movie": movie_vocabulary}
-    by_popularity = {
-        SIDES[side]: errors_by_block(
-            predictions,
-            targets,
-            encode_ids(eval_ratings, vocabularies[SIDES[side]], f"{SIDES[side]}_id"),
-            embedding_plan[side]["report_blocks"],
-        )
-        for side in SIDES
-    }
-    embedding_parameters = embedding_parameter_count(model)
+    sizes = size_record(model)
     metrics = {
         "model": model.name,
-        "eval_mse": overall["mse"],
-        "eval_rmse": overall["rmse"],
-        "eval_mae": overall["mae"],
+        **scores,
+        "val_rmse": training_history["val_rmse"],
+        "val_mae": training_history["val_mae"],
         "global_mean_rmse": global_mean["rmse"],
         "global_mean_mae": global_mean["mae"],
-        "eval_rows": len(targets),
-        "by_popularity": by_popularity,
         "total_parameters": int(model.count_params()),
-        "embedding_parameters": int(embedding_parameters),
-        "embedding_bytes_float32": embedding_bytes(model),
+        **sizes,
         "saved_model_bytes": _saved_size_bytes(model),
         "train_seconds": training_history["train_seconds"],
         "epochs_run": training_history["epochs_run"],
@@ -161,14 +153,16 @@ def evaluate_model(
         "train_samples_per_second": training_history["train_samples_per_second"],
         "train_peak_rss_mib": training_history["peak_rss_mib"],
         "optimizer": training_history["optimizer"],
+        "splits": split_summary,
         "data": data_provenance,
     }
     logger.info(
-        "%s: eval RMSE %.4f, MAE %.4f with %s embedding parameters",
+        "%s: eval RMSE %.4f, MAE %.4f with %s embedding parameters (validation RMSE %.4f)",
         model.name,
         metrics["eval_rmse"],
         metrics["eval_mae"],
-        f"{embedding_parameters:,}",
+        f"{sizes['embedding_parameters']:,}",
+        metrics["val_rmse"],
     )
     return metrics
 
@@ -223,7 +217,7 @@ def plot_popularity_blocks(
 def plot_training_curves(
     training_history: dict[str, Any], data_provenance: dict[str, Any]
 ) -> Figure:
-    """Plot per-epoch training and validation RMSE and MAE."""
+    """Plot per-epoch train and validation RMSE and MAE (the eval split is scored only once)."""
     history = training_history["history"]
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig = Figure(figsize=(10, 4.2), layout="constrained")
@@ -231,7 +225,7 @@ def plot_training_curves(
     # RMSE, not the loss: the loss also holds the L2 terms, which are no error a user sees.
     for ax, metric, label in ((axes[0], "rmse", "RMSE"), (axes[1], "mae", "MAE")):
         ax.plot(epochs, history[metric], marker="o", label="train")
-        ax.plot(epochs, history[f"val_{metric}"], marker="o", label="eval")
+        ax.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
         ax.axvline(training_history["best_epoch"], color="grey", linestyle=":", label="best epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")

@@ -13,7 +13,9 @@ from memory_efficient_embeddings.modeling.nodes import (
 
 SHARED_INPUTS = {
     "train_ratings",
+    "validation_ratings",
     "eval_ratings",
+    "split_summary",
     "user_vocabulary",
     "movie_vocabulary",
     "data_provenance",
@@ -46,10 +48,11 @@ def create_modeling_pipeline(namespace: str) -> Pipeline:
         ),
         node(
             train_model,
+            # No eval split here: selection reads the validation split only.
             inputs=[
                 "untrained_model",
                 "train_ratings",
-                "eval_ratings",
+                "validation_ratings",
                 "user_vocabulary",
                 "movie_vocabulary",
                 "params:training",
@@ -66,6 +69,7 @@ def create_modeling_pipeline(namespace: str) -> Pipeline:
                 "train_ratings",
                 "training_history",
                 "data_provenance",
+                "split_summary",
                 "embedding_plan",
                 "user_vocabulary",
                 "movie_vocabulary",

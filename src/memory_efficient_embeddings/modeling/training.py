@@ -1,13 +1,21 @@
-"""Training helpers shared by the nodes, the sweep and the benchmark: encode ids, fit, score.
+"""Fit and score: the one path from a built model to its metrics record.
 
-`score` is the one scoring function: evaluation, the sweep and the recommender all predict
-through it, and `error_metrics` is the one definition of RMSE and MAE.
+``fit_rating_model`` is the one place a model is fitted: early stopping and best-weight restoring
+read the validation split only. ``score_on_eval`` scores the eval split once, after training
+(overall, per popularity block, after int8/int4). ``fit_and_score`` joins them into one record in
+one vocabulary: ``val_*`` is the validation split (selection only), ``eval_*`` the held-out split
+(reported). The model pipelines call the two halves as separate nodes (so the training node never
+receives the eval split); the sweep and the benchmarks call ``fit_and_score``. ``score`` is the one
+prediction function and ``error_metrics`` the one definition of RMSE and MAE.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -15,12 +23,20 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from memory_efficient_embeddings.embeddings import LazyAdam, RowWiseAdagrad
+from memory_efficient_embeddings.embeddings import (
+    LazyAdam,
+    RowWiseAdagrad,
+    embedding_bytes,
+    embedding_parameter_count,
+    serving_bytes,
+    training_bytes,
+)
 from memory_efficient_embeddings.embeddings.cce import CCEReclusterCallback
+from memory_efficient_embeddings.embeddings.mlet import fold_if_smaller
 from memory_efficient_embeddings.modeling.batches import shuffled_batches
 from memory_efficient_embeddings.modeling.progress import AUTO, fit_progress
 from memory_efficient_embeddings.modeling.resources import ResourceMonitor
-from memory_efficient_embeddings.modeling.specs import block_of
+from memory_efficient_embeddings.modeling.specs import SIDES, block_of
 
 logger = logging.getLogger(__name__)
 
@@ -79,16 +95,51 @@ def model_inputs(
     }
 
 
+@dataclass(frozen=True)
+class Split:
+    """One split as a model reads it: inputs, float32 targets and vocabulary indices.
+
+    ``inputs`` are what the model takes (indices for the integer model, strings for the served
+    one); ``indices`` are the vocabulary indices that popularity blocks group by (the inputs
+    themselves when those are indices).
+    """
+
+    inputs: dict[str, np.ndarray]
+    targets: np.ndarray
+    indices: dict[str, np.ndarray] | None = None
+
+    @property
+    def block_indices(self) -> dict[str, np.ndarray]:
+        return self.inputs if self.indices is None else self.indices
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def encode_split(
+    ratings: pd.DataFrame, user_vocabulary: pd.DataFrame, movie_vocabulary: pd.DataFrame
+) -> Split:
+    """A ratings table as integer model inputs and float32 targets."""
+    return Split(
+        model_inputs(ratings, user_vocabulary, movie_vocabulary),
+        ratings["rating"].to_numpy(np.float32),
+    )
+
+
 def fit_rating_model(
     rating_model: keras.Model,
-    train_data: tuple[dict[str, np.ndarray], np.ndarray],
-    eval_data: tuple[dict[str, np.ndarray], np.ndarray],
+    train: Split,
+    validation: Split,
     training: dict[str, Any],
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, Any]:
     """Compile and fit an integer-id model in place; return its training report.
 
-    With ``training.deterministic`` TensorFlow's op determinism is switched on for the rest of
-    the process (TensorFlow has no public switch back), so reruns give identical metrics.
+    The one ``model.fit`` of the project: early stopping and best-weight restoring read the
+    validation split (Keras' ``val_*`` metrics); the eval split never reaches it. ``callbacks``
+    add observers (a benchmark's per-epoch probe), never selection. With
+    ``training.deterministic`` TensorFlow's op determinism is switched on for the rest of the
+    process (TensorFlow has no public switch back), so reruns give identical metrics.
     """
     keras.utils.set_random_seed(training["seed"])
     if training.get("deterministic", True):
@@ -119,12 +170,12 @@ def fit_rating_model(
     )
     with ResourceMonitor() as monitor:
         history = rating_model.fit(
-            shuffled_batches(*train_data, training["batch_size"], training["seed"]),
+            shuffled_batches(train.inputs, train.targets, training["batch_size"], training["seed"]),
             epochs=training["epochs"],
-            validation_data=eval_data,
+            validation_data=(validation.inputs, validation.targets),
             validation_batch_size=training.get("validation_batch_size", 8192),
             shuffle=False,  # shuffled_batches draws a new order every epoch
-            callbacks=[timer, *_callbacks(training), *progress_callbacks],
+            callbacks=[timer, *_callbacks(training), *callbacks, *progress_callbacks],
             verbose=keras_verbose,
         )
     epochs_run = len(timer.epoch_seconds)
@@ -132,13 +183,17 @@ def fit_rating_model(
     monitor_name = (training.get("early_stopping") or {}).get("monitor", "val_rmse")
     monitored = history.history.get(monitor_name, history.history["val_rmse"])
     resources = monitor.as_dict()
+    best_epoch = int(np.argmin(monitored)) + 1
     report = {
         "history": {name: [float(v) for v in values] for name, values in history.history.items()},
         "epoch_seconds": [round(s, 3) for s in timer.epoch_seconds],
         "epochs_run": epochs_run,
-        "best_epoch": int(np.argmin(monitored)) + 1,
+        "best_epoch": best_epoch,
+        # The validation split at the epoch whose weights the model keeps (selection only).
+        "val_rmse": float(history.history["val_rmse"][best_epoch - 1]),
+        "val_mae": float(history.history["val_mae"][best_epoch - 1]),
         "train_seconds": resources["seconds"],
-        "train_samples_per_second": round(len(train_data[1]) * epochs_run / monitor.seconds, 1),
+        "train_samples_per_second": round(len(train) * epochs_run / monitor.seconds, 1),
         "peak_rss_mib": resources["peak_rss_mib"],
         "peak_rss_increase_mib": resources["peak_rss_increase_mib"],
         "model": rating_model.name,
@@ -146,12 +201,12 @@ def fit_rating_model(
         "batch_size": training["batch_size"],
     }
     logger.info(
-        "Trained %s: %d epochs in %.1f s (best epoch %d, val RMSE %.4f)",
+        "Trained %s: %d epochs in %.1f s (best epoch %d, validation RMSE %.4f)",
         rating_model.name,
         epochs_run,
         monitor.seconds,
-        report["best_epoch"],
-        history.history["val_rmse"][report["best_epoch"] - 1],
+        best_epoch,
+        report["val_rmse"],
     )
     return report
 
@@ -231,3 +286,129 @@ def errors_by_block(
             }
         )
     return rows
+
+
+def _worth_quantizing(layer: keras.layers.Layer) -> bool:
+    # A bias table (width 1) would hold an int8 value plus a float32 scale per row: 5 bytes
+    # instead of 4. Keep it in float32.
+    return not (isinstance(layer, keras.layers.Embedding) and layer.output_dim == 1)
+
+
+def quantization_config(mode: str) -> Any:
+    """Keras' config for a quantization mode: int4 with one scale per row, like int8's layout.
+
+    Keras' own int4 default groups 128 columns with an int8 zero point per group and a float32
+    column-to-group map per table: a byte more per row, and more than int8 for narrow tables.
+    One symmetric scale per row keeps int4 at ``ceil(d/2) + 4`` bytes a row against int8's
+    ``d + 4``.
+    """
+    if mode == "int4":
+        return keras.quantizers.Int4QuantizationConfig(block_size=-1)
+    return keras.quantizers.Int8QuantizationConfig()
+
+
+def quantized(model: keras.Model, mode: str) -> keras.Model:
+    """A copy of the model with its embedding tables quantized after training (int8 or int4)."""
+    copy = uncompiled_copy(model)
+    with warnings.catch_warnings():
+        # Layers without weights (inputs, the score) warn that there is nothing to quantize; CCE,
+        # TT-Rec and ROBE layers that they cannot be (they stay float32 and count so).
+        warnings.filterwarnings("ignore", message=".*does not have a `quantize` method.*")
+        warnings.filterwarnings("ignore", message=".*not quantizable.*")
+        warnings.filterwarnings("ignore", message=".*cannot be quantized.*")
+        copy.quantize(config=quantization_config(mode), filters=_worth_quantizing)
+    return copy
+
+
+def score_split(model: keras.Model, split: Split, batch_size: int = 65_536) -> dict[str, float]:
+    """MSE, RMSE and MAE of the model's predictions on one split."""
+    predictions = score(model, split.inputs["user_id"], split.inputs["movie_id"], batch_size)
+    return error_metrics(predictions, split.targets)
+
+
+def score_on_eval(
+    model: keras.Model,
+    eval_split: Split,
+    report_blocks: dict[str, dict[str, Any]] | None = None,
+    quantize: Sequence[str] = (),
+    batch_size: int = 65_536,
+) -> dict[str, Any]:
+    """Score the eval split once: overall, per popularity block, and after each quantization.
+
+    ``report_blocks`` maps each side (``user_embedding``, ``movie_embedding``) to its plan's
+    report blocks; ``quantize`` names post-training modes (int8, int4), each scored and sized on
+    the model as served (a projected table folded where that is smaller: MLET).
+    """
+    predictions = score(
+        model, eval_split.inputs["user_id"], eval_split.inputs["movie_id"], batch_size
+    ).astype(np.float64)
+    overall = error_metrics(predictions, eval_split.targets)
+    record: dict[str, Any] = {
+        "eval_mse": overall["mse"],
+        "eval_rmse": overall["rmse"],
+        "eval_mae": overall["mae"],
+        "eval_rows": len(eval_split),
+    }
+    if report_blocks is not None:
+        record["by_popularity"] = {
+            SIDES[side]: errors_by_block(
+                predictions,
+                eval_split.targets,
+                eval_split.block_indices[f"{SIDES[side]}_id"],
+                report_blocks[side],
+            )
+            for side in SIDES
+        }
+    served = fold_if_smaller(model) if quantize else model
+    for mode in quantize:
+        quantized_model = quantized(served, mode)
+        scores = score_split(quantized_model, eval_split, batch_size)
+        record |= {
+            f"serving_bytes_{mode}": serving_bytes(quantized_model),
+            f"eval_rmse_{mode}": scores["rmse"],
+            f"eval_mae_{mode}": scores["mae"],
+        }
+    return record
+
+
+def size_record(model: keras.Model) -> dict[str, int]:
+    """Bytes and parameters of the embedding layers: as trained, as served, while training.
+
+    ``serving_bytes`` is the model served in float32 (a projected table folded into a plain
+    one where that is smaller: MLET); ``training_bytes`` adds the optimizer's slots.
+    """
+    sizes = {
+        "embedding_parameters": int(embedding_parameter_count(model)),
+        "embedding_bytes_float32": int(embedding_bytes(model)),
+        "serving_bytes": int(serving_bytes(fold_if_smaller(model))),
+    }
+    if getattr(model, "optimizer", None) is not None:
+        sizes["training_bytes"] = int(training_bytes(model, model.optimizer))
+    return sizes
+
+
+def fit_and_score(
+    rating_model: keras.Model,
+    splits: dict[str, Split],
+    training: dict[str, Any],
+    report_blocks: dict[str, dict[str, Any]] | None = None,
+    quantize: Sequence[str] = (),
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> dict[str, Any]:
+    """Fit on ``splits["train"]`` selecting on ``splits["validation"]``, then score eval once.
+
+    Returns one record: the training report (``val_rmse`` at the kept epoch, ``best_epoch``,
+    ``epochs_run``, timings, history), the eval scores (``eval_*``, per block, quantized) and the
+    sizes in bytes. The eval split is touched only after ``fit`` has returned.
+    """
+    report = fit_rating_model(
+        rating_model, splits["train"], splits["validation"], training, callbacks
+    )
+    eval_scores = score_on_eval(
+        rating_model,
+        splits["eval"],
+        report_blocks,
+        quantize,
+        training.get("validation_batch_size", 8192),
+    )
+    return report | size_record(rating_model) | eval_scores

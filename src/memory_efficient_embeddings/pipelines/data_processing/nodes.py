@@ -49,23 +49,83 @@ def prefix_ids(ratings: pd.DataFrame) -> pd.DataFrame:
 
 def split_ratings(
     prefixed_ratings: pd.DataFrame, split: dict[str, Any]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Assign each row to train when a seeded uniform draw is <= train_fraction, else to eval."""
-    draws = np.random.default_rng(split["seed"]).uniform(size=len(prefixed_ratings))
-    is_train = draws <= split["train_fraction"]
-    train = prefixed_ratings[is_train].reset_index(drop=True)
-    evaluation = prefixed_ratings[~is_train].reset_index(drop=True)
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Split rows 85/15 into a training part and eval, then carve validation from the training part.
+
+    A row is in the training part when a seeded uniform draw is <= ``train_fraction``; a second
+    draw from the same generator moves ``validation_fraction`` of that part into the validation
+    split, which early stopping and every selection read. The eval split is only ever scored.
+    ``validation_fraction: 0`` has no validation split and validates on the eval split, as the
+    keras-io recipe does (``--env=recipe``): selection then sees the split it is graded on.
+    """
+    rng = np.random.default_rng(split["seed"])
+    is_training_part = rng.uniform(size=len(prefixed_ratings)) <= split["train_fraction"]
+    training_part = prefixed_ratings[is_training_part].reset_index(drop=True)
+    evaluation = prefixed_ratings[~is_training_part].reset_index(drop=True)
+    fraction = split["validation_fraction"]
+    if fraction == 0:
+        logger.warning(
+            "split.validation_fraction is 0: early stopping and selection read the eval split, "
+            "as the keras-io recipe does, so eval figures are optimistic."
+        )
+        train, validation = training_part, evaluation.copy()
+    else:
+        is_validation = rng.uniform(size=len(training_part)) < fraction
+        train = training_part[~is_validation].reset_index(drop=True)
+        validation = training_part[is_validation].reset_index(drop=True)
+    if train.empty or validation.empty or evaluation.empty:
+        raise ValueError(
+            f"Splitting {len(prefixed_ratings)} ratings left {len(train)} train, "
+            f"{len(validation)} validation and {len(evaluation)} eval rows: every split needs "
+            "at least one. Use more ratings, or change split.train_fraction / "
+            "split.validation_fraction."
+        )
     logger.info(
-        "Split %d ratings into %d train and %d eval", len(draws), len(train), len(evaluation)
+        "Split %d ratings into %d train, %d validation and %d eval",
+        len(prefixed_ratings),
+        len(train),
+        len(validation),
+        len(evaluation),
     )
-    return train, evaluation
+    return train, validation, evaluation
 
 
-def _vocabulary(train_ids: pd.Series, eval_ids: pd.Series, source: str) -> pd.DataFrame:
+def _unseen_rows(ratings: pd.DataFrame, train: pd.DataFrame) -> dict[str, int]:
+    """Rows of a split whose user, item or either has no training rating."""
+    unseen_user = ~ratings["user_id"].isin(train["user_id"].unique())
+    unseen_movie = ~ratings["movie_id"].isin(train["movie_id"].unique())
+    return {
+        "rows": len(ratings),
+        "unseen_user_rows": int(unseen_user.sum()),
+        "unseen_movie_rows": int(unseen_movie.sum()),
+        "unseen_either_rows": int((unseen_user | unseen_movie).sum()),
+    }
+
+
+def describe_splits(
+    train_ratings: pd.DataFrame,
+    validation_ratings: pd.DataFrame,
+    eval_ratings: pd.DataFrame,
+    split: dict[str, Any],
+) -> dict[str, Any]:
+    """Rows per split and how many validation and eval rows have an id unseen in training."""
+    return {
+        "train_fraction": split["train_fraction"],
+        "validation_fraction": split["validation_fraction"],
+        "seed": split["seed"],
+        # The recipe's mode: selection reads the eval split (see split_ratings).
+        "validation_is_eval": split["validation_fraction"] == 0,
+        "train": {"rows": len(train_ratings)},
+        "validation": _unseen_rows(validation_ratings, train_ratings),
+        "eval": _unseen_rows(eval_ratings, train_ratings),
+    }
+
+
+def _vocabulary(train_ids: pd.Series, held_out_ids: pd.Series, source: str) -> pd.DataFrame:
     """Ids with their training counts, most frequent first, ties by id."""
     counts = train_ids.value_counts(sort=False)
     if source == "all":
-        unseen = pd.Index(eval_ids.unique()).difference(counts.index)
+        unseen = pd.Index(held_out_ids.unique()).difference(counts.index)
         counts = pd.concat([counts, pd.Series(0, index=unseen, dtype=counts.dtype)])
     vocabulary = pd.DataFrame(
         {
@@ -77,22 +137,26 @@ def _vocabulary(train_ids: pd.Series, eval_ids: pd.Series, source: str) -> pd.Da
 
 
 def build_vocabularies(
-    train_ratings: pd.DataFrame, eval_ratings: pd.DataFrame, vocabulary: dict[str, Any]
+    train_ratings: pd.DataFrame,
+    validation_ratings: pd.DataFrame,
+    eval_ratings: pd.DataFrame,
+    vocabulary: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Build user and movie vocabularies (id, train_count) sorted by count desc, then id.
 
-    ``vocabulary.source: train`` (default) uses training ids only, so eval-only ids are
-    out-of-vocabulary: the model maps them to an OOV index with a zero embedding and the
-    prediction falls back to the other side and the biases (no eval information leaks into
-    the model). ``all`` reproduces the keras-io recipe: train ∪ eval ids, eval-only ids with
-    train_count 0, sorted last.
+    ``vocabulary.source: train`` (default) uses training ids only, so ids seen only in the
+    validation or eval split are out-of-vocabulary: the model maps them to an OOV index with a
+    zero embedding and the prediction falls back to the other side and the biases (no held-out
+    information leaks into the model). ``all`` reproduces the keras-io recipe: ids of every
+    split, those without a training rating with train_count 0, sorted last.
     """
     source = vocabulary.get("source", "train")
     if source not in VOCABULARY_SOURCES:
         raise ValueError(
             f"vocabulary.source is {source!r}; use one of {', '.join(VOCABULARY_SOURCES)}."
         )
-    users = _vocabulary(train_ratings["user_id"], eval_ratings["user_id"], source)
-    movies = _vocabulary(train_ratings["movie_id"], eval_ratings["movie_id"], source)
+    held_out = pd.concat([validation_ratings, eval_ratings], ignore_index=True)
+    users = _vocabulary(train_ratings["user_id"], held_out["user_id"], source)
+    movies = _vocabulary(train_ratings["movie_id"], held_out["movie_id"], source)
     logger.info("Vocabularies (%s): %d users, %d movies", source, len(users), len(movies))
     return users, movies

@@ -2,11 +2,18 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import build_vocabularies, ingest_movies, ingest_ratings, prefix_ids, split_ratings
+from .nodes import (
+    build_vocabularies,
+    describe_splits,
+    ingest_movies,
+    ingest_ratings,
+    prefix_ids,
+    split_ratings,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Ingest ratings and movie titles, prefix ids, split train/eval and build the vocabularies."""
+    """Ingest ratings and titles, prefix ids, split train/validation/eval, build vocabularies."""
     return Pipeline(
         [
             Node(
@@ -25,12 +32,18 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 split_ratings,
                 inputs=["prefixed_ratings", "params:split"],
-                outputs=["train_ratings", "eval_ratings"],
+                outputs=["train_ratings", "validation_ratings", "eval_ratings"],
                 name="split_ratings",
             ),
             Node(
+                describe_splits,
+                inputs=["train_ratings", "validation_ratings", "eval_ratings", "params:split"],
+                outputs="split_summary",
+                name="describe_splits",
+            ),
+            Node(
                 build_vocabularies,
-                inputs=["train_ratings", "eval_ratings", "params:vocabulary"],
+                inputs=["train_ratings", "validation_ratings", "eval_ratings", "params:vocabulary"],
                 outputs=["user_vocabulary", "movie_vocabulary"],
                 name="build_vocabularies",
             ),

@@ -29,6 +29,8 @@ def compare_models(reference: str, **metrics: dict[str, Any]) -> dict[str, Any]:
             "eval_mse": round(m["eval_mse"], 4),
             "eval_rmse": round(m["eval_rmse"], 4),
             "eval_mae": round(m["eval_mae"], 4),
+            # The validation split at the kept epoch: what selection read (not a result).
+            "val_rmse": round(m["val_rmse"], 4),
             "epochs": m["epochs_run"],
             "train_seconds": m["train_seconds"],
         }
@@ -38,6 +40,7 @@ def compare_models(reference: str, **metrics: dict[str, Any]) -> dict[str, Any]:
     return {
         "reference": reference,
         "data": provenance,
+        "splits": metrics[reference]["splits"],
         "global_mean_rmse": round(metrics[reference]["global_mean_rmse"], 4),
         "global_mean_mae": round(metrics[reference]["global_mean_mae"], 4),
         "models": rows,
@@ -67,6 +70,24 @@ def _by_popularity(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _selection_note(splits: dict[str, Any]) -> str:
+    """Which split selected the models and how many eval rows have an id unseen in training."""
+    held_out = splits["eval"]
+    unseen = (
+        f"{held_out['unseen_either_rows']:,} of its {held_out['rows']:,} rows have a user or "
+        "item unseen in training"
+    )
+    if splits["validation_is_eval"]:
+        return (
+            "**Selection read the eval split** (`split.validation_fraction: 0`, the keras-io "
+            f"recipe's behaviour): these eval figures are optimistic. Eval: {unseen}."
+        )
+    return (
+        f"Early stopping selected on the validation split ({splits['validation']['rows']:,} rows "
+        f"carved from training); the eval split was scored once, after training. Eval: {unseen}."
+    )
+
+
 def render_comparison_table(comparison: dict[str, Any]) -> str:
     """Render the comparison as a markdown report."""
     header = (
@@ -93,6 +114,8 @@ def render_comparison_table(comparison: dict[str, Any]) -> str:
         f"Compression is measured in embedding parameters against `{comparison['reference']}`. "
         f"Predicting the training mean gives RMSE {comparison['global_mean_rmse']:.4f}, "
         f"MAE {comparison['global_mean_mae']:.4f}.",
+        "",
+        _selection_note(comparison["splits"]),
         "",
         "## Error by popularity block",
         "",
@@ -217,7 +240,7 @@ def plot_loss_curves(
         epochs = range(1, len(history["loss"]) + 1)
         color = f"C{index}"
         ax.plot(epochs, history["rmse"], color=color, linestyle="--", label=f"{name}: train")
-        ax.plot(epochs, history["val_rmse"], color=color, marker="o", label=f"{name}: eval")
+        ax.plot(epochs, history["val_rmse"], color=color, marker="o", label=f"{name}: validation")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("root mean squared error (stars)")
