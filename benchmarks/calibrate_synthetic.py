@@ -9,9 +9,11 @@ side by side, with PASS/FAIL against the targets:
 - bias spreads: the standard deviation of users' mean ratings, of movies' mean ratings (movies with
   at least 20 ratings) and the correlation of a movie's mean rating with its log popularity:
   within 15% (correlation: within 0.1);
-- the difficulty ratio: the baseline model's eval RMSE divided by the global-mean predictor's,
-  from one fit with the project's own data-processing and modeling code under ``conf/base``'s
-  ``training`` and ``baseline.model`` parameters: within 0.03 of the real ratio (ml-1m: 0.035).
+- the difficulty ratio: the baseline model's eval RMSE divided by the global-mean predictor's
+  (the train split's mean rating), from one fit through the project's own data-processing nodes
+  and fit-and-score path (``common.fit_and_score_model``: early stopping on the validation
+  split, the eval split scored once after training) under ``conf/base``'s ``training`` and
+  ``baseline.model`` parameters: within 0.03 of the real ratio (ml-1m: 0.035).
 
 Without ``--archive`` only the synthetic side is computed, and the difficulty ratio is checked
 against ``--target-ratio`` (default: the published reference for ml-100k and ml-1m-shaped data).
@@ -24,7 +26,8 @@ Usage (from the repository root, in the project's virtualenv)::
         --set noise_sd=0.9 --set spectrum_decay=2   # try other generator parameters
 
 Options: ``--no-verify-checksum`` (accept a zip whose MD5 differs from the published one),
-``--seed`` (synthetic seed), ``--skip-fit`` (statistics only, no training),
+``--env`` (Kedro environment of the parameters; default ``local``: conf/base plus conf/local, as
+``kedro run``), ``--seed`` (synthetic seed), ``--skip-fit`` (statistics only, no training),
 ``--target-ratio`` and ``--ratio-tolerance`` (default 0.03; ml-1m 0.035), ``--json-out PATH``.
 Exits with status 1 when a check fails.
 """
@@ -42,13 +45,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from kedro.config import OmegaConfigLoader
 
 from memory_efficient_embeddings.movielens import load_ratings
-from memory_efficient_embeddings.pipelines.data_processing import nodes as data_nodes
-from memory_efficient_embeddings.settings import CONFIG_LOADER_ARGS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import fit_and_score_model, load_parameters, prepare_ratings  # noqa: E402
+
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
 QUANTILE_TOLERANCE = 0.15  # relative
 HISTOGRAM_TOLERANCE = 0.015  # absolute share of one star
@@ -60,12 +63,6 @@ MIN_MOVIE_RATINGS = 20  # movies with fewer ratings have mean ratings dominated 
 REFERENCE_RATIOS = {"ml-100k": (0.81, 0.03), "ml-1m": (0.775, 0.035)}
 RATIO_TOLERANCE = 0.03
 logger = logging.getLogger("calibrate_synthetic")
-
-
-def load_parameters(conf_source: Path = REPO_ROOT / "conf") -> dict[str, Any]:
-    """The project's parameters as ``kedro run`` sees them (conf/base plus conf/local)."""
-    loader = OmegaConfigLoader(str(conf_source), **CONFIG_LOADER_ARGS)
-    return copy.deepcopy(dict(loader["parameters"]))
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -107,35 +104,23 @@ def rating_statistics(ratings: pd.DataFrame) -> dict[str, Any]:
 
 
 def difficulty(ratings: pd.DataFrame, params: dict[str, Any]) -> dict[str, float]:
-    """Baseline eval RMSE, global-mean RMSE and their ratio, from one fit of the project's code."""
-    # TensorFlow is imported here so that `--skip-fit` stays fast.
-    from memory_efficient_embeddings.modeling import nodes as modeling  # noqa: PLC0415
-    from memory_efficient_embeddings.modeling import training as fitting  # noqa: PLC0415
+    """Baseline eval RMSE, global-mean RMSE and their ratio, from one fit of the project's code.
 
-    prefixed = data_nodes.prefix_ids(ratings)
-    train, evaluation = data_nodes.split_ratings(prefixed, params["split"])
-    users, movies = data_nodes.build_vocabularies(train, evaluation, params["vocabulary"])
+    The pipelines' path: prefix -> train/validation/eval split -> vocabularies, then the baseline
+    fitted with early stopping on the validation split and the eval split scored once.
+    """
+    data = prepare_ratings(ratings, params)
     training = {**params["training"], "verbose": 0}
-    model_params = params["baseline"]["model"]
-    plan = modeling.assign_blocks(users, movies, model_params, params["evaluation"])
-    model = modeling.build_model(plan, model_params)
-    eval_inputs = fitting.model_inputs(evaluation, users, movies)
-    eval_targets = evaluation["rating"].to_numpy(np.float32)
-    report = fitting.fit_rating_model(
-        model,
-        (fitting.model_inputs(train, users, movies), train["rating"].to_numpy(np.float32)),
-        (eval_inputs, eval_targets),
-        training,
-    )
-    predictions = model.predict(eval_inputs, batch_size=8192, verbose=0).reshape(-1)
-    targets = eval_targets.astype(np.float64)
-    baseline_rmse = float(np.sqrt(np.mean((predictions.astype(np.float64) - targets) ** 2)))
-    global_mean_rmse = float(np.sqrt(np.mean((float(train["rating"].mean()) - targets) ** 2)))
+    record = fit_and_score_model(params["baseline"]["model"], training, data, params["evaluation"])
+    targets = data["eval"]["rating"].to_numpy(np.float64)
+    global_mean = float(data["train"]["rating"].mean())
+    global_mean_rmse = float(np.sqrt(np.mean((global_mean - targets) ** 2)))
     return {
-        "baseline_rmse": baseline_rmse,
+        "baseline_eval_rmse": record["eval_rmse"],
         "global_mean_rmse": global_mean_rmse,
-        "ratio": baseline_rmse / global_mean_rmse,
-        "best_epoch": report["best_epoch"],
+        "ratio": record["eval_rmse"] / global_mean_rmse,
+        "best_epoch": record["best_epoch"],
+        "val_rmse": record["val_rmse"],
     }
 
 
@@ -234,6 +219,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--archive", type=Path, help="official MovieLens zip, folder or file")
     parser.add_argument("--dataset", default="ml-100k", help="release the archive is (ml-100k)")
     parser.add_argument("--no-verify-checksum", action="store_true")
+    parser.add_argument("--env", default="local", help="Kedro environment (default: kedro run's)")
     parser.add_argument("--seed", type=int, help="synthetic seed (default: conf/base's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--skip-fit", action="store_true", help="statistics only, no training")
@@ -246,7 +232,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Compute, print and return the real and synthetic statistics and their checks."""
     args = parse_args(argv)
-    params = load_parameters()
+    params = load_parameters(args.env)
     data = copy.deepcopy(params["data"])
     data["dataset"] = args.dataset
     synthetic_params = {**(data.get("synthetic") or {}), **parse_overrides(args.set)}
@@ -295,8 +281,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "difficulty" in result.get(side, {}):
             d = result[side]["difficulty"]
             print(
-                f"{side} baseline eval RMSE {d['baseline_rmse']:.4f}, global-mean RMSE "
-                f"{d['global_mean_rmse']:.4f}, ratio {d['ratio']:.4f} (best epoch {d['best_epoch']})"
+                f"{side} baseline eval RMSE {d['baseline_eval_rmse']:.4f}, global-mean RMSE "
+                f"{d['global_mean_rmse']:.4f}, ratio {d['ratio']:.4f} (best epoch "
+                f"{d['best_epoch']} by validation RMSE {d['val_rmse']:.4f})"
             )
     print()
     print(render(checks) if checks else "(no checks: pass --archive or --target-ratio)")

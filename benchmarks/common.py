@@ -77,6 +77,17 @@ def prepare_data(
     )
 
     ratings, provenance = data_nodes.ingest_ratings(data)
+    return {"provenance": provenance} | prepare_ratings(ratings, params, vocabulary_source)
+
+
+def prepare_ratings(
+    ratings: Any, params: dict[str, Any], vocabulary_source: str | None = None
+) -> dict[str, Any]:
+    """Prefix -> split -> vocabularies of ratings already loaded (``prepare_data`` less ingest)."""
+    from memory_efficient_embeddings.pipelines.data_processing import (  # noqa: PLC0415
+        nodes as data_nodes,
+    )
+
     prefixed = data_nodes.prefix_ids(ratings)
     train, validation, evaluation = data_nodes.split_ratings(prefixed, params["split"])
     vocabulary = dict(params["vocabulary"])
@@ -84,7 +95,6 @@ def prepare_data(
         vocabulary["source"] = vocabulary_source
     users, movies = data_nodes.build_vocabularies(train, validation, evaluation, vocabulary)
     return {
-        "provenance": provenance,
         "ratings": ratings,
         "train": train,
         "validation": validation,

@@ -6,8 +6,10 @@ expects) in interleaved rounds, and prints each round's times and speed-ups agai
 in-process run of the same round. Worker start-up (spawning, importing TensorFlow) is inside the
 measured time of the processes executor, not of the Dask one (its workers already run). Also
 checks that every executor gave the same val RMSE. No assertions: timings depend on the machine.
+The data are prepared with the data_processing pipeline's nodes (``common.prepare_data``: train,
+validation and eval splits, vocabularies); without ``--archive`` (``--path``) they are synthetic.
 
-    python benchmarks/sweep_speedup.py --path /path/to/ml-100k.zip --no-verify-checksum \\
+    python benchmarks/sweep_speedup.py --archive /path/to/ml-100k.zip --no-verify-checksum \\
         [--rounds 2] [--seeds 1 2] [--techniques full uniform_low_dim] [--epochs 10]
 """
 
@@ -18,36 +20,29 @@ import copy
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from distributed import LocalCluster
-from kedro.config import OmegaConfigLoader
 
-from memory_efficient_embeddings.pipelines.data_processing import nodes as data_nodes
 from memory_efficient_embeddings.pipelines.sweep.nodes import (
     assign_sweep_blocks,
     plan_sweep,
     run_sweep,
 )
-from memory_efficient_embeddings.settings import CONFIG_LOADER_ARGS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def load_parameters() -> dict[str, Any]:
-    """The project's base parameters, loaded as `kedro run` loads them."""
-    loader = OmegaConfigLoader(str(REPO_ROOT / "conf"), **CONFIG_LOADER_ARGS)
-    return loader["parameters"]
+from common import add_data_arguments, data_parameters, load_parameters, prepare_data  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Time the reduced sweep on each executor, interleaved; print and return the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="ml-100k")
-    parser.add_argument("--path", default=None, help="the MovieLens zip (else data.source)")
-    parser.add_argument("--no-verify-checksum", action="store_true")
+    add_data_arguments(parser, dataset="ml-100k")
+    parser.add_argument("--path", dest="archive", type=Path, help="the same as --archive")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--techniques", nargs="+", default=["full", "uniform_low_dim"])
@@ -59,13 +54,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json-out", default=None)
     args = parser.parse_args(argv)
 
-    params = load_parameters()
-    data = copy.deepcopy(params["data"])
-    data |= {"dataset": args.dataset, "path": args.path}
-    data["verify_checksum"] = not args.no_verify_checksum
-    ratings, provenance = data_nodes.ingest_ratings(data)
-    train, evaluation = data_nodes.split_ratings(data_nodes.prefix_ids(ratings), params["split"])
-    users, movies = data_nodes.build_vocabularies(train, evaluation, params["vocabulary"])
+    params = load_parameters(args.env)
+    data = prepare_data(data_parameters(params, args), params)
+    provenance = data["provenance"]
+    train, evaluation = data["train"], data["eval"]
+    users, movies = data["users"], data["movies"]
     sweep = copy.deepcopy(params["sweep"])
     sweep["techniques"] = {name: sweep["techniques"][name] for name in args.techniques}
     sweep |= {"seeds": args.seeds, "recipe": {}, "quantize": None}
@@ -101,6 +94,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     plan, embedding_plans, train, evaluation, users, movies, training, run_settings
                 )
                 seconds[name] = round(time.perf_counter() - start, 1)
+                if "val_rmse" not in runs:  # every run failed: say why, not a KeyError
+                    raise RuntimeError(f"every {name} sweep run failed: {runs['failed'].iloc[0]}")
                 rmse[name] = runs["val_rmse"].round(6).tolist()
                 print(f"round {round_index + 1} {name}: {seconds[name]} s", flush=True)
             speedups = {

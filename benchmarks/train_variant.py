@@ -1,9 +1,11 @@
-"""Train one model variant over several seeds on the pipeline's split; print its eval RMSE.
+"""Train one model variant over several seeds on the pipeline's split; print its RMSEs.
 
 The quickest way to try a regime or a layout without editing conf/: the data goes through the
-data-processing nodes (ingest, prefix, seeded split, vocabularies), the model through
-``assign_blocks`` -> ``build_model`` -> ``fit_rating_model``, exactly as in ``kedro run``. Dotted
-``--set`` overrides apply to conf/base's parameters (YAML values), e.g.::
+data-processing nodes (ingest, prefix, seeded train/validation/eval split, vocabularies), the
+model through ``assign_blocks`` -> ``build_model`` -> ``fit_and_score`` (one call of
+``common.fit_and_score_model``), the path of ``kedro run``: early stopping and the restored epoch
+read the validation split, the eval split is scored once after training. Dotted ``--set``
+overrides apply to conf/base's parameters (YAML values), e.g.::
 
     PYTHONPATH=src python benchmarks/train_variant.py --archive data/01_raw/ml-100k.zip \\
         --dataset ml-100k --model memory_efficient --seeds 1 2 3 \\
@@ -16,7 +18,9 @@ data-processing nodes (ingest, prefix, seeded split, vocabularies), the model th
 
 ``model.*`` keys address the chosen model's parameters (``<model>.model``), ``training.*`` the
 shared training regime. Each seed sets the model's and the training seed. Figures printed per
-seed: eval RMSE of the restored best epoch, epochs run, best epoch, training seconds.
+seed: validation RMSE of the restored best epoch (what selection read; compare variants on it),
+eval RMSE scored once after training (what the project reports), epochs run, best epoch,
+training seconds.
 """
 
 from __future__ import annotations
@@ -31,8 +35,14 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from time_to_accuracy import prepare_data  # noqa: E402
-from training_speed import data_parameters, load_parameters  # noqa: E402
+from common import (  # noqa: E402
+    add_data_arguments,
+    data_parameters,
+    encoded_splits,
+    fit_and_score_model,
+    load_parameters,
+    prepare_data,
+)
 
 
 def apply_overrides(model: dict[str, Any], training: dict[str, Any], overrides: list[str]) -> None:
@@ -50,59 +60,40 @@ def apply_overrides(model: dict[str, Any], training: dict[str, Any], overrides: 
         target[leaf] = yaml.safe_load(text)
 
 
+def _mean_std(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {spread:.4f}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--archive", type=Path, help="MovieLens zip, folder or ratings file")
-    parser.add_argument("--dataset", default="ml-1m")
-    parser.add_argument("--no-verify-checksum", action="store_true")
-    parser.add_argument("--num-ratings", type=int, default=None, help="shrink synthetic data")
-    parser.add_argument("--env", default="base")
+    add_data_arguments(parser, dataset="ml-1m")
     parser.add_argument("--model", default="memory_efficient", help="baseline | memory_efficient")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-
-    from memory_efficient_embeddings.embeddings import (  # noqa: PLC0415
-        embedding_parameter_count,
-    )
-    from memory_efficient_embeddings.modeling import nodes as modeling  # noqa: PLC0415
-    from memory_efficient_embeddings.modeling.training import (  # noqa: PLC0415
-        error_metrics,
-        fit_rating_model,
-        model_inputs,
-        score,
-    )
 
     params = load_parameters(args.env)
     model, training = params[args.model]["model"], params["training"]
     apply_overrides(model, training, args.set)
     training["verbose"] = 0
     data = prepare_data(data_parameters(params, args), params)
-    train = (
-        model_inputs(data["train"], data["users"], data["movies"]),
-        data["train"]["rating"].to_numpy("float32"),
-    )
-    evaluation = (
-        model_inputs(data["eval"], data["users"], data["movies"]),
-        data["eval"]["rating"].to_numpy("float32"),
-    )
-    plan = modeling.assign_blocks(data["users"], data["movies"], model, params["evaluation"])
-    rmses = []
+    data["splits"] = encoded_splits(data)  # encoded once for every seed
+    val_rmses, eval_rmses = [], []
     for seed in args.seeds:
-        rating_model = modeling.build_model(plan, {**model, "seed": seed})
-        report = fit_rating_model(rating_model, train, evaluation, {**training, "seed": seed})
-        predictions = score(rating_model, evaluation[0]["user_id"], evaluation[0]["movie_id"])
-        rmse = error_metrics(predictions, evaluation[1])["rmse"]
-        rmses.append(rmse)
+        record = fit_and_score_model(model, training, data, params["evaluation"], seed=seed)
+        val_rmses.append(record["val_rmse"])
+        eval_rmses.append(record["eval_rmse"])
         print(
-            f"seed {seed}: eval RMSE {rmse:.4f}, {report['epochs_run']} epochs (best "
-            f"{report['best_epoch']}), {report['train_seconds']:.1f} s",
+            f"seed {seed}: validation RMSE {record['val_rmse']:.4f} (selection), eval RMSE "
+            f"{record['eval_rmse']:.4f} (reported), {record['epochs_run']} epochs (best "
+            f"{record['best_epoch']}), {record['train_seconds']:.1f} s",
             flush=True,
         )
-    spread = statistics.stdev(rmses) if len(rmses) > 1 else 0.0
     print(
-        f"{args.model} {args.set}: {embedding_parameter_count(rating_model):,} embedding "
-        f"parameters, eval RMSE {statistics.mean(rmses):.4f} ± {spread:.4f} (seeds {args.seeds})"
+        f"{args.model} {args.set}: {record['embedding_parameters']:,} embedding parameters, "
+        f"validation RMSE {_mean_std(val_rmses)} (selection), eval RMSE "
+        f"{_mean_std(eval_rmses)} (reported) (seeds {args.seeds})"
     )
 
 

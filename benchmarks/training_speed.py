@@ -8,10 +8,12 @@ Two comparisons, both on the same data (same split, same train/eval rows):
    * ``recipe``: the faithful re-implementation of the keras-io recipe in
      ``benchmarks/recipe_reference.py`` (``|`` CSVs re-parsed by ``make_csv_dataset`` every
      epoch, ``StringLookup`` inside the model, Keras Adam, one step per call);
-   * ``project``: the project's nodes (``build_model`` -> ``train_model``) with the ``recipe``
-     environment's model parameters (same architecture and parameter counts) and ``conf/base``'s
-     training section (ids encoded once, LazyAdam, several steps per call); only epochs, batch
-     size and early stopping (off) are set to the recipe's.
+   * ``project``: the project's fit-and-score path (``common.fit_and_score_model``:
+     ``assign_blocks`` -> ``build_model`` -> ``fit_and_score``) with the ``recipe`` environment's
+     model parameters (same architecture and parameter counts) and ``conf/base``'s training
+     section (ids encoded once, LazyAdam, several steps per call); only epochs, batch size and
+     early stopping (off) are set to the recipe's. It validates on the validation split each
+     epoch and scores the eval split once after training.
 
    Every run is a fresh subprocess (no state leaks from one run into the next: the recipe's
    tf.data pipelines slow whatever trains after them in a process). Runs are interleaved, and
@@ -19,8 +21,15 @@ Two comparisons, both on the same data (same split, same train/eval rows):
    machine load hits both paths alike. Per path it reports the median and min-max of each run's
    mean epoch time (validation and, in the first epoch, tracing included, on both paths), the
    ratio of the medians with its range (slowest recipe run / fastest project run and the other
-   way round), and PASS/FAIL against >= 10x per epoch with val MAE no worse than the recipe's
-   + 0.005 (medians over the runs).
+   way round), and PASS/FAIL against >= 10x per epoch with an eval MAE no worse than the
+   recipe's + 0.005 (medians over the runs). Both MAEs are the eval split's after the last epoch
+   (no early stopping on either path): the project's scored once after training, the recipe's
+   its own last-epoch ``val_mae``, since the recipe validates on the eval split.
+
+   Both paths train on the same train split (``conf/base``'s ``split``: the training part less
+   the validation split) with the recipe's ``all`` vocabulary. Per epoch the project validates
+   on the validation split and the recipe on the eval split, so with conf/base's fractions the
+   recipe's epoch validates on more rows (15% of the ratings against 8.5%).
 
 2. **Whole run** (``--mode whole-run``): ``kedro run`` (the default pipeline: data processing,
    both models with early stopping, the report) in a temporary copy of the project, against the
@@ -74,6 +83,15 @@ from memory_efficient_embeddings.model_names import MODEL_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCHMARK_DIR))
+
+from common import (  # noqa: E402
+    data_parameters,
+    fit_and_score_model,
+    load_parameters,
+    prepare_data,
+)
+
 PATHS = ("project", "recipe")
 SPEEDUP_TARGET = 10.0
 WHOLE_RUN_TARGET = 5.0
@@ -82,43 +100,6 @@ logger = logging.getLogger("training_speed")
 
 
 # ---------------------------------------------------------------------- configuration
-
-
-def load_parameters(env: str, conf_source: Path = REPO_ROOT / "conf") -> dict[str, Any]:
-    """The project's parameters as ``kedro run --env=<env>`` sees them."""
-    from kedro.config import OmegaConfigLoader  # noqa: PLC0415 - keep the parent light
-
-    from memory_efficient_embeddings.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415
-
-    loader = OmegaConfigLoader(str(conf_source), **{**CONFIG_LOADER_ARGS, "default_run_env": env})
-    return copy.deepcopy(dict(loader["parameters"]))
-
-
-def data_parameters(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """The ``data`` parameters with the benchmark's source choice applied."""
-    from memory_efficient_embeddings.movielens import get_release  # noqa: PLC0415
-
-    data = copy.deepcopy(params["data"])
-    data["dataset"] = args.dataset
-    if args.archive:
-        data["source"] = "movielens"
-        data["path"] = str(args.archive)
-        data["verify_checksum"] = not args.no_verify_checksum
-    else:
-        data["source"] = "synthetic"
-        data["path"] = None
-        if args.num_ratings:
-            release = get_release(args.dataset)
-            synthetic = dict(data.get("synthetic") or {})
-            per_user = synthetic.get("min_ratings_per_user") or 20
-            synthetic["num_ratings"] = int(args.num_ratings)
-            # Shrink users and movies with the ratings, leaving room above the per-user minimum
-            # and few enough movies that the generator can give every movie a rating.
-            users = int(args.num_ratings * 0.8) // per_user
-            synthetic["num_users"] = max(1, min(release.num_users, users))
-            synthetic["num_movies"] = max(1, min(release.num_movies, args.num_ratings // 20))
-            data["synthetic"] = synthetic
-    return data
 
 
 def training_parameters(
@@ -157,28 +138,6 @@ def memory_efficient_model(model: dict[str, Any], sizes: dict[str, Any]) -> dict
 # ------------------------------------------------------------------------------ data
 
 
-def prepare_data(data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Ingest -> prefix -> split -> vocabularies with the project's data-processing nodes."""
-    from memory_efficient_embeddings.pipelines.data_processing import (  # noqa: PLC0415
-        nodes as data_nodes,
-    )
-
-    ratings, provenance = data_nodes.ingest_ratings(data)
-    prefixed = data_nodes.prefix_ids(ratings)
-    train, evaluation = data_nodes.split_ratings(prefixed, params["split"])
-    vocabulary = dict(params["vocabulary"])
-    vocabulary["source"] = "all"  # the recipe's train ∪ eval vocabularies, for both paths
-    users, movies = data_nodes.build_vocabularies(train, evaluation, vocabulary)
-    return {
-        "provenance": provenance,
-        "ratings": ratings,
-        "train": train,
-        "eval": evaluation,
-        "users": users,
-        "movies": movies,
-    }
-
-
 def write_ratings_file(ratings: Any, path: Path) -> Path:
     """The ratings as an ml-1m ``ratings.dat`` (``::``-separated), for both whole runs."""
     columns = ["user_id", "movie_id", "rating", "timestamp"]
@@ -199,11 +158,24 @@ def _pin_threads(intra: int | None, inter: int | None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(inter)
 
 
+def _fit_probe() -> Any:
+    """A Keras callback noting the model's parameter count and the CPU time when ``fit`` ends."""
+    import keras  # noqa: PLC0415
+
+    class FitProbe(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.parameters = self.model.count_params()
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            self.cpu_end = time.process_time()
+
+    return FitProbe()
+
+
 def run_one(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """Train one model on one path in this (fresh) process; return its measurements."""
     import keras  # noqa: PLC0415
 
-    from memory_efficient_embeddings.modeling import nodes as modeling  # noqa: PLC0415
     from memory_efficient_embeddings.modeling.resources import ResourceMonitor  # noqa: PLC0415
 
     sys.path.insert(0, str(BENCHMARK_DIR))
@@ -213,18 +185,26 @@ def run_one(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     sizes = spec["sizes"]
     cpu_start = time.process_time()
     if path == "project":
-        plan = modeling.assign_blocks(
-            data["users"], data["movies"], spec["model_params"], {"popularity_blocks": 3}
+        # The pipelines' path: fit on train validating on the validation split, then the eval
+        # split scored once (the probe only observes; the eval scoring falls after its CPU mark).
+        probe = _fit_probe()
+        record = fit_and_score_model(
+            spec["model_params"],
+            spec["training"],
+            data,
+            {"popularity_blocks": 3},
+            callbacks=[probe],
         )
-        model = modeling.build_model(plan, spec["model_params"])
-        parameters = model.count_params()
-        with ResourceMonitor() as monitor:
-            _, report = modeling.train_model(
-                model, data["train"], data["eval"], data["users"], data["movies"], spec["training"]
-            )
-        epoch_seconds = report["epoch_seconds"]
-        val_mae = report["history"]["val_mae"][-1]
+        parameters = probe.parameters
+        epoch_seconds = record["epoch_seconds"]
+        eval_mae = record["eval_mae"]
+        fit_seconds = record["train_seconds"]
+        peak_rss_mib = record["peak_rss_mib"]
+        cpu_end = probe.cpu_end
     else:
+        # The recipe as the recipe runs it: it validates on the eval split every epoch, and its
+        # last epoch's val_mae is the eval MAE after training (no early stopping: nothing is
+        # selected on it).
         keras.utils.set_random_seed(spec["seed"])
         users = data["users"]["id"].astype(str).tolist()
         movies = data["movies"]["id"].astype(str).tolist()
@@ -250,11 +230,14 @@ def run_one(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
                 batch_size=spec["batch_size"],
                 verbose=0,
             )
+        cpu_end = time.process_time()
         epoch_seconds = result["epoch_seconds"]
-        val_mae = result["val_mae"]
+        eval_mae = result["val_mae"]
+        fit_seconds = monitor.seconds
+        peak_rss_mib = monitor.as_dict()["peak_rss_mib"]
     # CPU seconds of this process (all threads) from model building to the end of training:
     # unlike wall time, barely inflated when other processes compete for the cores.
-    cpu_seconds = time.process_time() - cpu_start
+    cpu_seconds = cpu_end - cpu_start
     return {
         "model": model_name,
         "path": path,
@@ -266,10 +249,10 @@ def run_one(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
             if len(epoch_seconds) > 1
             else None
         ),
-        "fit_seconds": round(monitor.seconds, 3),
+        "fit_seconds": round(fit_seconds, 3),
         "cpu_seconds": round(cpu_seconds, 3),
-        "peak_rss_mib": monitor.as_dict()["peak_rss_mib"],
-        "val_mae": round(float(val_mae), 5),
+        "peak_rss_mib": peak_rss_mib,
+        "eval_mae": round(float(eval_mae), 5),
     }
 
 
@@ -297,12 +280,12 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def compare_paths(recipe_runs: list[dict], project_runs: list[dict]) -> dict[str, Any]:
-    """Ratio of the median epoch times (with its range) and the val MAE gap, against targets."""
+    """Ratio of the median epoch times (with its range) and the eval MAE gap, against targets."""
     recipe_epoch = spread([r["mean_epoch_seconds"] for r in recipe_runs])
     project_epoch = spread([r["mean_epoch_seconds"] for r in project_runs])
     ratio = recipe_epoch["median"] / project_epoch["median"]
-    recipe_mae = statistics.median(r["val_mae"] for r in recipe_runs)
-    project_mae = statistics.median(r["val_mae"] for r in project_runs)
+    recipe_mae = statistics.median(r["eval_mae"] for r in recipe_runs)
+    project_mae = statistics.median(r["eval_mae"] for r in project_runs)
     mae_diff = project_mae - recipe_mae
     later = None
     if all(r["later_epoch_seconds"] for r in recipe_runs + project_runs):
@@ -325,9 +308,9 @@ def compare_paths(recipe_runs: list[dict], project_runs: list[dict]) -> dict[str
             round(recipe_epoch["max"] / project_epoch["min"], 2),
         ],
         "speedup_later_epochs": round(later, 2) if later else None,
-        "recipe_val_mae": round(recipe_mae, 5),
-        "project_val_mae": round(project_mae, 5),
-        "val_mae_diff": round(mae_diff, 5),
+        "recipe_eval_mae": round(recipe_mae, 5),
+        "project_eval_mae": round(project_mae, 5),
+        "eval_mae_diff": round(mae_diff, 5),
         "speedup_pass": ratio >= SPEEDUP_TARGET,
         "mae_pass": mae_diff <= MAE_TOLERANCE,
         "pass": ratio >= SPEEDUP_TARGET and mae_diff <= MAE_TOLERANCE,
@@ -386,18 +369,24 @@ def run_epoch_comparison(
     import recipe_reference as recipe  # noqa: PLC0415
 
     params = load_parameters("recipe")
-    training, overrides = training_parameters(load_parameters("base"), args)
-    data = prepare_data(data_parameters(params, args), params)
+    base = load_parameters("base")
+    training, overrides = training_parameters(base, args)
+    # conf/base's split (the recipe environment has no validation split: it validates on eval)
+    # and the recipe's train ∪ eval vocabularies, for both paths.
+    data = prepare_data(
+        data_parameters(params, args), {**params, "split": base["split"]}, vocabulary_source="all"
+    )
     sizes = recipe.recipe_sizes(len(data["users"]), len(data["movies"]))
     data_pickle = workdir / "data.pkl"
     with open(data_pickle, "wb") as handle:
         pickle.dump({k: v for k, v in data.items() if k != "ratings"}, handle)
+    # The recipe trains on the train split and validates on the eval split, as it does.
     csvs = recipe.write_recipe_csvs(data["train"], data["eval"], workdir)
     provenance = data["provenance"]
     print(
         f"Data: {provenance['description']}; {len(data['train']):,} train / "
-        f"{len(data['eval']):,} eval rows; {len(data['users']):,} users, "
-        f"{len(data['movies']):,} movies (vocabulary source: all)"
+        f"{len(data['validation']):,} validation / {len(data['eval']):,} eval rows; "
+        f"{len(data['users']):,} users, {len(data['movies']):,} movies (vocabulary source: all)"
     )
     print(f"Project path: conf/base's training section, overrides {overrides}")
     if sizes["rule"] != "recipe":
@@ -443,7 +432,7 @@ def run_epoch_comparison(
                 runs.append(result)
                 print(
                     f"  repeat {repeat + 1}/{args.repeats} {model_name:<16} {path:<8} "
-                    f"epochs {result['epoch_seconds']} s, val MAE {result['val_mae']:.4f}",
+                    f"epochs {result['epoch_seconds']} s, eval MAE {result['eval_mae']:.4f}",
                     flush=True,
                 )
     comparisons = {}
@@ -460,6 +449,7 @@ def run_epoch_comparison(
         "data": {
             "description": provenance["description"],
             "train_rows": len(data["train"]),
+            "validation_rows": len(data["validation"]),
             "eval_rows": len(data["eval"]),
             "num_users": len(data["users"]),
             "num_movies": len(data["movies"]),
@@ -518,6 +508,7 @@ def node_category(name: str) -> str:
     short = name.rsplit(".", 1)[-1]
     if short in DATA_NODES:
         return "data"
+    # Node names as `kedro run` logs them (the modeling pipeline's training nodes), not calls.
     if short in ("assign_blocks", "build_model", "train_model"):
         return "training"
     return "evaluation_and_reports"
@@ -672,7 +663,7 @@ def format_report(result: dict[str, Any]) -> str:
             f"Per epoch, median [min-max] of {epochs['settings']['repeats']} interleaved runs per "
             f"path, {epochs['settings']['epochs']} epochs, batch {epochs['settings']['batch_size']}",
             f"{'model':<17} {'recipe epoch':>22} {'project epoch':>22} {'speed-up':>16} "
-            f"{'val MAE recipe / project':>25}",
+            f"{'eval MAE recipe / project':>26}",
         ]
         for model_name, c in epochs["comparisons"].items():
             lo, hi = c["speedup_range"]
@@ -680,7 +671,7 @@ def format_report(result: dict[str, Any]) -> str:
                 f"{model_name:<17} {_fmt(c['recipe_epoch_seconds']):>22} "
                 f"{_fmt(c['project_epoch_seconds']):>22} "
                 f"{c['speedup_of_medians']:>6.2f}x [{lo:.1f}-{hi:.1f}] "
-                f"{c['recipe_val_mae']:>12.4f} / {c['project_val_mae']:.4f}"
+                f"{c['recipe_eval_mae']:>13.4f} / {c['project_eval_mae']:.4f}"
             )
         for model_name, c in epochs["comparisons"].items():
             lines.append(
@@ -692,7 +683,7 @@ def format_report(result: dict[str, Any]) -> str:
             lines.append(
                 f"{model_name}: {c['speedup_of_medians']:.2f}x "
                 f"[{'PASS' if c['speedup_pass'] else 'FAIL'} >= {SPEEDUP_TARGET:g}x]; "
-                f"val MAE project - recipe {c['val_mae_diff']:+.4f} "
+                f"eval MAE project - recipe {c['eval_mae_diff']:+.4f} "
                 f"[{'PASS' if c['mae_pass'] else 'FAIL'} <= {MAE_TOLERANCE}]"
             )
     whole = result.get("whole_run")
@@ -787,7 +778,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ),
         "targets": {
             "epoch_speedup_min": SPEEDUP_TARGET,
-            "val_mae_diff_max": MAE_TOLERANCE,
+            "eval_mae_diff_max": MAE_TOLERANCE,
             "whole_run_speedup_min": WHOLE_RUN_TARGET,
         },
     }

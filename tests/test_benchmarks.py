@@ -67,7 +67,7 @@ def test_runs_alternate_which_path_goes_first(training_speed):
 def test_comparison_uses_medians_and_reports_the_ratio_range(training_speed):
     def runs(epochs, maes):
         return [
-            {"mean_epoch_seconds": e, "later_epoch_seconds": e, "val_mae": m, "cpu_seconds": 3 * e}
+            {"mean_epoch_seconds": e, "later_epoch_seconds": e, "eval_mae": m, "cpu_seconds": 3 * e}
             for e, m in zip(epochs, maes, strict=True)
         ]
 
@@ -78,7 +78,7 @@ def test_comparison_uses_medians_and_reports_the_ratio_range(training_speed):
     # Medians 12.0 / 1.0; range: 10.0 / 1.1 and 30.0 / 0.9; MAE medians 0.705 - 0.701.
     assert result["speedup_of_medians"] == 12.0
     assert result["speedup_range"] == [9.09, 33.33]
-    assert result["val_mae_diff"] == pytest.approx(0.004)
+    assert result["eval_mae_diff"] == pytest.approx(0.004)
     assert result["cpu_ratio_of_medians"] == 12.0  # 36.0 / 3.0
     assert result["pass"]
     slower = training_speed.compare_paths(runs([9.0], [0.7]), runs([1.0], [0.7051]))
@@ -144,8 +144,10 @@ def test_benchmark_interleaves_fresh_runs_of_both_paths(training_speed, tmp_path
     # Same architecture on both paths.
     assert len({r["parameters"] for r in runs}) == 1
     for run in runs:
-        assert len(run["epoch_seconds"]) == 1 and run["val_mae"] > 0
+        assert len(run["epoch_seconds"]) == 1 and run["eval_mae"] > 0
     comparison = result["epochs"]["comparisons"]["baseline"]
     assert comparison["project_epoch_seconds"]["n"] == 2
-    assert result["epochs"]["data"]["train_rows"] + result["epochs"]["data"]["eval_rows"] == 3000
+    rows = result["epochs"]["data"]
+    assert rows["train_rows"] + rows["validation_rows"] + rows["eval_rows"] == 3000
+    assert rows["validation_rows"] > 0  # the project validates on its own split, not on eval
     assert result["machine"]["threads"] == {"intra_op": 1, "inter_op": 1}

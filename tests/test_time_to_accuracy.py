@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,12 +24,25 @@ def tta():
     return module
 
 
-def test_seconds_to_reach_is_the_end_of_the_first_epoch_at_or_below_target(tta):
-    run = {"elapsed_seconds": [2.0, 3.5, 5.0, 6.5], "eval_rmse": [0.95, 0.91, 0.90, 0.89]}
-    assert tta.seconds_to_reach(run, 0.90) == 5.0  # equal counts as reached
-    assert tta.seconds_to_reach(run, 0.93) == 3.5
-    assert tta.seconds_to_reach(run, 0.99) == 2.0
-    assert tta.seconds_to_reach(run, 0.85) is None
+def test_time_to_accuracy_is_the_training_time_through_the_validation_selected_epoch(tta):
+    run = {"epoch_seconds": [2.0, 1.5, 1.5, 1.5, 1.5], "best_epoch": 3}
+    # Epochs 1-3 (the kept one included); epochs 4-5 only confirmed the choice (patience).
+    assert tta.seconds_to_selected_epoch(run) == 5.0
+    assert tta.seconds_to_selected_epoch({**run, "best_epoch": 1}) == 2.0
+    assert tta.seconds_to_selected_epoch({**run, "best_epoch": 5}) == 8.0
+
+
+def test_verdict_needs_the_peers_eval_rmse_and_at_most_twice_its_fit_time(tta):
+    # Equal RMSE and exactly 2x the peer's fit time are both within the goal.
+    assert tta.verdict(0.90, 4.0, 0.90, 2.0) == {
+        "accuracy_pass": True,
+        "time_pass": True,
+        "verdict": "PASS",
+    }
+    slow = tta.verdict(0.85, 4.01, 0.90, 2.0)  # more accurate, but past 2x
+    assert (slow["accuracy_pass"], slow["time_pass"], slow["verdict"]) == (True, False, "FAIL")
+    worse = tta.verdict(0.9001, 0.5, 0.90, 2.0)  # fast, but above the peer's RMSE
+    assert (worse["accuracy_pass"], worse["time_pass"], worse["verdict"]) == (False, True, "FAIL")
 
 
 def test_matched_factors_fit_the_compact_models_parameters(tta):
@@ -55,6 +69,23 @@ def _peer(factors: int, rmse: float, seconds: float, matched: str | None = None)
     return {"config": config, "parameters": factors * 10, "fit_seconds": seconds, "eval_rmse": rmse}
 
 
+def _project(model: str, epoch_seconds: list, best: int, eval_rmse: float, **extra) -> dict:
+    return {
+        "model": model,
+        "embedding_parameters": 650 if model == "baseline" else 50,
+        "epoch_seconds": epoch_seconds,
+        "epochs_run": len(epoch_seconds),
+        "best_epoch": best,
+        "val_rmse_curve": [1.0] * len(epoch_seconds),
+        "val_rmse": 0.95,
+        "eval_rmse": eval_rmse,
+        "fit_seconds": sum(epoch_seconds),
+    } | extra
+
+
+DATA = {"train": [0] * 8, "validation": [0], "eval": [0] * 2}
+
+
 def test_summary_targets_the_best_full_peer_and_the_matched_peer_by_hand(tta):
     peers = [
         _peer(64, 0.90, 1.0),
@@ -64,49 +95,56 @@ def test_summary_targets_the_best_full_peer_and_the_matched_peer_by_hand(tta):
         _peer(4, 0.95, 0.5, matched="memory_efficient"),
     ]
     projects = [
-        {
-            "model": "baseline",
-            "embedding_parameters": 650,
-            "elapsed_seconds": [1.0, 3.0, 5.0],
-            "eval_rmse": [0.95, 0.91, 0.90],
-        },
-        {
-            "model": "baseline",
-            "embedding_parameters": 650,
-            "elapsed_seconds": [1.5, 3.5, 6.0],
-            "eval_rmse": [0.96, 0.92, 0.905],
-        },
-        {
-            "model": "memory_efficient",
-            "embedding_parameters": 50,
-            "elapsed_seconds": [0.5, 1.0],
-            "eval_rmse": [0.96, 0.94],
-        },
+        # Selected epochs 2 and 3: 1.0 + 2.0 = 3.0 s and 1.5 + 2.0 + 2.5 = 6.0 s (the patience
+        # epochs after them not counted); eval RMSE 0.90 and 0.915, median 0.9075.
+        _project("baseline", [1.0, 2.0, 2.0, 2.0], 2, 0.90),
+        _project("baseline", [1.5, 2.0, 2.5, 2.0, 2.0], 3, 0.915),
+        _project("memory_efficient", [0.5, 0.5, 0.5], 2, 0.94),
     ]
-    data = {"train": [0] * 8, "eval": [0] * 2}
-    result = tta.summarise(peers, projects, data)
+    result = tta.summarise(peers, projects, DATA)
+    assert (result["train_rows"], result["validation_rows"], result["eval_rows"]) == (8, 1, 2)
     baseline = result["models"]["baseline"]
     assert baseline["target_rmse"] == 0.91  # the 64-factor peer's median, not the 128's 0.93
-    # Reached at 3.0 s and at 6.0 s (0.92 and 0.96 miss 0.91): median 4.5 s over the peer's 2.0.
-    assert baseline["seconds_to_target"]["median"] == 4.5
+    assert baseline["eval_rmse"]["median"] == 0.9075
+    assert baseline["runs_at_or_below_target"] == "1/2"  # 0.915 misses 0.91
+    # Median 4.5 s over the peer's 2.0 s: accurate enough (0.9075 <= 0.91), too slow (> 2x).
+    assert baseline["seconds_to_selected_epoch"]["median"] == 4.5
     assert baseline["ratio_to_peer_fit"] == 2.25
+    assert baseline["accuracy_pass"] and not baseline["time_pass"]
     assert baseline["verdict"] == "FAIL"
     compact = result["models"]["memory_efficient"]
     assert compact["target_rmse"] == 0.95 and compact["peer"]["config"]["n_factors"] == 4
-    assert compact["seconds_to_target"]["median"] == 1.0
+    assert compact["seconds_to_selected_epoch"]["median"] == 1.0
     assert compact["ratio_to_peer_fit"] == 2.0 and compact["verdict"] == "PASS"  # <= 2x passes
 
 
-def test_a_model_that_never_reaches_the_target_fails(tta):
-    peers = [_peer(64, 0.80, 1.0)]
-    projects = [
-        {
-            "model": "baseline",
-            "embedding_parameters": 650,
-            "elapsed_seconds": [1.0],
-            "eval_rmse": [0.9],
-        }
-    ]
-    row = tta.summarise(peers, projects, {"train": [], "eval": []})["models"]["baseline"]
-    assert row["seconds_to_target"] is None and row["verdict"] == "FAIL"
-    assert row["runs_reaching_target"] == "0/1"
+def test_a_fast_model_above_the_peers_eval_rmse_fails(tta):
+    peers = [_peer(64, 0.80, 10.0)]
+    projects = [_project("baseline", [1.0, 1.0, 1.0], 1, 0.9)]
+    row = tta.summarise(peers, projects, DATA)["models"]["baseline"]
+    assert row["seconds_to_selected_epoch"]["median"] == 1.0 and row["time_pass"]
+    assert not row["accuracy_pass"] and row["verdict"] == "FAIL"
+    assert row["runs_at_or_below_target"] == "0/1"
+
+
+def test_project_runs_stop_early_on_validation_and_restore_the_best_epoch(tta):
+    params = {
+        "training": {
+            "epochs": 40,
+            "early_stopping": {"enabled": False, "monitor": "val_rmse", "patience": 2},
+        },
+        "baseline": {"model": {"name": "baseline"}},
+        "evaluation": {"popularity_blocks": 3},
+    }
+    args = SimpleNamespace(epochs=None)
+    training = tta.project_spec(params, "baseline", args)["training"]
+    assert training["epochs"] == 40  # conf's cap unless --epochs
+    assert training["early_stopping"] == {
+        "enabled": True,
+        "monitor": "val_rmse",
+        "patience": 2,
+        "restore_best_weights": True,
+    }
+    args.epochs = 7
+    assert tta.project_spec(params, "baseline", args)["training"]["epochs"] == 7
+    assert params["training"]["early_stopping"]["enabled"] is False  # conf left as it was
