@@ -8,8 +8,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from memory_efficient_embeddings.embeddings.hashing import (
+    check_hashable,
+    draw_coefficients,
+    universal_hash,
+)
 from memory_efficient_embeddings.embeddings.layers import (
-    _HASH_PRIME,
     PACKAGE,
     CompactEmbedding,
     _check_positive_int,
@@ -75,8 +79,7 @@ class HashEmbedding(CompactEmbedding):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_ids, output_dim, **kwargs)
-        if num_ids >= _HASH_PRIME:
-            raise ValueError(f"`num_ids` must be below {_HASH_PRIME} for exact int64 hashing.")
+        check_hashable(num_ids)
         self.num_hashes = _check_positive_int("num_hashes", num_hashes)
         sized = num_buckets is not None and importance_rows is not None
         if sized == (parameter_budget is not None):
@@ -96,16 +99,8 @@ class HashEmbedding(CompactEmbedding):
         self.seed = int(seed)
         rng = np.random.default_rng(self.seed)
         # (a_j, b_j) per component hash, then (c, e) for the importance row; from the seed.
-        self.bucket_coefficients = np.stack(
-            [
-                rng.integers(1, _HASH_PRIME, self.num_hashes),
-                rng.integers(0, _HASH_PRIME, self.num_hashes),
-            ]
-        ).astype("int64")
-        self.importance_coefficients = (
-            int(rng.integers(1, _HASH_PRIME)),
-            int(rng.integers(0, _HASH_PRIME)),
-        )
+        self.bucket_coefficients = np.stack(draw_coefficients(rng, self.num_hashes)).astype("int64")
+        self.importance_coefficients = tuple(int(x) for x in draw_coefficients(rng))
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.importance_initializer = keras.initializers.get(
             importance_initializer or keras.initializers.RandomUniform(-1.0, 1.0)
@@ -135,7 +130,7 @@ class HashEmbedding(CompactEmbedding):
         ids = ops.expand_dims(ops.cast(indices, "int64"), -1)
         a = ops.convert_to_tensor(self.bucket_coefficients[0])
         b = ops.convert_to_tensor(self.bucket_coefficients[1])
-        return ops.mod(ops.mod(ids * a + b, _HASH_PRIME), self.num_buckets)
+        return universal_hash(ids, a, b, self.num_buckets)
 
     def importance_index(self, indices: Any) -> Any:
         """Row of the importance table for each index: the id itself when every id has one."""
@@ -143,7 +138,7 @@ class HashEmbedding(CompactEmbedding):
         if self.importance_rows >= self.num_ids:
             return ids
         c, e = self.importance_coefficients
-        return ops.mod(ops.mod(ids * c + e, _HASH_PRIME), self.importance_rows)
+        return universal_hash(ids, c, e, self.importance_rows)
 
     def lookup(self, indices: Any) -> Any:
         components = gather_rows(self.pool, self.buckets(indices))  # S + (k, output_dim)
