@@ -17,6 +17,7 @@ from memory_efficient_embeddings.embeddings.hashing import (
     check_hashable,
     draw_coefficients,
     universal_hash,
+    universal_hashes,
 )
 
 P = 2**31 - 1
@@ -50,15 +51,21 @@ def test_universal_hash_reduces_mod_p_before_mod_m() -> None:
     assert universal_hash(np.int64(3), 5, 7, 10) == 2  # (15 + 7) mod 10
 
 
-def test_universal_hash_broadcasts_per_hash_coefficients() -> None:
-    # (ids, 1) against (k,) coefficient vectors: one column per hash, as the layers use it.
+def test_universal_hashes_gives_one_column_per_coefficient_pair() -> None:
     a, b = np.array([3, P - 2], dtype=np.int64), np.array([0, 11], dtype=np.int64)
-    ids = tf.constant([[0], [2**30], [2**31 - 2]], dtype=tf.int64)
+    ids = [[0, 2**30], [2**31 - 2, 7]]  # shape S = (2, 2): hashes of shape (2, 2, k)
     expected = [
-        [python_hash(i, int(aj), int(bj), 50) for aj, bj in zip(a, b, strict=True)]
-        for i in (0, 2**30, 2**31 - 2)
+        [[python_hash(i, int(aj), int(bj), 50) for aj, bj in zip(a, b, strict=True)] for i in row]
+        for row in ids
     ]
-    np.testing.assert_array_equal(universal_hash(ids, tf.constant(a), tf.constant(b), 50), expected)
+    hashes = universal_hashes(tf.constant(ids, dtype=tf.int32), a, b, 50)
+    assert hashes.dtype == tf.int64
+    np.testing.assert_array_equal(hashes, expected)
+    # A scalar `a` broadcasts against per-column offsets (ROBE's block numbers).
+    np.testing.assert_array_equal(
+        universal_hashes(tf.constant([5]), P - 1, b, 50),
+        [[python_hash(5, P - 1, int(bj), 50) for bj in b]],
+    )
 
 
 def test_draw_coefficients_are_the_seeded_draws_in_range() -> None:

@@ -9,11 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from memory_efficient_embeddings.embeddings.hashing import (
-    check_hashable,
-    draw_coefficients,
-    universal_hash,
-)
+from memory_efficient_embeddings.embeddings import hashing
 from memory_efficient_embeddings.embeddings.layers import (
     PACKAGE,
     CompactEmbedding,
@@ -68,7 +64,7 @@ class CCEEmbedding(Unquantizable, CompactEmbedding):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_ids, output_dim, **kwargs)
-        check_hashable(num_ids)
+        hashing.check_hashable(num_ids)
         self.num_chunks = _check_positive_int("num_chunks", num_chunks)
         if self.output_dim % self.num_chunks:
             raise ValueError(
@@ -93,11 +89,12 @@ class CCEEmbedding(Unquantizable, CompactEmbedding):
 
     def _hash_coefficients(self, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
-        return np.stack(draw_coefficients(rng, self.num_chunks), axis=1).astype("int64")
+        return np.stack(hashing.draw_coefficients(rng, self.num_chunks), axis=1).astype("int64")
 
     def _hashed_ids(self, coefficients: np.ndarray) -> np.ndarray:
         ids = np.arange(self.num_ids, dtype="int64")[:, None]
-        return universal_hash(ids, coefficients[:, 0], coefficients[:, 1], self.num_clusters)
+        a, b = coefficients[:, 0], coefficients[:, 1]
+        return hashing.universal_hash(ids, a, b, self.num_clusters)
 
     def build(self, input_shape: tuple | None = None) -> None:
         shape = (self.num_chunks, self.num_clusters, self.chunk_dim)
@@ -121,9 +118,8 @@ class CCEEmbedding(Unquantizable, CompactEmbedding):
         self.built = True
 
     def lookup(self, indices: Any) -> Any:
-        ids = ops.cast(ops.expand_dims(indices, -1), "int64")  # S + (1,)
         a, b = self.residual_hash[:, 0], self.residual_hash[:, 1]
-        residual_rows = universal_hash(ids, a, b, self.num_clusters)
+        residual_rows = hashing.universal_hashes(indices, a, b, self.num_clusters)  # S + (chunks,)
         cluster_rows = ops.take(self.assignments, indices, axis=0)  # S + (chunks,)
         chunk = ops.arange(self.num_chunks, dtype="int64")
         flat_clusters = ops.reshape(self.cluster_tables, (-1, self.chunk_dim))

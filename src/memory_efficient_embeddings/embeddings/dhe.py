@@ -9,11 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from memory_efficient_embeddings.embeddings.hashing import (
-    check_hashable,
-    draw_coefficients,
-    universal_hash,
-)
+from memory_efficient_embeddings.embeddings import hashing
 from memory_efficient_embeddings.embeddings.layers import (
     PACKAGE,
     CompactEmbedding,
@@ -103,7 +99,7 @@ class DHEEmbedding(CompactEmbedding):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_ids, output_dim, **kwargs)
-        check_hashable(num_ids)
+        hashing.check_hashable(num_ids)
         if activation not in DHE_ACTIVATIONS:
             raise ValueError(f"`activation` must be one of {DHE_ACTIVATIONS}; got {activation!r}.")
         if distribution not in DHE_DISTRIBUTIONS:
@@ -135,7 +131,8 @@ class DHEEmbedding(CompactEmbedding):
         # The Box-Muller transform turns two uniforms into two normals: draw an even count.
         num_uniforms = self.num_hashes + (self.num_hashes % 2 if distribution == "gaussian" else 0)
         rng = np.random.default_rng(self.seed)
-        self.hash_coefficients = np.stack(draw_coefficients(rng, num_uniforms)).astype("int64")
+        coefficients = hashing.draw_coefficients(rng, num_uniforms)
+        self.hash_coefficients = np.stack(coefficients).astype("int64")
         self.hidden_layers = [
             keras.layers.Dense(self.hidden_dim, name=f"hidden_{n}", dtype=self.dtype_policy)
             for n in range(self.num_hidden_layers)
@@ -160,10 +157,8 @@ class DHEEmbedding(CompactEmbedding):
 
     def hashes(self, indices: Any) -> Any:
         """The integer hashes ``h_j(i)`` in ``[0, hash_range)``: shape ``S + (uniforms,)``."""
-        ids = ops.expand_dims(ops.cast(indices, "int64"), -1)
-        a = ops.convert_to_tensor(self.hash_coefficients[0])
-        b = ops.convert_to_tensor(self.hash_coefficients[1])
-        return universal_hash(ids, a, b, self.hash_range)
+        a, b = self.hash_coefficients
+        return hashing.universal_hashes(indices, a, b, self.hash_range)
 
     def encode(self, indices: Any) -> Any:
         """The dense encoding fed to the MLP: shape ``S + (num_hashes,)``."""

@@ -8,11 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from memory_efficient_embeddings.embeddings.hashing import (
-    check_hashable,
-    draw_coefficients,
-    universal_hash,
-)
+from memory_efficient_embeddings.embeddings import hashing
 from memory_efficient_embeddings.embeddings.layers import (
     PACKAGE,
     CompactEmbedding,
@@ -79,7 +75,7 @@ class HashEmbedding(CompactEmbedding):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_ids, output_dim, **kwargs)
-        check_hashable(num_ids)
+        hashing.check_hashable(num_ids)
         self.num_hashes = _check_positive_int("num_hashes", num_hashes)
         sized = num_buckets is not None and importance_rows is not None
         if sized == (parameter_budget is not None):
@@ -99,8 +95,9 @@ class HashEmbedding(CompactEmbedding):
         self.seed = int(seed)
         rng = np.random.default_rng(self.seed)
         # (a_j, b_j) per component hash, then (c, e) for the importance row; from the seed.
-        self.bucket_coefficients = np.stack(draw_coefficients(rng, self.num_hashes)).astype("int64")
-        self.importance_coefficients = tuple(int(x) for x in draw_coefficients(rng))
+        buckets = hashing.draw_coefficients(rng, self.num_hashes)
+        self.bucket_coefficients = np.stack(buckets).astype("int64")
+        self.importance_coefficients = tuple(int(x) for x in hashing.draw_coefficients(rng))
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.importance_initializer = keras.initializers.get(
             importance_initializer or keras.initializers.RandomUniform(-1.0, 1.0)
@@ -127,10 +124,8 @@ class HashEmbedding(CompactEmbedding):
 
     def buckets(self, indices: Any) -> Any:
         """Pool row of each component of each index: shape ``S + (num_hashes,)``, int64."""
-        ids = ops.expand_dims(ops.cast(indices, "int64"), -1)
-        a = ops.convert_to_tensor(self.bucket_coefficients[0])
-        b = ops.convert_to_tensor(self.bucket_coefficients[1])
-        return universal_hash(ids, a, b, self.num_buckets)
+        a, b = self.bucket_coefficients
+        return hashing.universal_hashes(indices, a, b, self.num_buckets)
 
     def importance_index(self, indices: Any) -> Any:
         """Row of the importance table for each index: the id itself when every id has one."""
@@ -138,7 +133,7 @@ class HashEmbedding(CompactEmbedding):
         if self.importance_rows >= self.num_ids:
             return ids
         c, e = self.importance_coefficients
-        return universal_hash(ids, c, e, self.importance_rows)
+        return hashing.universal_hash(ids, c, e, self.importance_rows)
 
     def lookup(self, indices: Any) -> Any:
         components = gather_rows(self.pool, self.buckets(indices))  # S + (k, output_dim)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from keras import ops
 
 HASH_PRIME = 2**31 - 1
 
@@ -33,3 +34,14 @@ def universal_hash(ids: Any, a: Any, b: Any, modulus: int) -> Any:
     layer computes initial values in ``build``.
     """
     return (ids * a + b) % HASH_PRIME % modulus
+
+
+def universal_hashes(indices: Any, a: Any, b: Any, modulus: int) -> Any:
+    """``k`` hashes of every index, one per entry of ``a`` and ``b`` (``(k,)``, or broadcast).
+
+    Returns int64 of shape ``S + (k,)`` for indices of shape ``S``.
+    """
+    ids = ops.expand_dims(ops.cast(indices, "int64"), -1)
+    return universal_hash(
+        ids, ops.convert_to_tensor(a, "int64"), ops.convert_to_tensor(b, "int64"), modulus
+    )

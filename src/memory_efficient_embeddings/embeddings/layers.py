@@ -22,11 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from memory_efficient_embeddings.embeddings.hashing import (
-    check_hashable,
-    draw_coefficients,
-    universal_hash,
-)
+from memory_efficient_embeddings.embeddings import hashing
 
 PACKAGE = "memory_efficient_embeddings"
 
@@ -343,11 +339,11 @@ class HashedEmbedding(CompactEmbedding):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_ids, output_dim, **kwargs)
-        check_hashable(num_ids)
+        hashing.check_hashable(num_ids)
         self.num_buckets = _check_positive_int("num_buckets", num_buckets)
         self.seed = int(seed)
         # Derived from the seed, so the config only needs the seed.
-        hash_a, hash_b = draw_coefficients(np.random.default_rng(self.seed))
+        hash_a, hash_b = hashing.draw_coefficients(np.random.default_rng(self.seed))
         self.hash_a, self.hash_b = int(hash_a), int(hash_b)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.table = keras.layers.Embedding(
@@ -365,7 +361,7 @@ class HashedEmbedding(CompactEmbedding):
     def buckets(self, indices: Any) -> Any:
         """Bucket of each (in-range) index, int64."""
         ids = ops.cast(indices, "int64")
-        return universal_hash(ids, self.hash_a, self.hash_b, self.num_buckets)
+        return hashing.universal_hash(ids, self.hash_a, self.hash_b, self.num_buckets)
 
     def lookup(self, indices: Any) -> Any:
         return gather_rows(self.table, self.buckets(indices))

@@ -9,11 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from memory_efficient_embeddings.embeddings.hashing import (
-    HASH_PRIME,
-    check_hashable,
-    universal_hash,
-)
+from memory_efficient_embeddings.embeddings import hashing
 from memory_efficient_embeddings.embeddings.layers import (
     PACKAGE,
     CompactEmbedding,
@@ -55,7 +51,7 @@ class ROBEEmbedding(Unquantizable, CompactEmbedding):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_ids, output_dim, **kwargs)
-        check_hashable(num_ids)
+        hashing.check_hashable(num_ids)
         self.array_size = _check_positive_int("array_size", array_size)
         self.block_size = _check_positive_int("block_size", block_size)
         self.use_sign = bool(use_sign)
@@ -63,8 +59,8 @@ class ROBEEmbedding(Unquantizable, CompactEmbedding):
         self.num_blocks = math.ceil(self.output_dim / self.block_size)
         rng = np.random.default_rng(self.seed)
         # (a, b, c) for the block offsets, then for the signs; derived from the seed.
-        self.offset_coefficients = [int(rng.integers(1, HASH_PRIME)) for _ in range(3)]
-        self.sign_coefficients = [int(rng.integers(1, HASH_PRIME)) for _ in range(3)]
+        self.offset_coefficients = [int(rng.integers(1, hashing.HASH_PRIME)) for _ in range(3)]
+        self.sign_coefficients = [int(rng.integers(1, hashing.HASH_PRIME)) for _ in range(3)]
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
 
     def build(self, input_shape: tuple | None = None) -> None:
@@ -74,12 +70,10 @@ class ROBEEmbedding(Unquantizable, CompactEmbedding):
         self.built = True
 
     def _hash(self, indices: Any, coefficients: list[int], modulus: int) -> Any:
-        # (..., 1) ids against (num_blocks,) block numbers: (..., num_blocks) hashes, exact in int64;
-        # the block number enters the offset: ((a·i + (b·j + c)) mod p) mod modulus.
+        # One hash per block number j, which enters the offset: ((a·i + (b·j + c)) mod p) mod m.
         a, b, c = coefficients
-        ids = ops.expand_dims(ops.cast(indices, "int64"), -1)
         blocks = ops.arange(self.num_blocks, dtype="int64")
-        return universal_hash(ids, a, blocks * b + c, modulus)
+        return hashing.universal_hashes(indices, a, blocks * b + c, modulus)
 
     def block_starts(self, indices: Any) -> Any:
         """Array position where each block of each id starts: shape ``S + (num_blocks,)``."""
