@@ -51,6 +51,7 @@ class CCEEmbedding(Unquantizable, CompactEmbedding):
         seed: initial hashes.
     """
 
+    budget_sizes = ("num_clusters",)
     quantize_refusal = "its tables are shared by clusters and rewritten by recluster()."
 
     def __init__(

@@ -83,6 +83,8 @@ class DHEEmbedding(CompactEmbedding):
         seed: picks the hash coefficients.
     """
 
+    budget_sizes = ("num_hashes", "hidden_dim", "num_hidden_layers")
+
     def __init__(
         self,
         num_ids: int,

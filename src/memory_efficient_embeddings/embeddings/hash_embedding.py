@@ -60,6 +60,8 @@ class HashEmbedding(CompactEmbedding):
         importance_initializer: default uniform in ±1, as the reference's hemb.py.
     """
 
+    budget_sizes = ("num_buckets", "importance_rows", "num_hashes")
+
     def __init__(
         self,
         num_ids: int,

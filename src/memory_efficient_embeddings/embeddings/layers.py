@@ -146,6 +146,9 @@ class CompactEmbedding(keras.layers.Layer):
     Accepts integer indices of any shape ``S`` and returns ``S + (output_dim,)``.
     """
 
+    # Config keys a layer picks itself from a `parameter_budget` (a plan records them).
+    budget_sizes: tuple[str, ...] = ()
+
     def __init__(self, num_ids: int, output_dim: int, **kwargs: Any) -> None:
         # Set by a saved, quantized layer: {sublayer name: mode label}, re-applied after building.
         self._pending_quantization: dict[str, str] = dict(

@@ -63,6 +63,7 @@ class TTEmbedding(Unquantizable, CompactEmbedding):
         parameter_budget: most weights allowed (used when ``tt_rank`` is not given).
     """
 
+    budget_sizes = ("tt_rank",)
     quantize_refusal = (
         "its cores are multiplied together per lookup, so int8 error compounds across three "
         "factors."
