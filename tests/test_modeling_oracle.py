@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from memory_efficient_embeddings.embeddings import (
+    EMBEDDING_TYPES,
+    TTEmbedding,
     build_rating_model,
     embedding_bytes,
     embedding_parameter_count,
@@ -244,6 +246,15 @@ def test_a_misconfigured_sweep_point_names_itself() -> None:
         "Sweep point bad(x=1) is misconfigured: tiny.user_embedding: `ids_per_bucket` does not "
         "apply to 'full'."
     )
+
+
+def test_a_registered_type_needs_no_list_in_specs(monkeypatch) -> None:
+    # The plan reads which spec keys apply, and which sizes to record, from the layer class.
+    monkeypatch.setitem(EMBEDDING_TYPES, "tensor_train", TTEmbedding)
+    params = _model_params(movie_embedding={"type": "tensor_train", "budget_dim": 2})
+    movie = assign_blocks(USERS, MOVIES, params, EVALUATION)["movie_embedding"]
+    assert movie["layer"] == {"type": "tensor_train", "parameter_budget": 12}
+    assert movie["layer_sizes"] == {"tt_rank": 1}  # 8 weights at rank 1, 20 at rank 2
 
 
 @pytest.mark.parametrize(

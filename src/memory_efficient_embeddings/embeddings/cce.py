@@ -9,10 +9,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from memory_efficient_embeddings.embeddings import hashing
 from memory_efficient_embeddings.embeddings.layers import (
-    _HASH_PRIME,
     PACKAGE,
     CompactEmbedding,
+    Unquantizable,
     _check_positive_int,
 )
 
@@ -36,7 +37,7 @@ def kmeans(points: np.ndarray, num_clusters: int, iterations: int, seed: int) ->
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class CCEEmbedding(CompactEmbedding):
+class CCEEmbedding(Unquantizable, CompactEmbedding):
     """Per column chunk ``c``: ``row_c(i) = T_c[assign_c[i]] + R_c[h_c(i)]``; chunks concatenated.
 
     ``assign_c`` is a stored int32 map (non-trainable; hashed at first, then k-means clusters after
@@ -50,6 +51,9 @@ class CCEEmbedding(CompactEmbedding):
         seed: initial hashes.
     """
 
+    budget_sizes = ("num_clusters",)
+    quantize_refusal = "its tables are shared by clusters and rewritten by recluster()."
+
     def __init__(
         self,
         num_ids: int,
@@ -61,8 +65,7 @@ class CCEEmbedding(CompactEmbedding):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_ids, output_dim, **kwargs)
-        if num_ids >= _HASH_PRIME:
-            raise ValueError(f"`num_ids` must be below {_HASH_PRIME} for exact int64 hashing.")
+        hashing.check_hashable(num_ids)
         self.num_chunks = _check_positive_int("num_chunks", num_chunks)
         if self.output_dim % self.num_chunks:
             raise ValueError(
@@ -87,17 +90,12 @@ class CCEEmbedding(CompactEmbedding):
 
     def _hash_coefficients(self, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
-        return np.stack(
-            [
-                rng.integers(1, _HASH_PRIME, self.num_chunks),
-                rng.integers(0, _HASH_PRIME, self.num_chunks),
-            ],
-            axis=1,
-        ).astype("int64")
+        return np.stack(hashing.draw_coefficients(rng, self.num_chunks), axis=1).astype("int64")
 
     def _hashed_ids(self, coefficients: np.ndarray) -> np.ndarray:
         ids = np.arange(self.num_ids, dtype="int64")[:, None]
-        return ((ids * coefficients[:, 0] + coefficients[:, 1]) % _HASH_PRIME) % self.num_clusters
+        a, b = coefficients[:, 0], coefficients[:, 1]
+        return hashing.universal_hash(ids, a, b, self.num_clusters)
 
     def build(self, input_shape: tuple | None = None) -> None:
         shape = (self.num_chunks, self.num_clusters, self.chunk_dim)
@@ -121,9 +119,8 @@ class CCEEmbedding(CompactEmbedding):
         self.built = True
 
     def lookup(self, indices: Any) -> Any:
-        ids = ops.cast(ops.expand_dims(indices, -1), "int64")  # S + (1,)
         a, b = self.residual_hash[:, 0], self.residual_hash[:, 1]
-        residual_rows = ops.mod(ops.mod(ids * a + b, _HASH_PRIME), self.num_clusters)
+        residual_rows = hashing.universal_hashes(indices, a, b, self.num_clusters)  # S + (chunks,)
         cluster_rows = ops.take(self.assignments, indices, axis=0)  # S + (chunks,)
         chunk = ops.arange(self.num_chunks, dtype="int64")
         flat_clusters = ops.reshape(self.cluster_tables, (-1, self.chunk_dim))
@@ -157,12 +154,6 @@ class CCEEmbedding(CompactEmbedding):
         self.assignments.assign(np.stack(assignments, axis=1))
         self.residual_tables.assign(np.zeros(self.residual_tables.shape, "float32"))
         self.residual_hash.assign(self._hash_coefficients(self.seed + 1 + 1000 * self._reclusters))
-
-    def quantize(self, mode: str, **kwargs: Any) -> None:
-        raise NotImplementedError(
-            f"CCEEmbedding {self.name!r} cannot be quantized ({mode!r}): its tables are shared "
-            "by clusters and rewritten by recluster(). Keep it float32."
-        )
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -9,8 +9,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from memory_efficient_embeddings.embeddings import hashing
 from memory_efficient_embeddings.embeddings.layers import (
-    _HASH_PRIME,
     PACKAGE,
     CompactEmbedding,
     _check_positive_int,
@@ -83,6 +83,8 @@ class DHEEmbedding(CompactEmbedding):
         seed: picks the hash coefficients.
     """
 
+    budget_sizes = ("num_hashes", "hidden_dim", "num_hidden_layers")
+
     def __init__(
         self,
         num_ids: int,
@@ -99,8 +101,7 @@ class DHEEmbedding(CompactEmbedding):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_ids, output_dim, **kwargs)
-        if num_ids >= _HASH_PRIME:
-            raise ValueError(f"`num_ids` must be below {_HASH_PRIME} for exact int64 hashing.")
+        hashing.check_hashable(num_ids)
         if activation not in DHE_ACTIVATIONS:
             raise ValueError(f"`activation` must be one of {DHE_ACTIVATIONS}; got {activation!r}.")
         if distribution not in DHE_DISTRIBUTIONS:
@@ -132,9 +133,8 @@ class DHEEmbedding(CompactEmbedding):
         # The Box-Muller transform turns two uniforms into two normals: draw an even count.
         num_uniforms = self.num_hashes + (self.num_hashes % 2 if distribution == "gaussian" else 0)
         rng = np.random.default_rng(self.seed)
-        self.hash_coefficients = np.stack(
-            [rng.integers(1, _HASH_PRIME, num_uniforms), rng.integers(0, _HASH_PRIME, num_uniforms)]
-        ).astype("int64")
+        coefficients = hashing.draw_coefficients(rng, num_uniforms)
+        self.hash_coefficients = np.stack(coefficients).astype("int64")
         self.hidden_layers = [
             keras.layers.Dense(self.hidden_dim, name=f"hidden_{n}", dtype=self.dtype_policy)
             for n in range(self.num_hidden_layers)
@@ -159,10 +159,8 @@ class DHEEmbedding(CompactEmbedding):
 
     def hashes(self, indices: Any) -> Any:
         """The integer hashes ``h_j(i)`` in ``[0, hash_range)``: shape ``S + (uniforms,)``."""
-        ids = ops.expand_dims(ops.cast(indices, "int64"), -1)
-        a = ops.convert_to_tensor(self.hash_coefficients[0])
-        b = ops.convert_to_tensor(self.hash_coefficients[1])
-        return ops.mod(ops.mod(ids * a + b, _HASH_PRIME), self.hash_range)
+        a, b = self.hash_coefficients
+        return hashing.universal_hashes(indices, a, b, self.hash_range)
 
     def encode(self, indices: Any) -> Any:
         """The dense encoding fed to the MLP: shape ``S + (num_hashes,)``."""

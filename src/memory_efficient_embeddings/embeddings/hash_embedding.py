@@ -8,8 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from memory_efficient_embeddings.embeddings import hashing
 from memory_efficient_embeddings.embeddings.layers import (
-    _HASH_PRIME,
     PACKAGE,
     CompactEmbedding,
     _check_positive_int,
@@ -60,6 +60,8 @@ class HashEmbedding(CompactEmbedding):
         importance_initializer: default uniform in ±1, as the reference's hemb.py.
     """
 
+    budget_sizes = ("num_buckets", "importance_rows", "num_hashes")
+
     def __init__(
         self,
         num_ids: int,
@@ -75,8 +77,7 @@ class HashEmbedding(CompactEmbedding):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_ids, output_dim, **kwargs)
-        if num_ids >= _HASH_PRIME:
-            raise ValueError(f"`num_ids` must be below {_HASH_PRIME} for exact int64 hashing.")
+        hashing.check_hashable(num_ids)
         self.num_hashes = _check_positive_int("num_hashes", num_hashes)
         sized = num_buckets is not None and importance_rows is not None
         if sized == (parameter_budget is not None):
@@ -96,16 +97,9 @@ class HashEmbedding(CompactEmbedding):
         self.seed = int(seed)
         rng = np.random.default_rng(self.seed)
         # (a_j, b_j) per component hash, then (c, e) for the importance row; from the seed.
-        self.bucket_coefficients = np.stack(
-            [
-                rng.integers(1, _HASH_PRIME, self.num_hashes),
-                rng.integers(0, _HASH_PRIME, self.num_hashes),
-            ]
-        ).astype("int64")
-        self.importance_coefficients = (
-            int(rng.integers(1, _HASH_PRIME)),
-            int(rng.integers(0, _HASH_PRIME)),
-        )
+        buckets = hashing.draw_coefficients(rng, self.num_hashes)
+        self.bucket_coefficients = np.stack(buckets).astype("int64")
+        self.importance_coefficients = tuple(int(x) for x in hashing.draw_coefficients(rng))
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.importance_initializer = keras.initializers.get(
             importance_initializer or keras.initializers.RandomUniform(-1.0, 1.0)
@@ -132,10 +126,8 @@ class HashEmbedding(CompactEmbedding):
 
     def buckets(self, indices: Any) -> Any:
         """Pool row of each component of each index: shape ``S + (num_hashes,)``, int64."""
-        ids = ops.expand_dims(ops.cast(indices, "int64"), -1)
-        a = ops.convert_to_tensor(self.bucket_coefficients[0])
-        b = ops.convert_to_tensor(self.bucket_coefficients[1])
-        return ops.mod(ops.mod(ids * a + b, _HASH_PRIME), self.num_buckets)
+        a, b = self.bucket_coefficients
+        return hashing.universal_hashes(indices, a, b, self.num_buckets)
 
     def importance_index(self, indices: Any) -> Any:
         """Row of the importance table for each index: the id itself when every id has one."""
@@ -143,7 +135,7 @@ class HashEmbedding(CompactEmbedding):
         if self.importance_rows >= self.num_ids:
             return ids
         c, e = self.importance_coefficients
-        return ops.mod(ops.mod(ids * c + e, _HASH_PRIME), self.importance_rows)
+        return hashing.universal_hash(ids, c, e, self.importance_rows)
 
     def lookup(self, indices: Any) -> Any:
         components = gather_rows(self.pool, self.buckets(indices))  # S + (k, output_dim)

@@ -22,10 +22,9 @@ import keras
 import numpy as np
 from keras import ops
 
-PACKAGE = "memory_efficient_embeddings"
+from memory_efficient_embeddings.embeddings import hashing
 
-# A Mersenne prime > 2**30: (a * i + b) stays below 2**62 for indices < 2**31, so int64 is exact.
-_HASH_PRIME = 2**31 - 1
+PACKAGE = "memory_efficient_embeddings"
 
 
 def _check_positive_int(name: str, value: Any) -> int:
@@ -147,6 +146,9 @@ class CompactEmbedding(keras.layers.Layer):
     Accepts integer indices of any shape ``S`` and returns ``S + (output_dim,)``.
     """
 
+    # Config keys a layer picks itself from a `parameter_budget` (a plan records them).
+    budget_sizes: tuple[str, ...] = ()
+
     def __init__(self, num_ids: int, output_dim: int, **kwargs: Any) -> None:
         # Set by a saved, quantized layer: {sublayer name: mode label}, re-applied after building.
         self._pending_quantization: dict[str, str] = dict(
@@ -201,6 +203,21 @@ class CompactEmbedding(keras.layers.Layer):
         if quantized:
             config["quantized_sublayers"] = quantized
         return config
+
+
+class Unquantizable:
+    """Mixin for a layer that stays float32: ``quantize`` raises, giving ``quantize_refusal``.
+
+    ``model.quantize`` turns the error into a warning and leaves the layer as it is.
+    """
+
+    quantize_refusal = ""  # why, after "cannot be quantized (<mode>): "
+
+    def quantize(self, mode: str, **kwargs: Any) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__} {self.name!r} cannot be quantized ({mode!r}): "
+            f"{self.quantize_refusal} Keep it float32."
+        )
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -325,14 +342,12 @@ class HashedEmbedding(CompactEmbedding):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_ids, output_dim, **kwargs)
-        if num_ids >= _HASH_PRIME:
-            raise ValueError(f"`num_ids` must be below {_HASH_PRIME} for exact int64 hashing.")
+        hashing.check_hashable(num_ids)
         self.num_buckets = _check_positive_int("num_buckets", num_buckets)
         self.seed = int(seed)
-        rng = np.random.default_rng(self.seed)
         # Derived from the seed, so the config only needs the seed.
-        self.hash_a = int(rng.integers(1, _HASH_PRIME))
-        self.hash_b = int(rng.integers(0, _HASH_PRIME))
+        hash_a, hash_b = hashing.draw_coefficients(np.random.default_rng(self.seed))
+        self.hash_a, self.hash_b = int(hash_a), int(hash_b)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.table = keras.layers.Embedding(
             self.num_buckets,
@@ -348,9 +363,8 @@ class HashedEmbedding(CompactEmbedding):
 
     def buckets(self, indices: Any) -> Any:
         """Bucket of each (in-range) index, int64."""
-        indices = ops.cast(indices, "int64")
-        hashed = ops.mod(indices * self.hash_a + self.hash_b, _HASH_PRIME)
-        return ops.mod(hashed, self.num_buckets)
+        ids = ops.cast(indices, "int64")
+        return hashing.universal_hash(ids, self.hash_a, self.hash_b, self.num_buckets)
 
     def lookup(self, indices: Any) -> Any:
         return gather_rows(self.table, self.buckets(indices))

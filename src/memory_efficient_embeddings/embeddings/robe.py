@@ -9,16 +9,17 @@ import keras
 import numpy as np
 from keras import ops
 
+from memory_efficient_embeddings.embeddings import hashing
 from memory_efficient_embeddings.embeddings.layers import (
-    _HASH_PRIME,
     PACKAGE,
     CompactEmbedding,
+    Unquantizable,
     _check_positive_int,
 )
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class ROBEEmbedding(CompactEmbedding):
+class ROBEEmbedding(Unquantizable, CompactEmbedding):
     """ROBE-Z: row ``i`` is ``ceil(output_dim / Z)`` blocks of ``Z`` consecutive array elements.
 
     Block ``j`` of id ``i`` starts at ``h(i, j) = ((a·i + b·j + c) mod p) mod array_size`` and
@@ -33,6 +34,10 @@ class ROBEEmbedding(CompactEmbedding):
         seed: picks the hash coefficients.
     """
 
+    quantize_refusal = (
+        "its one shared array is read in overlapping hashed blocks, so per-row scales do not apply."
+    )
+
     def __init__(
         self,
         num_ids: int,
@@ -46,8 +51,7 @@ class ROBEEmbedding(CompactEmbedding):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_ids, output_dim, **kwargs)
-        if num_ids >= _HASH_PRIME:
-            raise ValueError(f"`num_ids` must be below {_HASH_PRIME} for exact int64 hashing.")
+        hashing.check_hashable(num_ids)
         self.array_size = _check_positive_int("array_size", array_size)
         self.block_size = _check_positive_int("block_size", block_size)
         self.use_sign = bool(use_sign)
@@ -55,8 +59,8 @@ class ROBEEmbedding(CompactEmbedding):
         self.num_blocks = math.ceil(self.output_dim / self.block_size)
         rng = np.random.default_rng(self.seed)
         # (a, b, c) for the block offsets, then for the signs; derived from the seed.
-        self.offset_coefficients = [int(rng.integers(1, _HASH_PRIME)) for _ in range(3)]
-        self.sign_coefficients = [int(rng.integers(1, _HASH_PRIME)) for _ in range(3)]
+        self.offset_coefficients = [int(rng.integers(1, hashing.HASH_PRIME)) for _ in range(3)]
+        self.sign_coefficients = [int(rng.integers(1, hashing.HASH_PRIME)) for _ in range(3)]
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
 
     def build(self, input_shape: tuple | None = None) -> None:
@@ -66,11 +70,10 @@ class ROBEEmbedding(CompactEmbedding):
         self.built = True
 
     def _hash(self, indices: Any, coefficients: list[int], modulus: int) -> Any:
-        # (..., 1) ids against (num_blocks,) block numbers: (..., num_blocks) hashes, exact in int64.
+        # One hash per block number j, which enters the offset: ((a·i + (b·j + c)) mod p) mod m.
         a, b, c = coefficients
-        ids = ops.expand_dims(ops.cast(indices, "int64"), -1)
         blocks = ops.arange(self.num_blocks, dtype="int64")
-        return ops.mod(ops.mod(ids * a + blocks * b + c, _HASH_PRIME), modulus)
+        return hashing.universal_hashes(indices, a, blocks * b + c, modulus)
 
     def block_starts(self, indices: Any) -> Any:
         """Array position where each block of each id starts: shape ``S + (num_blocks,)``."""
@@ -93,12 +96,6 @@ class ROBEEmbedding(CompactEmbedding):
         shape = ops.shape(indices)
         flat = ops.reshape(values, (*shape, self.num_blocks * self.block_size))
         return flat[..., : self.output_dim]
-
-    def quantize(self, mode: str, **kwargs: Any) -> None:
-        raise NotImplementedError(
-            f"ROBEEmbedding {self.name!r} cannot be quantized ({mode!r}): its one shared array is "
-            "read in overlapping hashed blocks, so per-row scales do not apply. Keep it float32."
-        )
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -11,6 +11,7 @@ from keras import ops
 from memory_efficient_embeddings.embeddings.layers import (
     PACKAGE,
     CompactEmbedding,
+    Unquantizable,
     _check_positive_int,
 )
 
@@ -49,7 +50,7 @@ def tt_parameter_count(num_ids: int, output_dim: int, rank: int) -> int:
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class TTEmbedding(CompactEmbedding):
+class TTEmbedding(Unquantizable, CompactEmbedding):
     """Row ``i = (i1·n2 + i2)·n3 + i3`` is ``G1[i1] · G2[i2] · G3[i3]`` flattened to ``d1·d2·d3``.
 
     Cores are stored row-index first, ``G_k`` of shape ``(n_k, r_{k-1}, d_k, r_k)`` with
@@ -61,6 +62,12 @@ class TTEmbedding(CompactEmbedding):
         tt_rank: ``r1 = r2``; or give ``parameter_budget`` and the largest rank that fits is used.
         parameter_budget: most weights allowed (used when ``tt_rank`` is not given).
     """
+
+    budget_sizes = ("tt_rank",)
+    quantize_refusal = (
+        "its cores are multiplied together per lookup, so int8 error compounds across three "
+        "factors."
+    )
 
     def __init__(
         self,
@@ -106,12 +113,6 @@ class TTEmbedding(CompactEmbedding):
         g3 = ops.take(ops.cast(self.core_3, self.compute_dtype), i3, axis=0)[..., 0]  # (B, r, d3)
         rows = ops.einsum("bar,brcs,bse->bace", g1, g2, g3)
         return ops.reshape(rows, (*ops.shape(indices), self.output_dim))
-
-    def quantize(self, mode: str, **kwargs: Any) -> None:
-        raise NotImplementedError(
-            f"TTEmbedding {self.name!r} cannot be quantized ({mode!r}): its cores are multiplied "
-            "together per lookup, so int8 error compounds across three factors. Keep it float32."
-        )
 
     def get_config(self) -> dict[str, Any]:
         # The rank is what the weights were built with; the budget only chose it.

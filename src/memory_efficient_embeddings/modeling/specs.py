@@ -8,6 +8,7 @@ reports error by the same kind of popularity blocks. No training here.
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import math
 from typing import Any
@@ -16,10 +17,12 @@ import numpy as np
 import pandas as pd
 
 from memory_efficient_embeddings.embeddings import (
+    EMBEDDING_TYPES,
     alpha_power_dims,
     make_embedding,
     popularity_blocks,
 )
+from memory_efficient_embeddings.parameters import SPEC_KEY_ARGUMENTS
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,16 @@ def resolve_blocks(frequencies: np.ndarray, blocks: dict[str, Any], where: str) 
     }
 
 
+def _spec_key_argument(key: str, kind: str, where: str) -> str:
+    """The layer argument that spec key ``key`` sets for this type, read from its constructor."""
+    layer_class = EMBEDDING_TYPES.get(kind)
+    arguments = inspect.signature(layer_class.__init__).parameters if layer_class else {}
+    taken = [argument for argument in SPEC_KEY_ARGUMENTS[key] if argument in arguments]
+    if len(taken) != 1:
+        raise ValueError(f"{where}: `{key}` does not apply to {kind!r}.")
+    return taken[0]
+
+
 def _resolve_layer(
     spec: dict[str, Any], num_ids: int, blocks: dict[str, Any] | None, where: str
 ) -> dict[str, Any]:
@@ -103,51 +116,33 @@ def _resolve_layer(
     """
     layer = {key: copy.deepcopy(value) for key, value in spec.items() if value is not None}
     layer.pop("blocks", None)
+    kind = layer["type"]
     ids_per_bucket = layer.pop("ids_per_bucket", None)
     if ids_per_bucket is not None:  # e.g. the recipe's QR rule: num_buckets = n // 50.
-        if layer["type"] not in ("hashed", "quotient_remainder"):
-            raise ValueError(f"{where}: `ids_per_bucket` does not apply to {layer['type']!r}.")
-        layer["num_buckets"] = max(1, num_ids // int(ids_per_bucket))
+        argument = _spec_key_argument("ids_per_bucket", kind, where)
+        layer[argument] = max(1, num_ids // int(ids_per_bucket))
     budget_dim = layer.pop("budget_dim", None)
     if budget_dim is not None:  # at most the weights of a uniform dim-k table of this side
-        budget = int(budget_dim) * num_ids
-        if layer["type"] == "robe":
-            layer["array_size"] = budget
-        elif layer["type"] in ("tt_rec", "cce", "hash_embedding", "dhe"):
-            # Their sizes depend on the output width too: the layer picks the largest that fits
-            # (hash_embedding: half the budget to importance weights, the rest to the pool; dhe:
-            # the widest hidden layer), and the plan records what it picked (`layer_sizes`).
-            layer["parameter_budget"] = budget
-        else:
-            raise ValueError(f"{where}: `budget_dim` does not apply to {layer['type']!r}.")
-    if layer["type"] == "quotient_remainder" and layer.pop("quotient_rows_equal_buckets", False):
-        # The recipe sizes both tables alike.
-        layer["quotient_rows"] = max(
-            layer["num_buckets"], math.ceil(num_ids / layer["num_buckets"])
-        )
+        # ROBE's array_size, or a parameter_budget: a layer whose sizes depend on the output width
+        # too picks the largest that fits, and the plan records what it picked (`layer_sizes`).
+        layer[_spec_key_argument("budget_dim", kind, where)] = int(budget_dim) * num_ids
+    if layer.pop("quotient_rows_equal_buckets", False):  # the recipe sizes both QR tables alike
+        argument = _spec_key_argument("quotient_rows_equal_buckets", kind, where)
+        layer[argument] = max(layer["num_buckets"], math.ceil(num_ids / layer["num_buckets"]))
     if blocks is not None:
         layer["block_sizes"] = blocks["sizes"]
         layer["block_dims"] = blocks["dims"]
     return layer
 
 
-# Sizes a layer chooses for itself from a `parameter_budget`, recorded in the plan.
-CHOSEN_SIZES = {
-    "cce": ("num_clusters",),
-    "tt_rec": ("tt_rank",),
-    "hash_embedding": ("num_buckets", "importance_rows", "num_hashes"),
-    "dhe": ("num_hashes", "hidden_dim", "num_hidden_layers"),
-}
-
-
 def _layer_size(layer: dict[str, Any], num_ids: int, output_dim: int) -> tuple[int, dict]:
-    """The layer's weight count and the sizes it chose (``CHOSEN_SIZES``), by building it."""
+    """The layer's weight count and the sizes it chose (its ``budget_sizes``), by building it."""
     # Building the layer alone (no model, no training) counts exactly what the model will hold.
     embedding = make_embedding(layer, num_ids, output_dim, name="count")
     embedding.build(None)
     count = int(sum(math.prod(variable.shape) for variable in embedding.weights))
     config = embedding.get_config()
-    return count, {key: config[key] for key in CHOSEN_SIZES.get(layer["type"], ())}
+    return count, {key: config[key] for key in embedding.budget_sizes}
 
 
 def equal_mass_boundaries(frequencies: np.ndarray, num_blocks: int) -> list[int]:
