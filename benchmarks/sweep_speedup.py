@@ -25,12 +25,10 @@ from typing import Any
 from distributed import LocalCluster
 from kedro.config import OmegaConfigLoader
 
+from memory_efficient_embeddings.modeling.grid import plan_sweep
 from memory_efficient_embeddings.pipelines.data_processing import nodes as data_nodes
-from memory_efficient_embeddings.pipelines.sweep.nodes import (
-    assign_sweep_blocks,
-    plan_sweep,
-    run_sweep,
-)
+from memory_efficient_embeddings.pipelines.sweep.plan import assign_sweep_blocks
+from memory_efficient_embeddings.pipelines.sweep.runs import run_sweep
 from memory_efficient_embeddings.settings import CONFIG_LOADER_ARGS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from memory_efficient_embeddings.modeling.grid import EMBEDDING_SIDES, plan_sweep
+
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
@@ -521,12 +523,9 @@ def _model_problems(model: Any, where: str) -> list[str]:
         return []
     return [
         problem
-        for side in ("user_embedding", "movie_embedding")
+        for side in EMBEDDING_SIDES
         for problem in embedding_spec_problems(model.get(side), f"{where}.{side}")
     ]
-
-
-EMBEDDING_SIDES = ("user_embedding", "movie_embedding")
 
 
 def _spec_type(spec: Any) -> Any:
@@ -590,8 +589,6 @@ def sweep_point_problems(parameters: Mapping[str, Any]) -> list[str]:
     sweep, base = parameters.get("sweep"), (parameters.get("baseline") or {}).get("model")
     if not isinstance(sweep, Mapping) or not isinstance(base, Mapping):
         return []
-    from memory_efficient_embeddings.pipelines.sweep.nodes import plan_sweep  # noqa: PLC0415
-
     problems = grid_problems(sweep, base)
     if problems:  # each point would repeat them
         return problems
