@@ -28,6 +28,7 @@ from memory_efficient_embeddings.lineage import (
     Lineage,
     combine,
     data_component,
+    local_file,
     read_record,
     sidecar_path,
     write_json_atomically,
@@ -67,21 +68,6 @@ def _pin(dataset: AbstractVersionedDataset, load: str | None, save: str | None) 
     # process wrote it; a pinned Version is what `--load-versions` sets.
     dataset._version = Version(load, save)
     dataset._clear_version_cache()
-
-
-def _local_file(dataset: Any, saving: bool) -> Path | None:
-    """The file a dataset loads (or is about to save); None for memory or remote datasets."""
-    if not isinstance(dataset, AbstractVersionedDataset):
-        return None
-    if getattr(dataset, "_protocol", "file") != "file":
-        return None
-    if dataset._version is None:
-        return Path(str(dataset._filepath))
-    try:
-        version = dataset.resolve_save_version() if saving else dataset.resolve_load_version()
-    except VersionNotFoundError:
-        return None
-    return Path(str(dataset._get_versioned_path(version)))
 
 
 def _live_run_file(catalog: Any, run_id: str | None) -> Path | None:
@@ -178,14 +164,14 @@ class RunRecordHooks:
         versions = self._runs.pop(run_params["run_id"], {"read": {}, "written": {}})
 
         def entry(name: str, version: str) -> dict[str, Any]:
-            path = _local_file(catalog.get(name), saving=False)
+            path = local_file(catalog.get(name), saving=False)
             record = read_record(sidecar_path(path)) if path else None
             return {"version": version, "fingerprint": (record or {}).get("fingerprint")}
 
         written = {  # what this run saved: a failed or partial run lists only what it finished
             name: entry(name, version)
             for name, version in versions["written"].items()
-            if (path := _local_file(catalog.get(name), saving=False)) is None
+            if (path := local_file(catalog.get(name), saving=False)) is None
             or (path.parent.name == version and path.exists())
         }
         return {
@@ -244,7 +230,7 @@ class LineageHooks:
         if made_here is not None:
             return made_here
         dataset = catalog.get(name)
-        path = _local_file(dataset, saving=False)
+        path = local_file(dataset, saving=False)
         if path is None:  # in memory: made by this run, maybe in another worker process
             folder = _run_folder(catalog, run_id)
             record = read_record(folder / "lineage" / f"{name}.json") if folder else None
@@ -306,7 +292,7 @@ class LineageHooks:
         with self._lock:
             self._produced[(run_id, dataset_name)] = lineage
         record = {**lineage.as_record(), "dataset": dataset_name, "run_id": run_id}
-        path = _local_file(catalog.get(dataset_name), saving=True)
+        path = local_file(catalog.get(dataset_name), saving=True)
         if path is not None:
             write_json_atomically(sidecar_path(path), record)
         elif (folder := _run_folder(catalog, run_id)) is not None:
