@@ -49,14 +49,36 @@ RERUN_HINT = (
 
 
 class ParameterValidationHooks:
-    """Check every parameter against the schema before any node runs."""
+    """Check every parameter against the schema before any node runs; the nodes then read the
+    parameters with the schema's defaults filled in (the one place a default is set)."""
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, catalog: Any) -> None:
-        from memory_efficient_embeddings.parameters import validate_parameters  # noqa: PLC0415
+        from memory_efficient_embeddings.parameters import (  # noqa: PLC0415
+            validate_parameters,
+            with_defaults,
+        )
 
         if "parameters" in catalog:
-            validate_parameters(catalog.load("parameters"))
+            given = catalog.load("parameters")
+            filled = with_defaults(validate_parameters(given), given)
+            for name, value in [("parameters", filled), *_changed_entries(given, filled)]:
+                if name in catalog:
+                    catalog.get(name).save(value)  # in place: no "Replacing dataset" warning
+                else:
+                    catalog[name] = value
+
+
+def _changed_entries(given: dict[str, Any], filled: dict[str, Any], prefix: str = "params:"):
+    """The `params:<dotted.key>` entries (as Kedro's context makes them) that defaults changed."""
+    for key, value in filled.items():
+        if key in given and given[key] == value:
+            continue
+        name = f"{prefix}{key}"
+        yield name, value
+        if isinstance(value, dict):
+            inner = given.get(key) if isinstance(given.get(key), dict) else {}
+            yield from _changed_entries(inner, value, f"{name}.")
 
 
 def _versioned(dataset: Any) -> bool:

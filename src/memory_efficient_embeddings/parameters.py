@@ -10,12 +10,13 @@ keys). A new parameter section is one field of `ProjectParameters`.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import inspect
 import typing
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -90,12 +91,15 @@ class Strict(BaseModel):
     """A section whose unknown keys are errors; types are strict (`true` is no batch size)."""
 
     model_config = ConfigDict(extra="forbid", validate_default=False, strict=True)
+    # False for a section of overrides: a key it leaves out overrides nothing (see with_defaults).
+    fills_defaults: ClassVar[bool] = True
 
 
 class Open(BaseModel):
     """A section whose extra keys are checked apart (embedding specs: by their layer type)."""
 
     model_config = ConfigDict(extra="allow", validate_default=False, strict=True)
+    fills_defaults: ClassVar[bool] = True
 
 
 class SyntheticParameters(Open):
@@ -166,6 +170,7 @@ class TrainingParameters(Strict):
 class TrainingOverrides(TrainingParameters):
     """`sweep.training`: any subset of `training`."""
 
+    fills_defaults: ClassVar[bool] = False
     optimizer: str | None = None
     learning_rate: Annotated[float, Field(gt=0)] | None = None
     batch_size: PositiveInt | None = None
@@ -639,3 +644,26 @@ def validate_parameters(parameters: Mapping[str, Any]) -> ProjectParameters:
             + "\n  - ".join(dict.fromkeys(problems))
         )
     return validated
+
+
+def with_defaults(section: BaseModel, given: Mapping[str, Any]) -> dict[str, Any]:
+    """`given` (a validated section as written) with the schema's defaults for what it leaves out.
+
+    What is given stays exactly as written (an int stays an int, extra keys stay); a default of
+    None is not added (absent and null read the same); a section of overrides gets no defaults.
+    """
+    filled = copy.deepcopy(dict(given))
+    if not section.fills_defaults:
+        return filled
+    for name, field in type(section).model_fields.items():
+        value = getattr(section, name)
+        if name not in given:
+            if field.default is not None and not field.is_required():
+                filled[name] = _default(value)
+        elif isinstance(value, BaseModel) and isinstance(given[name], Mapping):
+            filled[name] = with_defaults(value, given[name])
+    return filled
+
+
+def _default(value: Any) -> Any:
+    return with_defaults(value, {}) if isinstance(value, BaseModel) else copy.deepcopy(value)

@@ -87,7 +87,7 @@ def build_vocabularies(
     the model). ``all`` reproduces the keras-io recipe: train ∪ eval ids, eval-only ids with
     train_count 0, sorted last.
     """
-    source = vocabulary.get("source", "train")
+    source = vocabulary["source"]
     if source not in VOCABULARY_SOURCES:
         raise ValueError(
             f"vocabulary.source is {source!r}; use one of {', '.join(VOCABULARY_SOURCES)}."

@@ -242,7 +242,7 @@ def run_sweep(
     sweep: dict[str, Any],
 ) -> pd.DataFrame:
     """Train and evaluate every point once per seed, in float32 and after each quantization."""
-    training = deep_merge(training, sweep.get("training") or {})
+    training = deep_merge(training, sweep["training"])
     executor = validate_executor(sweep.get("executor"))
     data = {
         "train": (
