@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,9 @@ class ParameterValidationHooks:
                     catalog[name] = value
 
 
-def _changed_entries(given: dict[str, Any], filled: dict[str, Any], prefix: str = "params:"):
+def _changed_entries(
+    given: dict[str, Any], filled: dict[str, Any], prefix: str = "params:"
+) -> Iterator[tuple[str, Any]]:
     """The `params:<dotted.key>` entries (as Kedro's context makes them) that defaults changed."""
     for key, value in filled.items():
         if key in given and given[key] == value:

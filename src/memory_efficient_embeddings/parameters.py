@@ -1,4 +1,6 @@
-"""The parameter schema: every run's parameters are checked against it before any node runs.
+"""The parameter schema: every run's parameters are checked against it before any node runs, and
+the nodes read them with its defaults filled in (`with_defaults`). Shared code that also runs
+without the schema (tests, benchmarks) falls back to the same defaults.
 
 Unknown keys are refused with a did-you-mean, types (strictly) and ranges are checked, and every
 message names the full dotted key and what it accepts. An embedding spec is checked against its
