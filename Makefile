@@ -52,10 +52,10 @@ MUTATION_SCOPE := \
 	'memory_efficient_embeddings.movielens.ingest.*' \
 	'memory_efficient_embeddings.pipelines.reporting.nodes.x_compare_models__*' \
 	'memory_efficient_embeddings.pipelines.reporting.nodes.x_render_comparison_table__*' \
-	'memory_efficient_embeddings.pipelines.sweep.nodes.x_summarize_sweep__*' \
-	'memory_efficient_embeddings.pipelines.sweep.nodes.x__pareto_mask__*' \
-	'memory_efficient_embeddings.pipelines.sweep.nodes.x_render_sweep_table__*' \
-	'memory_efficient_embeddings.pipelines.sweep.nodes.x__mean_std__*'
+	'memory_efficient_embeddings.pipelines.sweep.summary.x_summarize_sweep__*' \
+	'memory_efficient_embeddings.pipelines.sweep.summary.x__pareto_mask__*' \
+	'memory_efficient_embeddings.pipelines.sweep.summary.x_render_sweep_table__*' \
+	'memory_efficient_embeddings.pipelines.sweep.summary.x__mean_std__*'
 
 # mutmut works in a fresh copy of the project (mutants/) and puts mutants/src first on the path.
 mutation: install

@@ -27,11 +27,9 @@ from typing import Any
 
 from distributed import LocalCluster
 
-from memory_efficient_embeddings.pipelines.sweep.nodes import (
-    assign_sweep_blocks,
-    plan_sweep,
-    run_sweep,
-)
+from memory_efficient_embeddings.modeling.grid import plan_sweep
+from memory_efficient_embeddings.pipelines.sweep.plan import assign_sweep_blocks
+from memory_efficient_embeddings.pipelines.sweep.runs import run_sweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

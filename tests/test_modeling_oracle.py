@@ -25,7 +25,8 @@ from memory_efficient_embeddings.modeling.nodes import assign_blocks, build_mode
 from memory_efficient_embeddings.modeling.recommend import recommend
 from memory_efficient_embeddings.modeling.specs import BlocksDoNotFitError, resolve_blocks
 from memory_efficient_embeddings.modeling.training import encode_split, fit_rating_model
-from memory_efficient_embeddings.pipelines.sweep.nodes import assign_sweep_blocks, run_sweep
+from memory_efficient_embeddings.pipelines.sweep.plan import assign_sweep_blocks
+from memory_efficient_embeddings.pipelines.sweep.runs import run_sweep
 
 ZEROS = {"type": "full", "embeddings_initializer": "zeros"}
 EVALUATION = {"popularity_blocks": 3}

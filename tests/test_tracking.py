@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from memory_efficient_embeddings.pipelines.sweep import nodes as sweep_nodes
+from memory_efficient_embeddings.pipelines.sweep import runs as runs_module
 from memory_efficient_embeddings.tracking import log_sweep_run, numeric_metrics
 from tests.pipelines.test_sweep_dask import parameters, tiny_inputs  # noqa: F401
 from tests.pipelines.test_sweep_resume import _fake_training, _sweep
@@ -47,7 +47,7 @@ def test_a_model_run_logs_its_parameters_metrics_and_plots(tmp_path) -> None:
 
 
 def test_every_sweep_run_is_a_nested_run(tiny_inputs, tmp_path, monkeypatch) -> None:  # noqa: F811
-    monkeypatch.setattr(sweep_nodes, "train_sweep_point", _fake_training([]))
+    monkeypatch.setattr(runs_module, "train_sweep_point", _fake_training([]))
     mlflow.set_tracking_uri((tmp_path / "mlruns").as_uri())
     mlflow.set_experiment("sweep")  # an earlier in-process kedro run set another store's
     try:

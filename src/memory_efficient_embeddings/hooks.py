@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from memory_efficient_embeddings.lineage import (
     Lineage,
     combine,
     data_component,
+    local_file,
     read_record,
     sidecar_path,
     write_json_atomically,
@@ -48,14 +50,38 @@ RERUN_HINT = (
 
 
 class ParameterValidationHooks:
-    """Check every parameter against the schema before any node runs."""
+    """Check every parameter against the schema before any node runs; the nodes then read the
+    parameters with the schema's defaults filled in (the one place a default is set)."""
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, catalog: Any) -> None:
-        from memory_efficient_embeddings.parameters import validate_parameters  # noqa: PLC0415
+        from memory_efficient_embeddings.parameters import (  # noqa: PLC0415
+            validate_parameters,
+            with_defaults,
+        )
 
         if "parameters" in catalog:
-            validate_parameters(catalog.load("parameters"))
+            given = catalog.load("parameters")
+            filled = with_defaults(validate_parameters(given), given)
+            for name, value in [("parameters", filled), *_changed_entries(given, filled)]:
+                if name in catalog:
+                    catalog.get(name).save(value)  # in place: no "Replacing dataset" warning
+                else:
+                    catalog[name] = value
+
+
+def _changed_entries(
+    given: dict[str, Any], filled: dict[str, Any], prefix: str = "params:"
+) -> Iterator[tuple[str, Any]]:
+    """The `params:<dotted.key>` entries (as Kedro's context makes them) that defaults changed."""
+    for key, value in filled.items():
+        if key in given and given[key] == value:
+            continue
+        name = f"{prefix}{key}"
+        yield name, value
+        if isinstance(value, dict):
+            inner = given.get(key) if isinstance(given.get(key), dict) else {}
+            yield from _changed_entries(inner, value, f"{name}.")
 
 
 def _versioned(dataset: Any) -> bool:
@@ -67,21 +93,6 @@ def _pin(dataset: AbstractVersionedDataset, load: str | None, save: str | None) 
     # process wrote it; a pinned Version is what `--load-versions` sets.
     dataset._version = Version(load, save)
     dataset._clear_version_cache()
-
-
-def _local_file(dataset: Any, saving: bool) -> Path | None:
-    """The file a dataset loads (or is about to save); None for memory or remote datasets."""
-    if not isinstance(dataset, AbstractVersionedDataset):
-        return None
-    if getattr(dataset, "_protocol", "file") != "file":
-        return None
-    if dataset._version is None:
-        return Path(str(dataset._filepath))
-    try:
-        version = dataset.resolve_save_version() if saving else dataset.resolve_load_version()
-    except VersionNotFoundError:
-        return None
-    return Path(str(dataset._get_versioned_path(version)))
 
 
 def _live_run_file(catalog: Any, run_id: str | None) -> Path | None:
@@ -178,14 +189,14 @@ class RunRecordHooks:
         versions = self._runs.pop(run_params["run_id"], {"read": {}, "written": {}})
 
         def entry(name: str, version: str) -> dict[str, Any]:
-            path = _local_file(catalog.get(name), saving=False)
+            path = local_file(catalog.get(name), saving=False)
             record = read_record(sidecar_path(path)) if path else None
             return {"version": version, "fingerprint": (record or {}).get("fingerprint")}
 
         written = {  # what this run saved: a failed or partial run lists only what it finished
             name: entry(name, version)
             for name, version in versions["written"].items()
-            if (path := _local_file(catalog.get(name), saving=False)) is None
+            if (path := local_file(catalog.get(name), saving=False)) is None
             or (path.parent.name == version and path.exists())
         }
         return {
@@ -244,7 +255,7 @@ class LineageHooks:
         if made_here is not None:
             return made_here
         dataset = catalog.get(name)
-        path = _local_file(dataset, saving=False)
+        path = local_file(dataset, saving=False)
         if path is None:  # in memory: made by this run, maybe in another worker process
             folder = _run_folder(catalog, run_id)
             record = read_record(folder / "lineage" / f"{name}.json") if folder else None
@@ -306,7 +317,7 @@ class LineageHooks:
         with self._lock:
             self._produced[(run_id, dataset_name)] = lineage
         record = {**lineage.as_record(), "dataset": dataset_name, "run_id": run_id}
-        path = _local_file(catalog.get(dataset_name), saving=True)
+        path = local_file(catalog.get(dataset_name), saving=True)
         if path is not None:
             write_json_atomically(sidecar_path(path), record)
         elif (folder := _run_folder(catalog, run_id)) is not None:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kedro.io.core import AbstractVersionedDataset, VersionNotFoundError
+
 # Parameters whose values an artifact's content depends on, by the component they define.
 LINEAGE_PARAMETERS = {"params:split": "split", "params:vocabulary": "vocabulary"}
 # The output that describes the ingested data: its content (minus prose) is the `data` component.
@@ -114,6 +116,21 @@ def combine(inputs: Mapping[str, Lineage], who: str, rerun_hint: str) -> dict[st
         lines.append(rerun_hint)
         raise LineageMismatchError("\n".join(lines))
     return combined
+
+
+def local_file(dataset: Any, saving: bool) -> Path | None:
+    """The file a dataset loads (or is about to save); None for memory or remote datasets."""
+    if not isinstance(dataset, AbstractVersionedDataset):
+        return None
+    if getattr(dataset, "_protocol", "file") != "file":
+        return None
+    if dataset._version is None:
+        return Path(str(dataset._filepath))
+    try:
+        version = dataset.resolve_save_version() if saving else dataset.resolve_load_version()
+    except VersionNotFoundError:
+        return None
+    return Path(str(dataset._get_versioned_path(version)))
 
 
 def sidecar_path(artifact: str | os.PathLike) -> Path:

@@ -1,4 +1,6 @@
-"""The parameter schema: every run's parameters are checked against it before any node runs.
+"""The parameter schema: every run's parameters are checked against it before any node runs, and
+the nodes read them with its defaults filled in (`with_defaults`). Shared code that also runs
+without the schema (tests, benchmarks) falls back to the same defaults.
 
 Unknown keys are refused with a did-you-mean, types (strictly) and ranges are checked, and every
 message names the full dotted key and what it accepts. An embedding spec is checked against its
@@ -10,12 +12,13 @@ keys). A new parameter section is one field of `ProjectParameters`.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import inspect
 import typing
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +31,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from memory_efficient_embeddings.modeling.grid import EMBEDDING_SIDES, plan_sweep
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -98,12 +103,15 @@ class Strict(BaseModel):
     """A section whose unknown keys are errors; types are strict (`true` is no batch size)."""
 
     model_config = ConfigDict(extra="forbid", validate_default=False, strict=True)
+    # False for a section of overrides: a key it leaves out overrides nothing (see with_defaults).
+    fills_defaults: ClassVar[bool] = True
 
 
 class Open(BaseModel):
     """A section whose extra keys are checked apart (embedding specs: by their layer type)."""
 
     model_config = ConfigDict(extra="allow", validate_default=False, strict=True)
+    fills_defaults: ClassVar[bool] = True
 
 
 class SyntheticParameters(Open):
@@ -175,6 +183,7 @@ class TrainingParameters(Strict):
 class TrainingOverrides(TrainingParameters):
     """`sweep.training`: any subset of `training`."""
 
+    fills_defaults: ClassVar[bool] = False
     optimizer: str | None = None
     learning_rate: Annotated[float, Field(gt=0)] | None = None
     batch_size: PositiveInt | None = None
@@ -532,12 +541,9 @@ def _model_problems(model: Any, where: str) -> list[str]:
         return []
     return [
         problem
-        for side in ("user_embedding", "movie_embedding")
+        for side in EMBEDDING_SIDES
         for problem in embedding_spec_problems(model.get(side), f"{where}.{side}")
     ]
-
-
-EMBEDDING_SIDES = ("user_embedding", "movie_embedding")
 
 
 def _spec_type(spec: Any) -> Any:
@@ -601,8 +607,6 @@ def sweep_point_problems(parameters: Mapping[str, Any]) -> list[str]:
     sweep, base = parameters.get("sweep"), (parameters.get("baseline") or {}).get("model")
     if not isinstance(sweep, Mapping) or not isinstance(base, Mapping):
         return []
-    from memory_efficient_embeddings.pipelines.sweep.nodes import plan_sweep  # noqa: PLC0415
-
     problems = grid_problems(sweep, base)
     if problems:  # each point would repeat them
         return problems
@@ -653,3 +657,26 @@ def validate_parameters(parameters: Mapping[str, Any]) -> ProjectParameters:
             + "\n  - ".join(dict.fromkeys(problems))
         )
     return validated
+
+
+def with_defaults(section: BaseModel, given: Mapping[str, Any]) -> dict[str, Any]:
+    """`given` (a validated section as written) with the schema's defaults for what it leaves out.
+
+    What is given stays exactly as written (an int stays an int, extra keys stay); a default of
+    None is not added (absent and null read the same); a section of overrides gets no defaults.
+    """
+    filled = copy.deepcopy(dict(given))
+    if not section.fills_defaults:
+        return filled
+    for name, field in type(section).model_fields.items():
+        value = getattr(section, name)
+        if name not in given:
+            if field.default is not None and not field.is_required():
+                filled[name] = _default(value)
+        elif isinstance(value, BaseModel) and isinstance(given[name], Mapping):
+            filled[name] = with_defaults(value, given[name])
+    return filled
+
+
+def _default(value: Any) -> Any:
+    return with_defaults(value, {}) if isinstance(value, BaseModel) else copy.deepcopy(value)

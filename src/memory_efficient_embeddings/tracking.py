@@ -17,6 +17,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from memory_efficient_embeddings.lineage import local_file
+
 logger = logging.getLogger(__name__)
 
 METRICS_DATASET = re.compile(r"^(?P<model>[A-Za-z_]\w*)\.metrics$")  # e.g. baseline.metrics
@@ -117,9 +119,7 @@ class TrackingHooks:
             mlflow.log_artifact(str(path), artifact_path="plots")
 
     def _saved_file(self, dataset_name: str) -> Path | None:
-        from memory_efficient_embeddings.hooks import _local_file  # noqa: PLC0415
-
         if self._catalog is None or dataset_name not in self._catalog:
             return None
-        path = _local_file(self._catalog.get(dataset_name), saving=False)
+        path = local_file(self._catalog.get(dataset_name), saving=False)
         return path if path is not None and path.exists() else None

@@ -15,6 +15,7 @@ from memory_efficient_embeddings.embeddings import (
     embedding_parameter_count,
 )
 from memory_efficient_embeddings.embeddings.mlet import fold_if_smaller
+from memory_efficient_embeddings.modeling.grid import RECIPE, plan_sweep
 from memory_efficient_embeddings.modeling.nodes import build_model
 from memory_efficient_embeddings.modeling.specs import resolve_embedding_plan
 from memory_efficient_embeddings.parameters import validate_parameters
@@ -24,15 +25,13 @@ from memory_efficient_embeddings.pipelines.data_processing.nodes import (
     prefix_ids,
     split_ratings,
 )
-from memory_efficient_embeddings.pipelines.sweep import nodes as sweep_nodes
-from memory_efficient_embeddings.pipelines.sweep.nodes import (
-    RECIPE,
+from memory_efficient_embeddings.pipelines.sweep import runs as runs_module
+from memory_efficient_embeddings.pipelines.sweep.chart import plot_compression_frontier
+from memory_efficient_embeddings.pipelines.sweep.plan import assign_sweep_blocks
+from memory_efficient_embeddings.pipelines.sweep.runs import run_sweep
+from memory_efficient_embeddings.pipelines.sweep.summary import (
     _pareto_mask,
-    assign_sweep_blocks,
-    plan_sweep,
-    plot_compression_frontier,
     render_sweep_table,
-    run_sweep,
     summarize_sweep,
 )
 from tests.test_modeling import _parameters, _vocabulary
@@ -285,7 +284,7 @@ def test_a_misconfigured_point_fails_before_any_training(
         "grid": {"embedding.ids_per_bucket": [2]},
     }
     plan = plan_sweep(sweep, parameters["baseline"]["model"])
-    monkeypatch.setattr(sweep_nodes, "fit_rating_model", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(runs_module, "fit_rating_model", lambda *a, **k: pytest.fail("trained"))
     d = small_data
     with pytest.raises(ValueError, match=r"typo\(ids_per_bucket=2\) is misconfigured.*'hashd'"):
         _run(plan, d, small_training, sweep)

@@ -10,25 +10,22 @@ import pandas as pd
 import pytest
 from distributed import Client, LocalCluster, get_task_stream
 
+from memory_efficient_embeddings.modeling.grid import plan_sweep
 from memory_efficient_embeddings.pipelines.data_processing.nodes import (
     build_vocabularies,
     ingest_ratings,
     prefix_ids,
     split_ratings,
 )
-from memory_efficient_embeddings.pipelines.sweep import nodes as sweep_nodes
+from memory_efficient_embeddings.pipelines.sweep import runs as runs_module
 from memory_efficient_embeddings.pipelines.sweep.executors import (
     dask_scheduler_address,
     run_tasks,
     validate_executor,
 )
-from memory_efficient_embeddings.pipelines.sweep.nodes import (
-    assign_sweep_blocks,
-    plan_sweep,
-    render_sweep_table,
-    run_sweep,
-    summarize_sweep,
-)
+from memory_efficient_embeddings.pipelines.sweep.plan import assign_sweep_blocks
+from memory_efficient_embeddings.pipelines.sweep.runs import run_sweep
+from memory_efficient_embeddings.pipelines.sweep.summary import render_sweep_table, summarize_sweep
 from tests.test_modeling import _parameters
 
 pytestmark = [
@@ -191,7 +188,7 @@ def test_a_failing_run_keeps_the_others_and_the_summary_names_it(tiny_inputs, mo
             "val_mae_int8": rmse - 0.199,
         }
 
-    monkeypatch.setattr(sweep_nodes, "train_sweep_point", fake_run)
+    monkeypatch.setattr(runs_module, "train_sweep_point", fake_run)
     runs = _sweep(tiny_inputs, {"type": "in_process"})
     assert len(runs) == 6
     failed = runs[runs["failed"].notna()]

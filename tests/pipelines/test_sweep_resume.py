@@ -8,8 +8,8 @@ import copy
 
 import pytest
 
-from memory_efficient_embeddings.pipelines.sweep import nodes as sweep_nodes
-from memory_efficient_embeddings.pipelines.sweep.nodes import run_sweep
+from memory_efficient_embeddings.pipelines.sweep import runs as runs_module
+from memory_efficient_embeddings.pipelines.sweep.runs import run_sweep
 from tests.pipelines.test_sweep_dask import TINY_SWEEP, parameters, tiny_inputs  # noqa: F401
 
 
@@ -59,24 +59,24 @@ def _sweep(inputs, folder, training=None, resume=True):
 
 def test_a_killed_sweep_resumes_with_the_runs_it_finished(tiny_inputs, tmp_path, monkeypatch):
     first: list = []
-    monkeypatch.setattr(sweep_nodes, "train_sweep_point", _fake_training(first, kill_after=4))
+    monkeypatch.setattr(runs_module, "train_sweep_point", _fake_training(first, kill_after=4))
     with pytest.raises(Killed):
         _sweep(tiny_inputs, tmp_path)
     assert len(first) == 4 and len(list(tmp_path.glob("*.json"))) == 4
     second: list = []
-    monkeypatch.setattr(sweep_nodes, "train_sweep_point", _fake_training(second))
+    monkeypatch.setattr(runs_module, "train_sweep_point", _fake_training(second))
     runs = _sweep(tiny_inputs, tmp_path)
     assert len(second) == 2 and not set(second) & set(first)  # only the two left
     # The reused rows are the rows the first sweep computed.
     fresh: list = []
-    monkeypatch.setattr(sweep_nodes, "train_sweep_point", _fake_training(fresh))
+    monkeypatch.setattr(runs_module, "train_sweep_point", _fake_training(fresh))
     expected = _sweep(tiny_inputs, tmp_path / "other")
     assert runs.drop(columns="train_seconds").equals(expected.drop(columns="train_seconds"))
 
 
 def test_another_regime_or_resume_off_trains_again(tiny_inputs, tmp_path, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(sweep_nodes, "train_sweep_point", _fake_training(calls))
+    monkeypatch.setattr(runs_module, "train_sweep_point", _fake_training(calls))
     _sweep(tiny_inputs, tmp_path)
     assert len(calls) == 6
     _sweep(tiny_inputs, tmp_path)
@@ -90,7 +90,7 @@ def test_another_regime_or_resume_off_trains_again(tiny_inputs, tmp_path, monkey
 
 def test_other_data_trains_again(tiny_inputs, tmp_path, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(sweep_nodes, "train_sweep_point", _fake_training(calls))
+    monkeypatch.setattr(runs_module, "train_sweep_point", _fake_training(calls))
     _sweep(tiny_inputs, tmp_path)
     train, evaluation, users, movies = tiny_inputs["data"]
     changed = {**tiny_inputs, "data": (train.iloc[:-1], evaluation, users, movies)}
@@ -100,7 +100,7 @@ def test_other_data_trains_again(tiny_inputs, tmp_path, monkeypatch):
 
 def test_a_torn_checkpoint_is_trained_again(tiny_inputs, tmp_path, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(sweep_nodes, "train_sweep_point", _fake_training(calls))
+    monkeypatch.setattr(runs_module, "train_sweep_point", _fake_training(calls))
     _sweep(tiny_inputs, tmp_path)
     next(iter(sorted(tmp_path.glob("*.json")))).write_text('{"val_rmse": ')
     _sweep(tiny_inputs, tmp_path)

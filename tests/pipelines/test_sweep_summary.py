@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memory_efficient_embeddings.pipelines.sweep.nodes import (
+from memory_efficient_embeddings.pipelines.sweep.chart import plot_compression_frontier
+from memory_efficient_embeddings.pipelines.sweep.summary import (
     format_bytes,
-    plot_compression_frontier,
     render_sweep_table,
     summarize_sweep,
 )

@@ -5,11 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from memory_efficient_embeddings.pipelines.sweep.nodes import (
-    best_tuned_points,
-    plan_sweep,
-    summarize_sweep,
-)
+from memory_efficient_embeddings.modeling.grid import plan_sweep
+from memory_efficient_embeddings.pipelines.sweep.summary import best_tuned_points, summarize_sweep
 
 BASE_MODEL = {
     "name": "baseline",

@@ -169,7 +169,8 @@ def build_rating_model(
         user_embedding, movie_embedding: specs for :func:`make_embedding`.
         embedding_dim: width of both sides' vectors.
         use_biases: add per-user, per-movie (``FullEmbedding(n, 1)``, zero-initialised) and
-            global biases.
+            global biases. Off by default, as in the keras-io recipe; the project's models
+            always pass their validated ``model.use_biases`` (default true).
         bias_l2: L2 on the looked-up per-id biases, per rating (an activity regularizer, so only
             the batch's rows get a gradient); 0 is off.
         output: kwargs of :class:`RatingOutput`.

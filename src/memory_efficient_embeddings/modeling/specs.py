@@ -234,7 +234,7 @@ def resolve_embedding_plan(
             plan["layer_sizes"] = sizes
     bias_parameters = (
         (plans["user_embedding"]["num_ids"] + plans["movie_embedding"]["num_ids"])
-        if model.get("use_biases", False)
+        if model.get("use_biases", True)  # the schema's default (parameters.py)
         else 0
     )
     embedding_plan = {

@@ -150,7 +150,7 @@ def build_vocabularies(
     information leaks into the model). ``all`` reproduces the keras-io recipe: ids of every
     split, those without a training rating with train_count 0, sorted last.
     """
-    source = vocabulary.get("source", "train")
+    source = vocabulary["source"]
     if source not in VOCABULARY_SOURCES:
         raise ValueError(
             f"vocabulary.source is {source!r}; use one of {', '.join(VOCABULARY_SOURCES)}."

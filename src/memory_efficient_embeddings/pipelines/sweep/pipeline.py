@@ -2,18 +2,15 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from memory_efficient_embeddings.modeling.grid import plan_sweep
 from memory_efficient_embeddings.pipelines.data_processing.pipeline import (
     create_pipeline as create_data_processing_pipeline,
 )
 
-from .nodes import (
-    assign_sweep_blocks,
-    plan_sweep,
-    plot_compression_frontier,
-    render_sweep_table,
-    run_sweep,
-    summarize_sweep,
-)
+from .chart import plot_compression_frontier
+from .plan import assign_sweep_blocks
+from .runs import run_sweep
+from .summary import render_sweep_table, summarize_sweep
 
 
 def create_pipeline(**kwargs) -> Pipeline:
