@@ -213,13 +213,19 @@ def test_sweep_scores_rmse_and_mae_by_hand_and_skips_points_whose_blocks_do_not_
         },
     ]
     train = _ratings([("u0", "m0", 4), ("u1", "m1", 2)])
+    validation = _ratings([("u0", "m1", 3), ("u1", "m0", 4.5)])
     evaluation = _ratings([("u0", "m0", 1), ("u1", "m1", 2), ("u0", "m2", 5), ("u1", "m3", 5)])
     embedding_plans = assign_sweep_blocks(plan, USERS, MOVIES, EVALUATION)
-    runs = run_sweep(plan, embedding_plans, train, evaluation, USERS, MOVIES, _training(), sweep)
+    runs = run_sweep(
+        plan, embedding_plans, train, validation, evaluation, USERS, MOVIES, _training(), sweep
+    )
     scored = runs.set_index("point").loc["zeros"]
-    # Errors 1.5, 0.5, -2.5, -2.5: MSE 3.75, MAE 1.75.
-    assert scored["val_rmse"] == pytest.approx(math.sqrt(3.75), abs=1e-6)
-    assert scored["val_mae"] == pytest.approx(1.75, abs=1e-6)
+    # Eval errors 1.5, 0.5, -2.5, -2.5: MSE 3.75, MAE 1.75.
+    assert scored["eval_rmse"] == pytest.approx(math.sqrt(3.75), abs=1e-6)
+    assert scored["eval_mae"] == pytest.approx(1.75, abs=1e-6)
+    # Validation errors -0.5, -2: MSE 2.125, MAE 1.25 (what selection read).
+    assert scored["val_rmse"] == pytest.approx(math.sqrt(2.125), abs=1e-6)
+    assert scored["val_mae"] == pytest.approx(1.25, abs=1e-6)
     assert scored["embedding_parameters"] == (2 + 6) * 2
     assert scored["embedding_bytes_float32"] == 4 * 16
     assert (scored["seed"], scored["epochs_run"], scored["best_epoch"]) == (3, 1, 1)

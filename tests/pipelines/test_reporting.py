@@ -31,6 +31,14 @@ BY_POPULARITY = {
 }
 
 
+SPLITS = {
+    "validation_is_eval": False,
+    "train": {"rows": 900},
+    "validation": {"rows": 100, "unseen_user_rows": 1, "unseen_movie_rows": 2},
+    "eval": {"rows": 1_800, "unseen_user_rows": 3, "unseen_movie_rows": 4, "unseen_either_rows": 6},
+}
+
+
 def _metrics(**overrides):
     metrics = {
         "total_parameters": 10_500,
@@ -40,12 +48,14 @@ def _metrics(**overrides):
         "eval_mse": 0.81234,
         "eval_rmse": 0.90130,
         "eval_mae": 0.70006,
+        "val_rmse": 0.88888,
         "epochs_run": 7,
         "train_seconds": 12.34,
         "global_mean_rmse": 1.11764,
         "global_mean_mae": 0.93333,
         "by_popularity": BY_POPULARITY,
         "data": {"description": "tiny test data", "source": "synthetic", "shaped_like": "ml-1m"},
+        "splits": SPLITS,
     }
     return {**metrics, **overrides}
 
@@ -84,6 +94,7 @@ def test_comparison_rows_by_hand(comparison) -> None:
         "eval_mse": 0.8123,
         "eval_rmse": 0.9013,
         "eval_mae": 0.7001,
+        "val_rmse": 0.8889,
         "epochs": 7,
         "train_seconds": 12.34,
     }
@@ -147,6 +158,10 @@ def test_comparison_table_by_hand(comparison) -> None:
         "Compression is measured in embedding parameters against `baseline`. Predicting the "
         "training mean gives RMSE 1.1176, MAE 0.9333.",
         "",
+        "Early stopping selected on the validation split (100 rows carved from training); the "
+        "eval split was scored once, after training. Eval: 6 of its 1,800 rows have a user or "
+        "item unseen in training.",
+        "",
         "## Error by popularity block",
         "",
         "Ids are grouped by their number of training ratings, most popular first: a model with "
@@ -163,6 +178,16 @@ def test_comparison_table_by_hand(comparison) -> None:
         "| memory_efficient | user | head | 3 | 40 | 0.9556 | 0.7444 |",
     ]
     assert render_comparison_table(comparison).endswith("| 0.9556 | 0.7444 |\n")
+
+
+def test_the_table_warns_when_selection_read_the_eval_split() -> None:
+    recipe = {**SPLITS, "validation_is_eval": True}
+    table = render_comparison_table(compare_models("a", a=_metrics(splits=recipe)))
+    assert (
+        "**Selection read the eval split** (`split.validation_fraction: 0`, the keras-io "
+        "recipe's behaviour): these eval figures are optimistic. Eval: 6 of its 1,800 rows"
+    ) in table
+    assert "Early stopping selected on the validation split" not in table
 
 
 def test_comparison_table_without_a_description_shows_the_provenance() -> None:
@@ -200,7 +225,7 @@ def test_accuracy_chart_places_each_model_and_the_mean_baseline(comparison) -> N
     plt.close(figure)
 
 
-def test_loss_curves_plot_each_models_train_and_eval_rmse() -> None:
+def test_loss_curves_plot_each_models_train_and_validation_rmse() -> None:
     # The loss (with its L2 terms) differs from the RMSE: the chart must show the RMSE.
     figure = plot_loss_curves(
         {"source": "movielens", "dataset": "ml-1m"},
@@ -222,11 +247,11 @@ def test_loss_curves_plot_each_models_train_and_eval_rmse() -> None:
         },
     )
     lines = {line.get_label(): line for line in figure.axes[0].lines}
-    assert sorted(lines) == ["a: eval", "a: train", "b: eval", "b: train"]
+    assert sorted(lines) == ["a: train", "a: validation", "b: train", "b: validation"]
     assert list(lines["b: train"].get_xdata()) == [1, 2, 3]
-    assert list(lines["b: eval"].get_ydata()) == [4.5, 1.5, 1.0]
+    assert list(lines["b: validation"].get_ydata()) == [4.5, 1.5, 1.0]
     assert list(lines["a: train"].get_ydata()) == [3.0, 2.0]
-    assert lines["a: train"].get_color() == lines["a: eval"].get_color()
+    assert lines["a: train"].get_color() == lines["a: validation"].get_color()
     assert lines["a: train"].get_color() != lines["b: train"].get_color()
     assert figure.axes[0].get_title() == "Training curves on MovieLens ml-1m"
     plt.close(figure)

@@ -87,10 +87,11 @@ def small_data(parameters) -> dict:
     data["source"] = "synthetic"
     data["synthetic"] |= {"num_users": 300, "num_movies": 200, "num_ratings": 12_000, "seed": 7}
     ratings, provenance = ingest_ratings(data)
-    train, evaluation = split_ratings(prefix_ids(ratings), parameters["split"])
-    users, movies = build_vocabularies(train, evaluation, parameters["vocabulary"])
+    train, validation, evaluation = split_ratings(prefix_ids(ratings), parameters["split"])
+    users, movies = build_vocabularies(train, validation, evaluation, parameters["vocabulary"])
     return {
         "train": train,
+        "validation": validation,
         "eval": evaluation,
         "users": users,
         "movies": movies,
@@ -106,7 +107,15 @@ def small_training(parameters) -> dict:
 def _run(plan: list, d: dict, training: dict, sweep: dict) -> pd.DataFrame:
     embedding_plans = assign_sweep_blocks(plan, d["users"], d["movies"], {"popularity_blocks": 3})
     return run_sweep(
-        plan, embedding_plans, d["train"], d["eval"], d["users"], d["movies"], training, sweep
+        plan,
+        embedding_plans,
+        d["train"],
+        d["validation"],
+        d["eval"],
+        d["users"],
+        d["movies"],
+        training,
+        sweep,
     )
 
 
@@ -209,11 +218,11 @@ def test_runs_cover_every_point_and_seed_in_float32_int8_and_int4(small_runs) ->
     assert (small_runs["serving_bytes_int8"] < small_runs["serving_bytes"]).all()
     assert (small_runs["serving_bytes_int4"] < small_runs["serving_bytes_int8"]).all()
     # Post-training int8 moves the error a little, not a lot; int4 (16 levels a row) more.
-    assert (small_runs["val_rmse_int8"] - small_runs["val_rmse"]).abs().max() < 0.02
-    assert (small_runs["val_rmse_int4"] - small_runs["val_rmse"]).abs().max() < INT4_RMSE_SHIFT
+    assert (small_runs["eval_rmse_int8"] - small_runs["eval_rmse"]).abs().max() < 0.02
+    assert (small_runs["eval_rmse_int4"] - small_runs["eval_rmse"]).abs().max() < INT4_RMSE_SHIFT
     # Seeds change initialisation and shuffling, hence the metrics.
     full = small_runs[small_runs["technique"] == "full"]
-    assert full["val_rmse"].iloc[0] != full["val_rmse"].iloc[1]
+    assert full["eval_rmse"].iloc[0] != full["eval_rmse"].iloc[1]
 
 
 def test_bytes_of_the_runs_by_hand(small_runs) -> None:
@@ -250,19 +259,19 @@ def test_a_rerun_reproduces_a_point_exactly(parameters, small_data, small_traini
     plan = plan_sweep(sweep, parameters["baseline"]["model"])
     rerun = _run(plan, d, small_training, sweep)
     first = small_runs[(small_runs["technique"] == "full") & (small_runs["seed"] == 2)]
-    assert rerun["val_rmse"].iloc[0] == first["val_rmse"].iloc[0]
+    assert rerun["eval_rmse"].iloc[0] == first["eval_rmse"].iloc[0]
 
 
 def test_summary_averages_seeds_and_measures_against_the_reference(small_runs) -> None:
     summary = summarize_sweep(small_runs, SMALL_SWEEP).set_index("point")
-    low = small_runs[small_runs["point"] == "uniform_low_dim(embedding_dim=2)"]["val_rmse"]
+    low = small_runs[small_runs["point"] == "uniform_low_dim(embedding_dim=2)"]["eval_rmse"]
     row = summary.loc["uniform_low_dim(embedding_dim=2)"]
-    assert row["val_rmse_mean"] == pytest.approx(low.mean())
-    assert row["val_rmse_std"] == pytest.approx(low.std(ddof=1))
+    assert row["eval_rmse_mean"] == pytest.approx(low.mean())
+    assert row["eval_rmse_std"] == pytest.approx(low.std(ddof=1))
     reference = summary.loc["full(embedding_dim=32)"]
     assert reference["is_reference"] and reference["compression"] == 1.0
     assert row["compression"] == pytest.approx(reference["serving_bytes"] / row["serving_bytes"])
-    assert row["rmse_gap"] == pytest.approx(row["val_rmse_mean"] / reference["val_rmse_mean"] - 1)
+    assert row["rmse_gap"] == pytest.approx(row["eval_rmse_mean"] / reference["eval_rmse_mean"] - 1)
     expected = (summary["compression"] >= 5) & (summary["rmse_gap"] <= 0.01)
     assert (summary["meets_target"] == expected).all()
     assert summary.loc["full(embedding_dim=32)", "on_frontier"]  # a lone point is its frontier
@@ -284,7 +293,7 @@ def test_a_misconfigured_point_fails_before_any_training(
         "grid": {"embedding.ids_per_bucket": [2]},
     }
     plan = plan_sweep(sweep, parameters["baseline"]["model"])
-    monkeypatch.setattr(runs_module, "fit_rating_model", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(runs_module, "fit_and_score", lambda *a, **k: pytest.fail("trained"))
     d = small_data
     with pytest.raises(ValueError, match=r"typo\(ids_per_bucket=2\) is misconfigured.*'hashd'"):
         _run(plan, d, small_training, sweep)

@@ -63,15 +63,15 @@ def tiny_inputs(parameters) -> dict:
     data["source"] = "synthetic"
     data["synthetic"] |= {"num_users": 120, "num_movies": 80, "num_ratings": 3_000, "seed": 3}
     ratings, _ = ingest_ratings(data)
-    train, evaluation = split_ratings(prefix_ids(ratings), parameters["split"])
-    users, movies = build_vocabularies(train, evaluation, parameters["vocabulary"])
+    train, validation, evaluation = split_ratings(prefix_ids(ratings), parameters["split"])
+    users, movies = build_vocabularies(train, validation, evaluation, parameters["vocabulary"])
     training = {**parameters["training"], "steps_per_execution": 8, "verbose": 0}
     plan = plan_sweep(TINY_SWEEP, parameters["baseline"]["model"])
     embedding_plans = assign_sweep_blocks(plan, users, movies, {"popularity_blocks": 3})
     return {
         "plan": plan,
         "embedding_plans": embedding_plans,
-        "data": (train, evaluation, users, movies),
+        "data": (train, validation, evaluation, users, movies),
         "training": training,
     }
 
@@ -178,14 +178,15 @@ def test_a_failing_run_keeps_the_others_and_the_summary_names_it(tiny_inputs, mo
             "embedding_bytes_float32": 4 * size,
             "serving_bytes": 4 * size,
             "training_bytes": 12 * size,
-            "val_rmse": rmse,
-            "val_mae": rmse - 0.2,
+            "eval_rmse": rmse,
+            "eval_mae": rmse - 0.2,
+            "val_rmse": rmse + 0.01,
             "epochs_run": 1,
             "best_epoch": 1,
             "train_seconds": 1.0,
             "serving_bytes_int8": 2 * size,
-            "val_rmse_int8": rmse + 0.001,
-            "val_mae_int8": rmse - 0.199,
+            "eval_rmse_int8": rmse + 0.001,
+            "eval_mae_int8": rmse - 0.199,
         }
 
     monkeypatch.setattr(runs_module, "train_sweep_point", fake_run)
@@ -194,14 +195,14 @@ def test_a_failing_run_keeps_the_others_and_the_summary_names_it(tiny_inputs, mo
     failed = runs[runs["failed"].notna()]
     assert failed[["point", "seed"]].values.tolist() == [["hashing(ids_per_bucket=4)", 2]]
     assert failed["failed"].iloc[0] == "RuntimeError: worker ran out of memory"
-    assert runs["val_rmse"].notna().sum() == 5  # every other run kept its row
+    assert runs["eval_rmse"].notna().sum() == 5  # every other run kept its row
     summary = summarize_sweep(runs, TINY_SWEEP).set_index("point")
     hashing = summary.loc["hashing(ids_per_bucket=4)"]
     # Only seed 1 finished: its RMSE, 1.0 + 1/100, is the mean, and the failed seed is named.
     assert hashing["seeds"] == 1 and hashing["failed_seeds"] == "2"
-    assert hashing["val_rmse_mean"] == pytest.approx(1.01)
+    assert hashing["eval_rmse_mean"] == pytest.approx(1.01)
     full = summary.loc["full(embedding_dim=16)"]
-    assert full["failed_seeds"] == "" and full["val_rmse_mean"] == pytest.approx(0.915)
+    assert full["failed_seeds"] == "" and full["eval_rmse_mean"] == pytest.approx(0.915)
     table = render_sweep_table(summary.reset_index(), {"description": "tiny"}, TINY_SWEEP)
     assert "Failed runs" in table and "hashing(ids_per_bucket=4) (seeds 2)" in table
 

@@ -28,14 +28,15 @@ def _fake_training(calls: list, kill_after: int | None = None):
             "embedding_bytes_float32": 40,
             "serving_bytes": 40,
             "training_bytes": 120,
-            "val_rmse": rmse,
-            "val_mae": rmse / 2,
+            "eval_rmse": rmse,
+            "eval_mae": rmse / 2,
+            "val_rmse": rmse + 0.01,
             "epochs_run": 1,
             "best_epoch": 1,
             "train_seconds": 1.0,
             "serving_bytes_int8": 20,
-            "val_rmse_int8": rmse,
-            "val_mae_int8": rmse / 2,
+            "eval_rmse_int8": rmse,
+            "eval_mae_int8": rmse / 2,
         }
 
     return fake_run
@@ -92,16 +93,20 @@ def test_other_data_trains_again(tiny_inputs, tmp_path, monkeypatch):
     calls: list = []
     monkeypatch.setattr(runs_module, "train_sweep_point", _fake_training(calls))
     _sweep(tiny_inputs, tmp_path)
-    train, evaluation, users, movies = tiny_inputs["data"]
-    changed = {**tiny_inputs, "data": (train.iloc[:-1], evaluation, users, movies)}
+    train, validation, evaluation, users, movies = tiny_inputs["data"]
+    changed = {**tiny_inputs, "data": (train.iloc[:-1], validation, evaluation, users, movies)}
     _sweep(changed, tmp_path)
     assert len(calls) == 12
+    # Another validation split is other data too: selection would read it.
+    changed = {**tiny_inputs, "data": (train, validation.iloc[:-1], evaluation, users, movies)}
+    _sweep(changed, tmp_path)
+    assert len(calls) == 18
 
 
 def test_a_torn_checkpoint_is_trained_again(tiny_inputs, tmp_path, monkeypatch):
     calls: list = []
     monkeypatch.setattr(runs_module, "train_sweep_point", _fake_training(calls))
     _sweep(tiny_inputs, tmp_path)
-    next(iter(sorted(tmp_path.glob("*.json")))).write_text('{"val_rmse": ')
+    next(iter(sorted(tmp_path.glob("*.json")))).write_text('{"eval_rmse": ')
     _sweep(tiny_inputs, tmp_path)
     assert len(calls) == 7

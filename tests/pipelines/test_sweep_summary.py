@@ -84,6 +84,9 @@ POINTS = {
 QUANTIZED_OFFSETS = {"int8": (0.125, 0.0625), "int4": (0.25, 0.125)}
 
 
+VALIDATION_OFFSET = 0.25
+
+
 def _runs(quantize: bool = True, skipped: bool = True) -> pd.DataFrame:
     rows = []
     for point, values in POINTS.items():
@@ -95,8 +98,10 @@ def _runs(quantize: bool = True, skipped: bool = True) -> pd.DataFrame:
                 "embedding_bytes_float32": f32,
                 "serving_bytes": 4 * params,
                 "training_bytes": train,
-                "val_rmse": rmse[index],
-                "val_mae": mae[index],
+                "eval_rmse": rmse[index],
+                "eval_mae": mae[index],
+                # Selection's figure: apart from eval's, so a mix-up shows.
+                "val_rmse": rmse[index] + VALIDATION_OFFSET,
                 "epochs_run": epochs[index],
                 "best_epoch": epochs[index],
                 "train_seconds": seconds[index],
@@ -106,8 +111,8 @@ def _runs(quantize: bool = True, skipped: bool = True) -> pd.DataFrame:
                     rmse_offset, mae_offset = QUANTIZED_OFFSETS[mode]
                     row |= {
                         f"serving_bytes_{mode}": size,
-                        f"val_rmse_{mode}": rmse[index] + rmse_offset,
-                        f"val_mae_{mode}": mae[index] + mae_offset,
+                        f"eval_rmse_{mode}": rmse[index] + rmse_offset,
+                        f"eval_mae_{mode}": mae[index] + mae_offset,
                     }
             rows.append(row)
     if skipped:
@@ -155,16 +160,16 @@ def test_points_are_ordered_by_listed_technique_then_size_and_skips_left_out(sum
         *[
             f"{m}_{s}"
             for m in (
-                "val_rmse",
-                "val_mae",
-                "val_rmse_int8",
-                "val_mae_int8",
-                "val_rmse_int4",
-                "val_mae_int4",
+                "eval_rmse",
+                "eval_mae",
+                "eval_rmse_int8",
+                "eval_mae_int8",
+                "eval_rmse_int4",
+                "eval_mae_int4",
             )
             for s in ("mean", "std")
         ],
-        *[f"{m}_{s}" for m in ("train_seconds", "epochs_run") for s in ("mean", "std")],
+        *[f"{m}_{s}" for m in ("val_rmse", "train_seconds", "epochs_run") for s in ("mean", "std")],
         "seeds",
         "failed_seeds",
         "compression",
@@ -177,21 +182,21 @@ def test_points_are_ordered_by_listed_technique_then_size_and_skips_left_out(sum
 
 def test_seed_means_and_sample_deviations_by_hand(summary) -> None:
     row = _row(summary, "qr(b=10)")
-    assert row["val_rmse_mean"] == pytest.approx(0.625, abs=1e-12)
+    assert row["eval_rmse_mean"] == pytest.approx(0.625, abs=1e-12)
     # Sample std of 0.5 and 0.75: sqrt(2 · 0.125² / 1) = 0.1767767.
-    assert row["val_rmse_std"] == pytest.approx(0.125 * math.sqrt(2), abs=1e-12)
-    assert row["val_rmse_int8_mean"] == pytest.approx(0.75, abs=1e-12)
-    assert row["val_mae_int8_mean"] == pytest.approx(0.5625, abs=1e-12)
-    assert row["val_rmse_int4_mean"] == pytest.approx(0.875, abs=1e-12)
-    assert row["val_rmse_int4_std"] == pytest.approx(0.125 * math.sqrt(2), abs=1e-12)
-    assert row["val_mae_int4_mean"] == pytest.approx(0.625, abs=1e-12)
+    assert row["eval_rmse_std"] == pytest.approx(0.125 * math.sqrt(2), abs=1e-12)
+    assert row["eval_rmse_int8_mean"] == pytest.approx(0.75, abs=1e-12)
+    assert row["eval_mae_int8_mean"] == pytest.approx(0.5625, abs=1e-12)
+    assert row["eval_rmse_int4_mean"] == pytest.approx(0.875, abs=1e-12)
+    assert row["eval_rmse_int4_std"] == pytest.approx(0.125 * math.sqrt(2), abs=1e-12)
+    assert row["eval_mae_int4_mean"] == pytest.approx(0.625, abs=1e-12)
     reference = _row(summary, "full(dim=8)")
-    assert reference["val_mae_mean"] == pytest.approx(0.375, abs=1e-12)
-    assert reference["val_mae_std"] == pytest.approx(0.125 * math.sqrt(2), abs=1e-12)
+    assert reference["eval_mae_mean"] == pytest.approx(0.375, abs=1e-12)
+    assert reference["eval_mae_std"] == pytest.approx(0.125 * math.sqrt(2), abs=1e-12)
     assert reference["train_seconds_mean"] == 15
     assert reference["train_seconds_std"] == pytest.approx(50**0.5, abs=1e-12)
     assert reference["epochs_run_mean"] == 4
-    assert reference["val_rmse_std"] == 0.0
+    assert reference["eval_rmse_std"] == 0.0
     sizes = ("serving_bytes", "serving_bytes_int8", "serving_bytes_int4", "training_bytes")
     assert [row[size] for size in sizes] == [512, 320, 192, 1536]
     assert _row(summary, "full(dim=8)")["embedding_bytes_float32"] == 262_144
@@ -201,7 +206,7 @@ def test_seed_means_and_sample_deviations_by_hand(summary) -> None:
 def test_a_single_seed_has_zero_deviation() -> None:
     runs = _runs(skipped=False)
     summary = summarize_sweep(runs[runs["seed"] == 1], {**SWEEP, "seeds": [1]})
-    assert summary["val_rmse_std"].tolist() == [0.0] * 6
+    assert summary["eval_rmse_std"].tolist() == [0.0] * 6
     assert summary["seeds"].tolist() == [1] * 6
 
 
@@ -252,13 +257,13 @@ def test_summary_without_quantization_has_no_quantized_columns() -> None:
     assert "int8" not in table and "int4" not in table
     assert table.splitlines()[6] == (
         "| technique | settings | embedding params | KiB float32 | train KiB | compression | "
-        "val RMSE | val MAE | RMSE vs ref | train s | epochs | target |"
+        "eval RMSE | eval MAE | RMSE vs ref | val RMSE | train s | epochs | target |"
     )
     assert "| qr ★ | b=10 | 128 | 0.5 | 1.5 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 |" in table
 
 
 def test_one_mode_given_as_a_string_is_a_list_of_one() -> None:
-    runs = _runs().drop(columns=["serving_bytes_int4", "val_rmse_int4", "val_mae_int4"])
+    runs = _runs().drop(columns=["serving_bytes_int4", "eval_rmse_int4", "eval_mae_int4"])
     summary = summarize_sweep(runs, {**SWEEP, "quantize": "int8"})
     assert "serving_bytes_int8" in summary and "serving_bytes_int4" not in summary
     table = render_sweep_table(summary, {"description": "d"}, {**SWEEP, "quantize": "int8"})
@@ -272,7 +277,7 @@ def test_frontier_and_compression_are_in_serving_bytes() -> None:
     runs = _runs()
     folded = runs["point"] == "qr(b=5)"
     runs.loc[folded, ["embedding_bytes_float32", "serving_bytes"]] = [4096, 128]
-    runs.loc[folded, "val_rmse"] = [0.5, 0.75]
+    runs.loc[folded, "eval_rmse"] = [0.5, 0.75]
     summary = summarize_sweep(runs, SWEEP)
     frontier = summary.loc[summary["on_frontier"] & (summary["technique"] == "qr"), "point"]
     assert frontier.tolist() == ["qr(b=5)"]
@@ -302,8 +307,8 @@ def test_failed_seeds_are_named_and_left_out_of_the_means_by_hand() -> None:
     summary = summarize_sweep(_with_failed_seed(_runs(), "qr(b=10)", 2), SWEEP)
     row = _row(summary, "qr(b=10)")
     assert row["seeds"] == 1 and row["failed_seeds"] == "2"
-    assert row["val_rmse_mean"] == pytest.approx(0.5, abs=1e-12)
-    assert row["val_rmse_std"] == 0.0
+    assert row["eval_rmse_mean"] == pytest.approx(0.5, abs=1e-12)
+    assert row["eval_rmse_std"] == 0.0
     assert row["rmse_gap"] == pytest.approx(0.5 / 0.5 - 1.0, abs=1e-12)
     others = summary[summary["point"] != "qr(b=10)"]
     assert others["failed_seeds"].tolist() == [""] * 5 and others["seeds"].tolist() == [2] * 5
@@ -347,8 +352,10 @@ def test_sweep_table_by_hand(summary) -> None:
     assert lines[:4] == ["# Compression sweep", "", "Data: tiny data", ""]
     assert lines[5] == ""
     assert lines[4] == (
-        "Each point trained with seeds [1, 2]; metrics are mean ± sample std. Compression is in "
-        "float32 serving bytes against `full(dim=8)`. Target: at least 4× compression and val RMSE "
+        "Each point trained with seeds [1, 2]; metrics are mean ± sample std. "
+        "Early stopping and tuning read the validation split (val RMSE, selection only); eval RMSE "
+        "and MAE are the held-out eval split, scored once after training. Compression is in "
+        "float32 serving bytes against `full(dim=8)`. Target: at least 4× compression and eval RMSE "
         "at most 25% above the reference's. KiB: serving bytes of the embedding layers as stored (float32, then after post-training "
         "quantization: scales, zero points and index maps included); train KiB adds the "
         "optimizer's slots for them. ★ marks a point on its technique's Pareto frontier "
@@ -356,24 +363,24 @@ def test_sweep_table_by_hand(summary) -> None:
     )
     assert lines[6] == (
         "| technique | settings | embedding params | KiB float32 | KiB int8 | KiB int4 | "
-        "train KiB | compression | val RMSE | val MAE | val RMSE int8 | val RMSE int4 | "
-        "RMSE vs ref | train s | epochs | target |"
+        "train KiB | compression | eval RMSE | eval MAE | eval RMSE int8 | eval RMSE int4 | "
+        "RMSE vs ref | val RMSE | train s | epochs | target |"
     )
-    assert lines[7] == "|" + "---|" * 16
+    assert lines[7] == "|" + "---|" * 17
     # KiB by hand (one decimal, ties to even): 160 B = 0.15625 -> 0.2, 96 B -> 0.1, 800 B -> 0.8.
     assert lines[8:] == [
         "| qr ★ | b=20 | 64 | 0.2 | 0.2 | 0.1 | 0.8 | 16.00× | 0.7500 ± 0.0000 | 0.5000 ± 0.0000 "
-        "| 0.8750 ± 0.0000 | 1.0000 ± 0.0000 | +50.00% | 1.0 | 2.0 |  |",
+        "| 0.8750 ± 0.0000 | 1.0000 ± 0.0000 | +50.00% | 1.0000 ± 0.0000 | 1.0 | 2.0 |  |",
         "| qr ★ | b=10 | 128 | 0.5 | 0.3 | 0.2 | 1.5 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 "
-        "| 0.7500 ± 0.1768 | 0.8750 ± 0.1768 | +25.00% | 2.0 | 2.0 | ✓ |",
+        "| 0.7500 ± 0.1768 | 0.8750 ± 0.1768 | +25.00% | 0.8750 ± 0.1768 | 2.0 | 2.0 | ✓ |",
         "| qr | b=5 | 256 | 1.0 | 0.6 | 0.4 | 3.0 | 4.00× | 0.6250 ± 0.0000 | 0.5000 ± 0.0000 "
-        "| 0.7500 ± 0.0000 | 0.8750 ± 0.0000 | +25.00% | 3.0 | 2.0 | ✓ |",
+        "| 0.7500 ± 0.0000 | 0.8750 ± 0.0000 | +25.00% | 0.8750 ± 0.0000 | 3.0 | 2.0 | ✓ |",
         "| full ★ | dim=4 | 512 | 2.0 | 0.8 | 0.5 | 6.0 | 2.00× | 0.5625 ± 0.0000 "
-        "| 0.5000 ± 0.0000 | 0.6875 ± 0.0000 | 0.8125 ± 0.0000 | +12.50% | 6.0 | 4.0 |  |",
+        "| 0.5000 ± 0.0000 | 0.6875 ± 0.0000 | 0.8125 ± 0.0000 | +12.50% | 0.8125 ± 0.0000 | 6.0 | 4.0 |  |",
         "| full ★ | dim=8 | 1,024 | 4.0 | 1.2 | 0.8 | 768.0 | 1.00× | 0.5000 ± 0.0000 "
-        "| 0.3750 ± 0.1768 | 0.6250 ± 0.0000 | 0.7500 ± 0.0000 | +0.00% | 15.0 | 4.0 |  |",
+        "| 0.3750 ± 0.1768 | 0.6250 ± 0.0000 | 0.7500 ± 0.0000 | +0.00% | 0.7500 ± 0.0000 | 15.0 | 4.0 |  |",
         "| recipe | baseline | 640 | 2.5 | 0.9 | 0.6 | 7.5 | 1.60× | 0.5000 ± 0.0000 "
-        "| 0.4000 ± 0.0000 | 0.6250 ± 0.0000 | 0.7500 ± 0.0000 | +0.00% | 5.0 | 3.0 |  |",
+        "| 0.4000 ± 0.0000 | 0.6250 ± 0.0000 | 0.7500 ± 0.0000 | +0.00% | 0.7500 ± 0.0000 | 5.0 | 3.0 |  |",
     ]
 
 
@@ -402,14 +409,14 @@ def test_frontier_chart_plots_every_point_and_marks_the_target(summary) -> None:
     serving, training = figure.axes
     on_serving, on_training = _plotted(serving), _plotted(training)
     for _, row in summary.iterrows():
-        assert (row["serving_bytes"], row["val_rmse_mean"]) in on_serving
-        assert (row["training_bytes"], row["val_rmse_mean"]) in on_training
+        assert (row["serving_bytes"], row["eval_rmse_mean"]) in on_serving
+        assert (row["training_bytes"], row["eval_rmse_mean"]) in on_training
         for mode in ("int8", "int4"):
-            assert (row[f"serving_bytes_{mode}"], row[f"val_rmse_{mode}_mean"]) in on_serving or (
+            assert (row[f"serving_bytes_{mode}"], row[f"eval_rmse_{mode}_mean"]) in on_serving or (
                 row["technique"] == "recipe"
             )
         # Quantized models are served, not trained: none on the training panel.
-        assert (row["serving_bytes_int4"], row["val_rmse_int4_mean"]) not in on_training
+        assert (row["serving_bytes_int4"], row["eval_rmse_int4_mean"]) not in on_training
     assert serving.get_xscale() == training.get_xscale() == "log"
     assert "tiny data" in figure._suptitle.get_text()
     labels = serving.get_legend_handles_labels()[1]

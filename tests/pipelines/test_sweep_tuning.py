@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -79,7 +80,10 @@ def _runs() -> pd.DataFrame:
                 "tuning_group": group,
                 "seed": seed,
                 "val_rmse": rmse,
-                "val_mae": rmse / 2,
+                # The eval split ranks the candidates the other way round: selection must not
+                # read it.
+                "eval_rmse": 2.0 - rmse,
+                "eval_mae": (2.0 - rmse) / 2,
                 "train_seconds": 1.0,
                 "epochs_run": 3,
                 "embedding_parameters": 100 if "64" in point else 10,
@@ -116,11 +120,22 @@ def test_summary_of_tuned_points_reports_the_chosen_value() -> None:
     }
     summary = summarize_sweep(_runs(), sweep).set_index("point")
     assert len(summary) == 3
-    assert summary.loc["u(embedding_dim=4, embedding_l2=0.1)", "val_rmse_mean"] == pytest.approx(
-        0.9
+    chosen = summary.loc["u(embedding_dim=4, embedding_l2=0.1)"]
+    assert chosen["val_rmse_mean"] == pytest.approx(0.9)
+    assert chosen["eval_rmse_mean"] == pytest.approx(1.1)  # 2 - 0.92, 2 - 0.88
+    # Reported on eval: (2 - 0.85) / (2 - 0.80) - 1
+    assert summary.loc["u(embedding_dim=8, embedding_l2=0.01)", "rmse_gap"] == pytest.approx(
+        1.15 / 1.2 - 1
     )
-    # 0.85 / 0.80 - 1
-    assert summary.loc["u(embedding_dim=8, embedding_l2=0.01)", "rmse_gap"] == pytest.approx(0.0625)
+
+
+def test_the_tuned_value_does_not_move_when_the_eval_figures_are_scrambled() -> None:
+    runs = _runs()
+    chosen = set(best_tuned_points(runs)["point"])
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        scrambled = runs.assign(eval_rmse=rng.permutation(runs["eval_rmse"].to_numpy()))
+        assert set(best_tuned_points(scrambled)["point"]) == chosen
 
 
 def test_runs_without_tuning_pass_unchanged() -> None:

@@ -38,7 +38,7 @@ def _plot_recipe(ax: Any, recipe: pd.DataFrame, size: str) -> None:
         return
     ax.scatter(
         recipe[size],
-        recipe["val_rmse_mean"],
+        recipe["eval_rmse_mean"],
         marker="*",
         s=220,
         color="black",
@@ -48,7 +48,7 @@ def _plot_recipe(ax: Any, recipe: pd.DataFrame, size: str) -> None:
     for _, row in recipe.iterrows():
         ax.annotate(
             row["settings"],
-            (row[size], row["val_rmse_mean"]),
+            (row[size], row["eval_rmse_mean"]),
             textcoords="offset points",
             xytext=(8, -4),
             fontsize=8,
@@ -58,7 +58,7 @@ def _plot_recipe(ax: Any, recipe: pd.DataFrame, size: str) -> None:
 def plot_compression_frontier(
     sweep_summary: pd.DataFrame, data_provenance: dict[str, Any], sweep: dict[str, Any]
 ) -> Figure:
-    """Val RMSE against serving bytes (left) and training bytes (right), both on log axes.
+    """Eval RMSE against serving bytes (left) and training bytes (right), both on log axes.
 
     Left: every point in float32 with its technique's frontier, the same models after each
     post-training quantization (hollow markers), the target region and the recipe's models.
@@ -72,11 +72,11 @@ def plot_compression_frontier(
     serving_ax, training_ax = fig.subplots(1, 2, sharey=True)
     # The target region: at least min_compression× smaller, at most max_rmse_gap worse.
     for ax in (serving_ax, training_ax):
-        ax.axhline(reference["val_rmse_mean"], color="grey", linewidth=0.8, linestyle=":")
+        ax.axhline(reference["eval_rmse_mean"], color="grey", linewidth=0.8, linestyle=":")
     serving_ax.fill_between(
         [1, reference["serving_bytes"] / target["min_compression"]],
         0,
-        reference["val_rmse_mean"] * (1 + target["max_rmse_gap"]),
+        reference["eval_rmse_mean"] * (1 + target["max_rmse_gap"]),
         color="green",
         alpha=0.08,
         label=f"target: ≥{target['min_compression']}× smaller, RMSE ≤ +{target['max_rmse_gap']:.0%}",
@@ -88,8 +88,8 @@ def plot_compression_frontier(
         for ax, size in ((serving_ax, "serving_bytes"), (training_ax, "training_bytes")):
             ax.errorbar(
                 rows[size],
-                rows["val_rmse_mean"],
-                yerr=rows["val_rmse_std"],
+                rows["eval_rmse_mean"],
+                yerr=rows["eval_rmse_std"],
                 fmt=marker,
                 color=color,
                 markersize=6,
@@ -99,7 +99,7 @@ def plot_compression_frontier(
         frontier = rows[rows["on_frontier"]].sort_values("serving_bytes")
         serving_ax.plot(
             frontier["serving_bytes"],
-            frontier["val_rmse_mean"],
+            frontier["eval_rmse_mean"],
             color=color,
             linewidth=1.2,
             drawstyle="steps-post",
@@ -107,7 +107,7 @@ def plot_compression_frontier(
         for mode in modes:
             serving_ax.scatter(
                 rows[f"serving_bytes_{mode}"],
-                rows[f"val_rmse_{mode}_mean"],
+                rows[f"eval_rmse_{mode}_mean"],
                 marker=QUANTIZED_MARKERS.get(mode, "^"),
                 facecolors="none",
                 edgecolors=color,
@@ -120,7 +120,7 @@ def plot_compression_frontier(
     meeting = sweep_summary[sweep_summary["meets_target"]]
     serving_ax.scatter(
         meeting["serving_bytes"],
-        meeting["val_rmse_mean"],
+        meeting["eval_rmse_mean"],
         s=260,
         facecolors="none",
         edgecolors="green",
@@ -141,11 +141,11 @@ def plot_compression_frontier(
         sweep_summary["training_bytes"],
         "training bytes: float32 weights + optimizer slots (log)",
     )
-    errors = sweep_summary["val_rmse_mean"]
+    errors = sweep_summary["eval_rmse_mean"]
     serving_ax.set_ylim(
-        errors.min() - 0.01, min(errors.max(), reference["val_rmse_mean"] * 1.35) + 0.01
+        errors.min() - 0.01, min(errors.max(), reference["eval_rmse_mean"] * 1.35) + 0.01
     )
-    serving_ax.set_ylabel(f"val RMSE (mean ± std over {len(sweep['seeds'])} seeds)")
+    serving_ax.set_ylabel(f"eval RMSE (mean ± std over {len(sweep['seeds'])} seeds)")
     serving_ax.set_title("Serving: the embedding bytes a deployed model holds", fontsize=10)
     training_ax.set_title("Training: weights plus the optimizer's slots", fontsize=10)
     fig.suptitle(

@@ -36,6 +36,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "sweep_plan",
                     "sweep_embedding_plans",
                     "train_ratings",
+                    "validation_ratings",
                     "eval_ratings",
                     "user_vocabulary",
                     "movie_vocabulary",

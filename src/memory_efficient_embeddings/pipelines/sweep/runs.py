@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +16,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from memory_efficient_embeddings.embeddings import (
-    embedding_bytes,
-    embedding_parameter_count,
-    serving_bytes,
-    training_bytes,
-)
-from memory_efficient_embeddings.embeddings.mlet import fold_if_smaller
 from memory_efficient_embeddings.modeling.grid import deep_merge, quantize_modes
 from memory_efficient_embeddings.modeling.nodes import build_model
-from memory_efficient_embeddings.modeling.training import (
-    error_metrics,
-    fit_rating_model,
-    model_inputs,
-    score,
-    uncompiled_copy,
-)
+from memory_efficient_embeddings.modeling.training import encode_split, fit_and_score
 from memory_efficient_embeddings.pipelines.sweep.executors import (
     TaskOutcome,
     run_tasks,
@@ -43,46 +29,31 @@ from memory_efficient_embeddings.tracking import log_sweep_run
 
 logger = logging.getLogger(__name__)
 
-# Bumped when a run's row gains or loses columns, so that checkpoints of the old form are retrained.
-ROW_FORMAT = 2
+# Bumped when a run's row gains or loses columns or changes meaning, so that checkpoints of the
+# old form are retrained (3: val_* is the validation split, eval_* the eval split).
+ROW_FORMAT = 3
+SPLITS = ("train", "validation", "eval")
+# The fit-and-score record's fields that make a run's row (history and timings stay out).
+ROW_FIELDS = (
+    "embedding_parameters",
+    "embedding_bytes_float32",
+    "serving_bytes",
+    "training_bytes",
+    "val_rmse",
+    "val_mae",
+    "eval_rmse",
+    "eval_mae",
+    "epochs_run",
+    "best_epoch",
+    "train_seconds",
+)
 
 
-def _scores(
-    model: keras.Model, inputs: dict[str, np.ndarray], targets: np.ndarray, batch_size: int
-) -> dict[str, float]:
-    predictions = score(model, inputs["user_id"], inputs["movie_id"], batch_size)
-    return error_metrics(predictions, targets)
-
-
-def _worth_quantizing(layer: keras.layers.Layer) -> bool:
-    # A bias table (width 1) would hold an int8 value plus a float32 scale per row: 5 bytes
-    # instead of 4. Keep it in float32.
-    return not (isinstance(layer, keras.layers.Embedding) and layer.output_dim == 1)
-
-
-def quantization_config(mode: str) -> Any:
-    """Keras' config for a sweep mode: int4 with one scale per row, like int8's layout.
-
-    Keras' own int4 default groups 128 columns with an int8 zero point per group and a float32
-    column-to-group map per table: a byte more per row, and more than int8 for narrow tables.
-    One symmetric scale per row keeps int4 at ``ceil(d/2) + 4`` bytes a row against int8's
-    ``d + 4``.
-    """
-    if mode == "int4":
-        return keras.quantizers.Int4QuantizationConfig(block_size=-1)
-    return keras.quantizers.Int8QuantizationConfig()
-
-
-def _quantized(model: keras.Model, mode: str) -> keras.Model:
-    quantized = uncompiled_copy(model)
-    with warnings.catch_warnings():
-        # Layers without weights (inputs, the score) warn that there is nothing to quantize; CCE,
-        # TT-Rec and ROBE layers that they cannot be (they stay float32 and count so).
-        warnings.filterwarnings("ignore", message=".*does not have a `quantize` method.*")
-        warnings.filterwarnings("ignore", message=".*not quantizable.*")
-        warnings.filterwarnings("ignore", message=".*cannot be quantized.*")
-        quantized.quantize(config=quantization_config(mode), filters=_worth_quantizing)
-    return quantized
+def quantized_fields(modes: list[str]) -> list[str]:
+    """The row's fields of each quantization mode."""
+    return [
+        f"{field}_{mode}" for mode in modes for field in ("serving_bytes", "eval_rmse", "eval_mae")
+    ]
 
 
 def train_sweep_point(
@@ -93,50 +64,24 @@ def train_sweep_point(
     training: dict[str, Any],
     quantize: str | list[str] | None,
 ) -> dict[str, Any]:
-    """Build, train and score one point with one seed: one sweep task, one run row.
+    """Build, fit (selecting on validation) and score on eval one point with one seed.
 
-    Sizes are bytes of the embedding layers' variables as stored: ``training_bytes`` the trained
-    model with its optimizer's slots; ``serving_bytes`` the model served in float32 (a projected
-    table folded into a plain one where that is smaller: MLET); ``serving_bytes_<mode>`` that
-    model after post-training quantization. ``data`` holds what every task reads (the encoded
-    train and eval arrays); all inputs are explicit and picklable, so any executor can run this
-    on any worker.
+    One sweep task, one run row, through the project's one fit-and-score path. ``data`` holds
+    what every task reads (the encoded train, validation and eval splits); all inputs are
+    explicit and picklable, so any executor can run this on any worker.
     """
     keras.backend.clear_session()  # keeps graphs and names from piling up over many models
-    eval_inputs = data["eval"][0]
-    eval_targets = data["eval"][1].astype(np.float64)
-    eval_batch_size = training.get("validation_batch_size", 8192)
+    modes = quantize_modes(quantize)
     model = build_model(embedding_plan, {**point["model"], "seed": seed})
-    report = fit_rating_model(model, data["train"], data["eval"], {**training, "seed": seed})
-    scores = _scores(model, eval_inputs, eval_targets, eval_batch_size)
-    served = fold_if_smaller(model)
-    row = {
-        "embedding_parameters": embedding_parameter_count(model),
-        "embedding_bytes_float32": embedding_bytes(model),
-        "serving_bytes": serving_bytes(served),
-        "training_bytes": training_bytes(model, model.optimizer),
-        "val_rmse": scores["rmse"],
-        "val_mae": scores["mae"],
-        "epochs_run": report["epochs_run"],
-        "best_epoch": report["best_epoch"],
-        "train_seconds": report["train_seconds"],
-    }
-    for mode in quantize_modes(quantize):
-        quantized = _quantized(served, mode)
-        quantized_scores = _scores(quantized, eval_inputs, eval_targets, eval_batch_size)
-        row |= {
-            f"serving_bytes_{mode}": serving_bytes(quantized),
-            f"val_rmse_{mode}": quantized_scores["rmse"],
-            f"val_mae_{mode}": quantized_scores["mae"],
-        }
-    return row
+    record = fit_and_score(model, data, {**training, "seed": seed}, quantize=modes)
+    return {field: record[field] for field in (*ROW_FIELDS, *quantized_fields(modes))}
 
 
 def data_fingerprint(data: dict[str, Any]) -> str:
-    """A digest of the encoded train and eval arrays: a checkpoint is only reused on the same data."""
+    """A digest of the encoded splits: a checkpoint is only reused on the same data."""
     digest = hashlib.sha256()
-    for split in ("train", "eval"):
-        inputs, targets = data[split]
+    for split in SPLITS:
+        inputs, targets = data[split].inputs, data[split].targets
         for name in sorted(inputs):
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(inputs[name]).tobytes())
@@ -187,16 +132,17 @@ class SweepCheckpoints:
 
 
 def _log_run(index: int, total: int, row: dict[str, Any], modes: list[str]) -> None:
-    quantized = "".join(f", {mode} {row.get(f'val_rmse_{mode}', math.nan):.4f}" for mode in modes)
+    quantized = "".join(f", {mode} {row.get(f'eval_rmse_{mode}', math.nan):.4f}" for mode in modes)
     logger.info(
-        "Sweep run %d/%d %s seed %s: val RMSE %.4f%s, %s embedding parameters, serving %s, "
-        "training %s, %d epochs in %.1f s",
+        "Sweep run %d/%d %s seed %s: eval RMSE %.4f%s (validation %.4f), %s embedding "
+        "parameters, serving %s, training %s, %d epochs in %.1f s",
         index,
         total,
         row["point"],
         row["seed"],
-        row["val_rmse"],
+        row["eval_rmse"],
         quantized,
+        row["val_rmse"],
         f"{row['embedding_parameters']:,}",
         format_bytes(row["serving_bytes"]),
         format_bytes(row["training_bytes"]),
@@ -235,24 +181,20 @@ def run_sweep(
     plan: list[dict[str, Any]],
     embedding_plans: dict[str, dict[str, Any]],
     train_ratings: pd.DataFrame,
+    validation_ratings: pd.DataFrame,
     eval_ratings: pd.DataFrame,
     user_vocabulary: pd.DataFrame,
     movie_vocabulary: pd.DataFrame,
     training: dict[str, Any],
     sweep: dict[str, Any],
 ) -> pd.DataFrame:
-    """Train and evaluate every point once per seed, in float32 and after each quantization."""
+    """Train every point once per seed selecting on validation; score eval, float32 and quantized."""
     training = deep_merge(training, sweep["training"])
     executor = validate_executor(sweep.get("executor"))
+    ratings = dict(zip(SPLITS, (train_ratings, validation_ratings, eval_ratings), strict=True))
     data = {
-        "train": (
-            model_inputs(train_ratings, user_vocabulary, movie_vocabulary),
-            train_ratings["rating"].to_numpy(np.float32),
-        ),
-        "eval": (
-            model_inputs(eval_ratings, user_vocabulary, movie_vocabulary),
-            eval_ratings["rating"].to_numpy(np.float32),
-        ),
+        split: encode_split(frame, user_vocabulary, movie_vocabulary)
+        for split, frame in ratings.items()
     }
     quantize = quantize_modes(sweep.get("quantize"))
     runs = list(itertools.product(plan, sweep["seeds"]))

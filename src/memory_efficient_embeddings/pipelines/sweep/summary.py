@@ -29,9 +29,10 @@ def _pareto_mask(sizes: np.ndarray, errors: np.ndarray) -> np.ndarray:
 
 
 def best_tuned_points(runs: pd.DataFrame) -> pd.DataFrame:
-    """Of each tuning group's points, keep the runs of the one with the lowest mean val RMSE.
+    """Of each tuning group's points, keep the runs of the one with the lowest mean validation RMSE.
 
-    Its settings then say how many candidates it beat. Points without a group pass unchanged.
+    Selection reads the validation split only (``val_rmse``), never the eval split it is graded
+    on. Its settings then say how many candidates it beat. Points without a group pass unchanged.
     """
     if "tuning_group" not in runs or runs["tuning_group"].isna().all():
         return runs
@@ -69,9 +70,10 @@ def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataF
     runs = best_tuned_points(runs)
     modes = quantize_modes(sweep.get("quantize"))
     metrics = [
+        "eval_rmse",
+        "eval_mae",
+        *[f"{metric}_{mode}" for mode in modes for metric in ("eval_rmse", "eval_mae")],
         "val_rmse",
-        "val_mae",
-        *[f"{metric}_{mode}" for mode in modes for metric in ("val_rmse", "val_mae")],
         "train_seconds",
         "epochs_run",
     ]
@@ -100,7 +102,7 @@ def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataF
     # In serving bytes, not parameters: index maps (CCE's assignments) count, and a folded MLET
     # table counts at the size it is served at.
     summary["compression"] = reference["serving_bytes"] / summary["serving_bytes"]
-    summary["rmse_gap"] = summary["val_rmse_mean"] / reference["val_rmse_mean"] - 1.0
+    summary["rmse_gap"] = summary["eval_rmse_mean"] / reference["eval_rmse_mean"] - 1.0
     target = sweep["target"]
     summary["meets_target"] = (summary["compression"] >= target["min_compression"]) & (
         summary["rmse_gap"] <= target["max_rmse_gap"]
@@ -109,7 +111,7 @@ def summarize_sweep(sweep_runs: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataF
     summary["on_frontier"] = False
     for technique, rows in summary.groupby("technique"):
         if technique != RECIPE:
-            mask = _pareto_mask(rows["serving_bytes"].to_numpy(), rows["val_rmse_mean"].to_numpy())
+            mask = _pareto_mask(rows["serving_bytes"].to_numpy(), rows["eval_rmse_mean"].to_numpy())
             summary.loc[rows.index[mask], "on_frontier"] = True
     # Techniques in the order the parameters list them, each from its smallest point up.
     order = {name: i for i, name in enumerate([*sweep["techniques"], RECIPE])}
@@ -140,9 +142,9 @@ def render_sweep_table(
     header = (
         "| technique | settings | embedding params | KiB float32 | "
         + "".join(f"KiB {mode} | " for mode in modes)
-        + "train KiB | compression | val RMSE | val MAE | "
-        + "".join(f"val RMSE {mode} | " for mode in modes)
-        + "RMSE vs ref | train s | epochs | target |"
+        + "train KiB | compression | eval RMSE | eval MAE | "
+        + "".join(f"eval RMSE {mode} | " for mode in modes)
+        + "RMSE vs ref | val RMSE | train s | epochs | target |"
     )
     reference = sweep_summary[sweep_summary["is_reference"]].iloc[0]
     lines = [
@@ -151,8 +153,10 @@ def render_sweep_table(
         f"Data: {data_provenance.get('description', data_provenance)}",
         "",
         f"Each point trained with seeds {list(sweep['seeds'])}; metrics are mean ± sample std. "
+        "Early stopping and tuning read the validation split (val RMSE, selection only); eval "
+        "RMSE and MAE are the held-out eval split, scored once after training. "
         f"Compression is in float32 serving bytes against `{reference['point']}`. "
-        f"Target: at least {target['min_compression']}× compression and val RMSE at most "
+        f"Target: at least {target['min_compression']}× compression and eval RMSE at most "
         f"{target['max_rmse_gap']:.0%} above the reference's. "
         "KiB: serving bytes of the embedding layers as stored (float32, then after post-training "
         "quantization: scales, zero points and index maps included); train KiB adds the "
@@ -171,10 +175,11 @@ def render_sweep_table(
             *[f"{row[f'serving_bytes_{mode}'] / KIB:,.1f}" for mode in modes],
             f"{row['training_bytes'] / KIB:,.1f}",
             f"{row['compression']:.2f}×",
-            _mean_std(row, "val_rmse"),
-            _mean_std(row, "val_mae"),
-            *[_mean_std(row, f"val_rmse_{mode}") for mode in modes],
+            _mean_std(row, "eval_rmse"),
+            _mean_std(row, "eval_mae"),
+            *[_mean_std(row, f"eval_rmse_{mode}") for mode in modes],
             f"{row['rmse_gap']:+.2%}",
+            _mean_std(row, "val_rmse"),
             f"{row['train_seconds_mean']:.1f}",
             f"{row['epochs_run_mean']:.1f}",
             "✓" if row["meets_target"] else "",
