@@ -73,8 +73,8 @@ def embedding_types() -> tuple[str, ...]:
 
 
 def optimizer_names() -> tuple[str, ...]:
-    """The optimizers `training.optimizer` may name (the one registry: modeling's `OPTIMIZERS`)."""
-    from memory_efficient_embeddings.modeling.training import OPTIMIZERS  # noqa: PLC0415
+    """The optimizers `training.optimizer` may name (the one registry: `OPTIMIZERS`)."""
+    from memory_efficient_embeddings.embeddings.optimizers import OPTIMIZERS  # noqa: PLC0415
 
     return tuple(OPTIMIZERS)
 
@@ -513,7 +513,7 @@ def optimizer_option_problems(training: Mapping[str, Any], where: str) -> list[s
     """Keys of `training.<optimizer>` must be arguments of that optimizer."""
     from keras.src.optimizers.base_optimizer import BaseOptimizer  # noqa: PLC0415
 
-    from memory_efficient_embeddings.modeling.training import OPTIMIZERS  # noqa: PLC0415
+    from memory_efficient_embeddings.embeddings.optimizers import OPTIMIZERS  # noqa: PLC0415
 
     problems = []
     for name, optimizer in OPTIMIZERS.items():

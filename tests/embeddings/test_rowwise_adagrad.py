@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import RowWiseAdagrad
-from memory_efficient_embeddings.modeling.training import OPTIMIZERS
+from memory_efficient_embeddings.embeddings.optimizers import OPTIMIZERS
 
 
 def _table(values: np.ndarray, name: str = "table") -> keras.Variable:

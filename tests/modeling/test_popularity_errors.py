@@ -64,12 +64,14 @@ def _metrics(name: str, head_rmse: float) -> dict:
         "eval_mse": 1.0,
         "eval_rmse": 1.0,
         "eval_mae": 0.8,
+        "val_rmse": 0.95,
         "epochs_run": 2,
         "train_seconds": 1.0,
         "global_mean_rmse": 1.1,
         "global_mean_mae": 0.9,
         "by_popularity": {"user": blocks, "movie": blocks},
         "data": {"description": "test"},
+        "splits": {"validation_is_eval": False},
     }
 
 

@@ -460,3 +460,12 @@ class RowWiseAdagrad(keras.optimizers.Adagrad):
     def get_config(self) -> dict[str, Any]:
         """Adagrad's config plus ``table_variables``."""
         return {**super().get_config(), "table_variables": self.table_variables}
+
+
+# The optimizers `training.optimizer` may name: the one registry the schema and training read.
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "lazy_adam": LazyAdam,
+    "rowwise_adagrad": RowWiseAdagrad,
+    "sgd": keras.optimizers.SGD,
+}

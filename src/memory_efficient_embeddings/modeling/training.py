@@ -24,8 +24,6 @@ import pandas as pd
 import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import (
-    LazyAdam,
-    RowWiseAdagrad,
     embedding_bytes,
     embedding_parameter_count,
     serving_bytes,
@@ -33,20 +31,13 @@ from memory_efficient_embeddings.embeddings import (
 )
 from memory_efficient_embeddings.embeddings.cce import CCEReclusterCallback
 from memory_efficient_embeddings.embeddings.mlet import fold_if_smaller
+from memory_efficient_embeddings.embeddings.optimizers import OPTIMIZERS
 from memory_efficient_embeddings.modeling.batches import shuffled_batches
 from memory_efficient_embeddings.modeling.progress import AUTO, fit_progress
 from memory_efficient_embeddings.modeling.resources import ResourceMonitor
 from memory_efficient_embeddings.modeling.specs import SIDES, block_of
 
 logger = logging.getLogger(__name__)
-
-OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "lazy_adam": LazyAdam,
-    "rowwise_adagrad": RowWiseAdagrad,
-    "sgd": keras.optimizers.SGD,
-}
-
 
 def encode_ids(ratings: pd.DataFrame, vocabulary: pd.DataFrame, column: str) -> np.ndarray:
     """Map string ids to vocabulary indices; unknown ids get the out-of-vocabulary index n."""
