@@ -81,6 +81,35 @@ def test_popular_movies_are_rated_more_and_higher(ratings):
     assert np.corrcoef(np.log(per_movie["count"]), per_movie["mean"])[0, 1] > 0.2
 
 
+def test_interaction_concentrates_on_popular_movies_and_heavy_users():
+    concentrated = {**SMALL, "popularity_interaction": 1.0, "activity_interaction": 1.0}
+    flat = {**SMALL, "popularity_interaction": 0.0, "activity_interaction": 0.0}
+
+    def strength(params: dict) -> tuple[float, float, float]:
+        spec = SyntheticSpec.from_params(params, RELEASES["ml-1m"])
+        model = latent_model(spec)
+        movie_norm = np.linalg.norm(model.item_factors, axis=1)
+        user_norm = np.linalg.norm(model.user_factors, axis=1)
+        popular = model.popularity >= np.quantile(model.popularity, 0.9)
+        rare = model.popularity <= np.quantile(model.popularity, 0.5)
+        heavy = model.activity >= np.quantile(model.activity, 0.9)
+        light = model.activity <= np.quantile(model.activity, 0.5)
+        # Per rating (movies weighted by popularity) a movie's factors keep mean square 1 each.
+        per_rating = np.average(movie_norm**2, weights=model.popularity) / spec.num_factors
+        return (
+            movie_norm[popular].mean() / movie_norm[rare].mean(),
+            user_norm[heavy].mean() / user_norm[light].mean(),
+            per_rating,
+        )
+
+    movie_ratio, user_ratio, per_rating = strength(concentrated)
+    assert movie_ratio > 3 and user_ratio > 2
+    assert per_rating == pytest.approx(1.0, rel=0.05)
+    movie_ratio, user_ratio, per_rating = strength(flat)
+    assert 0.9 < movie_ratio < 1.1 and 0.9 < user_ratio < 1.1
+    assert per_rating == pytest.approx(1.0, rel=0.05)
+
+
 def _interaction_singular_values(params: dict) -> np.ndarray:
     signal = signal_matrix(latent_model(SyntheticSpec.from_params(params, RELEASES["ml-1m"])))
     # Double centring removes the user and movie biases: what is left is the interaction.
@@ -89,8 +118,17 @@ def _interaction_singular_values(params: dict) -> np.ndarray:
 
 
 # No per-user scale here: it multiplies the movie bias into a rank-1 term that double centring
-# cannot remove, and these tests look at the factor interaction alone.
-TINY = {"num_users": 120, "num_movies": 100, "num_ratings": 3000, "user_scale_sigma": 0.0}
+# cannot remove, and these tests look at the factor interaction alone. Nor the concentration on
+# popular movies and heavy users: on 100 movies it piles the interaction onto a few rows, whose
+# weight, not the factors' spectrum, would then set the singular values (tested above).
+TINY = {
+    "num_users": 120,
+    "num_movies": 100,
+    "num_ratings": 3000,
+    "user_scale_sigma": 0.0,
+    "popularity_interaction": 0.0,
+    "activity_interaction": 0.0,
+}
 
 
 def test_no_hard_rank():

@@ -1,8 +1,8 @@
 """Vectorised generator of MovieLens-shaped ratings, calibrated against real MovieLens.
 
 A rating is a latent score cut into stars: user bias + movie bias (higher for popular movies) +
-a user × movie interaction whose factors have a decaying spectrum (no hard rank) + noise whose
-scale varies by user and by movie. Who rates what follows MovieLens' movie popularity curve and
+a user × movie interaction whose factors have a decaying spectrum (no hard rank) and are
+strongest for popular movies and heavy raters + noise whose scale varies by user and by movie. Who rates what follows MovieLens' movie popularity curve and
 its long tail of ratings per user. ``benchmarks/calibrate_synthetic.py`` checks the statistics
 against a real archive.
 """
@@ -52,13 +52,15 @@ class SyntheticSpec:
         (0.9, -3.4),
         (1.0, -4.5),
     )
-    user_bias_sd: float = 0.4
-    item_bias_sd: float = 0.45
-    popularity_bias: float = 0.35
+    user_bias_sd: float = 0.5
+    item_bias_sd: float = 0.55
+    popularity_bias: float = 0.45
     num_factors: int = 128
     spectrum_decay: float = 1.5
-    interaction_sd: float = 0.4
-    noise_sd: float = 0.9
+    interaction_sd: float = 1.2
+    popularity_interaction: float = 0.75
+    activity_interaction: float = 0.75
+    noise_sd: float = 1.0
     user_noise_sigma: float = 0.3
     popularity_noise: float = 0.1
     user_scale_sigma: float = 0.5
@@ -162,10 +164,14 @@ class SyntheticSpec:
             )
 
 
-def _user_counts(rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
-    """Ratings per user: the minimum plus a gamma-distributed share of the rest, capped."""
-    # MovieLens activity beyond the minimum has median ≈ 0.52 × mean: a gamma with shape < 1.
-    weights = rng.gamma(spec.user_activity_shape, 1.0, spec.num_users)
+def _expected_counts(spec: SyntheticSpec, weights: np.ndarray) -> np.ndarray:
+    """Ratings each user is expected to have: the minimum plus a share of the rest by weight."""
+    extra = spec.num_ratings - spec.num_users * spec.min_ratings_per_user
+    return spec.min_ratings_per_user + extra * weights / weights.sum()
+
+
+def _user_counts(rng: np.random.Generator, spec: SyntheticSpec, weights: np.ndarray) -> np.ndarray:
+    """Ratings per user: the minimum plus a share of the rest drawn by activity weight, capped."""
     extra = spec.num_ratings - spec.num_users * spec.min_ratings_per_user
     counts = spec.min_ratings_per_user + rng.multinomial(extra, weights / weights.sum())
     while True:
@@ -296,10 +302,12 @@ class LatentModel:
     """The hidden truth behind the ratings: popularity, biases, factors and noise scales."""
 
     popularity: np.ndarray  # sampling weight of each movie, summing to 1
+    activity: np.ndarray  # activity weight of each user: their share of ratings beyond the minimum
     user_bias: np.ndarray
     item_bias: np.ndarray
-    user_factors: np.ndarray  # num_users × num_factors, column k scaled by √factor_variances[k]
-    item_factors: np.ndarray  # num_movies × num_factors, standard normal
+    user_factors: np.ndarray  # num_users × num_factors, column k scaled by √factor_variances[k],
+    # row scale by activity
+    item_factors: np.ndarray  # num_movies × num_factors, normal, row scale by popularity
     user_noise: np.ndarray  # noise standard deviation = user_noise[u] × item_noise[m]
     item_noise: np.ndarray
     user_scale: np.ndarray  # how strongly each user follows the movie bias and interaction
@@ -321,14 +329,31 @@ def latent_model(spec: SyntheticSpec) -> LatentModel:
     scale = np.sqrt(factor_variances(spec)).astype(np.float32)
     user_factors = rng.standard_normal((spec.num_users, spec.num_factors), np.float32) * scale
     item_factors = rng.standard_normal((spec.num_movies, spec.num_factors), np.float32)
+    # Taste matters most for popular movies: each movie's factors scale with
+    # exp(popularity_interaction × standardised log popularity), normalised to mean square 1 over
+    # ratings (weighted by popularity) so interaction_sd stays the interaction's spread per rating.
+    # Tail movies then carry little interaction to learn, head movies more.
+    item_weight = np.exp(spec.popularity_interaction * pop_z)
+    item_weight /= np.sqrt(np.average(item_weight**2, weights=popularity))
+    item_factors *= item_weight.astype(np.float32)[:, None]
     # Some users rate erratically, and rarely rated movies split opinion more: noise scales
     # per user (log-normal) and per movie (falling with popularity), both with mean square 1.
     user_noise = rng.lognormal(0.0, spec.user_noise_sigma, spec.num_users)
     item_noise = np.exp(-spec.popularity_noise * pop_z)
     # Users agree with the crowd to different degrees: a per-user multiplier of the movie side.
     user_scale = np.exp(spec.user_scale_sigma * rng.standard_normal(spec.num_users))
+    # MovieLens activity beyond the minimum has median ≈ 0.52 × mean: a gamma with shape < 1.
+    activity = rng.gamma(spec.user_activity_shape, 1.0, spec.num_users)
+    # Heavy raters have more distinct tastes: each user's factors scale with
+    # exp(activity_interaction × standardised log expected ratings), normalised to mean square 1
+    # over ratings (weighted by expected ratings), as for movies.
+    expected = _expected_counts(spec, activity)
+    user_weight = np.exp(spec.activity_interaction * _standardised(np.log(expected)))
+    user_weight /= np.sqrt(np.average(user_weight**2, weights=expected))
+    user_factors *= user_weight.astype(np.float32)[:, None]
     return LatentModel(
         popularity=popularity,
+        activity=activity,
         user_bias=user_bias.astype(np.float32),
         item_bias=item_bias.astype(np.float32),
         user_factors=user_factors,
@@ -385,7 +410,7 @@ def generate_ratings(spec: SyntheticSpec) -> pd.DataFrame:
     spec.validate()
     model = latent_model(spec)
     _, sampling_rng, noise_rng = _streams(spec)
-    counts = _user_counts(sampling_rng, spec)
+    counts = _user_counts(sampling_rng, spec, model.activity)
     users, movies = _sample_pairs(sampling_rng, counts, model.popularity)
     _cover_all_movies(sampling_rng, users, movies, spec.num_movies)
     rating = _discretise(_scores(noise_rng, model, users, movies), spec)
