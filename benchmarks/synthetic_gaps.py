@@ -2,13 +2,11 @@
 
 For each side (real: ``--archive``; synthetic: ``data.source=synthetic`` shaped like
 ``--dataset``, ``data.synthetic`` from conf/base plus ``--set`` overrides) the data goes through
-the project's data nodes (ingest -> prefix -> seeded 85/15 split); then a seeded uniform draw
-(``numpy.random.default_rng(--validation-seed)``) moves ``--validation-fraction`` of the train
-rows into a validation split, which early stopping watches, and the vocabularies are built from
-the remaining train rows. Each config is fitted per seed (model and training seed) with the
-project's ``assign_blocks`` -> ``build_model`` -> ``fit_rating_model`` under conf/base's
-``training`` and ``baseline.model``; the eval split is scored once. Printed per config and side:
-eval RMSE mean ± sample std over seeds and the gap in % to the dim-64 baseline.
+the project's data nodes (ingest -> prefix -> train/validation/eval split -> vocabularies), and
+each config is fitted per seed (model and training seed) through the project's fit-and-score
+path under conf/base's ``training`` and ``baseline.model``: early stopping reads the validation
+split, the eval split is scored once. Printed per config and side: eval RMSE mean ± sample std
+over seeds and the gap in % to the dim-64 baseline.
 
 Configs: ``dim64`` (the baseline model), ``dim4``/``dim8``/``dim16`` (the same with a narrower
 uniform full table) and ``mixed4`` (frequency blocks at the budget of a dim-4 table, the layout
@@ -33,12 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from calibrate_synthetic import parse_overrides  # noqa: E402
-from training_speed import load_parameters  # noqa: E402
+from common import encoded_splits, fit_and_score_model, load_parameters, prepare_data  # noqa: E402
 
 _FREQUENCY_BLOCKS = {
     "type": "mixed_dimension",
@@ -66,66 +62,35 @@ CONFIGS: dict[str, dict[str, Any]] = {
 REFERENCE = "dim64"
 
 
-def split_data(data: dict[str, Any], params: dict[str, Any], args: argparse.Namespace) -> dict:
-    """Project nodes for ingest/prefix/split; a seeded validation carve; vocabularies."""
-    from memory_efficient_embeddings.pipelines.data_processing import (  # noqa: PLC0415
-        nodes as data_nodes,
-    )
-
-    ratings, provenance = data_nodes.ingest_ratings(data)
-    prefixed = data_nodes.prefix_ids(ratings)
-    train_all, evaluation = data_nodes.split_ratings(prefixed, params["split"])
-    draws = np.random.default_rng(args.validation_seed).uniform(size=len(train_all))
-    in_validation = draws < args.validation_fraction
-    train = train_all[~in_validation].reset_index(drop=True)
-    validation = train_all[in_validation].reset_index(drop=True)
-    users, movies = data_nodes.build_vocabularies(train, validation, params["vocabulary"])
-    return {
-        "provenance": provenance.get("description", provenance.get("source")),
-        "parts": {"train": train, "validation": validation, "eval": evaluation},
-        "users": users,
-        "movies": movies,
-    }
-
-
 def run_side(data: dict[str, Any], params: dict[str, Any], args: argparse.Namespace) -> dict:
-    """Eval RMSE per config and seed on one data set."""
-    from memory_efficient_embeddings.modeling import nodes as modeling  # noqa: PLC0415
-    from memory_efficient_embeddings.modeling.training import (  # noqa: PLC0415
-        error_metrics,
-        fit_rating_model,
-        model_inputs,
-        score,
-    )
-
-    split = split_data(data, params, args)
-    arrays = {
-        name: (
-            model_inputs(part, split["users"], split["movies"]),
-            part["rating"].to_numpy("float32"),
-        )
-        for name, part in split["parts"].items()
-    }
+    """Eval RMSE (validation RMSE beside it) per config and seed on one data set."""
+    prepared = prepare_data(data, params)
+    prepared["splits"] = encoded_splits(prepared)
     training = {**params["training"], "verbose": 0}
-    results: dict[str, Any] = {"provenance": split["provenance"], "configs": {}}
+    description = prepared["provenance"]
+    results: dict[str, Any] = {
+        "provenance": description.get("description", description.get("source")),
+        "configs": {},
+    }
     for name in args.configs:
         model = {**copy.deepcopy(params["baseline"]["model"]), **CONFIGS[name]}
         if name in args.l2:
             model["embedding_l2"] = args.l2[name]
-        plan = modeling.assign_blocks(split["users"], split["movies"], model, params["evaluation"])
         runs = []
         for seed in args.seeds:
             started = time.perf_counter()
-            rating_model = modeling.build_model(plan, {**model, "seed": seed})
-            report = fit_rating_model(
-                rating_model, arrays["train"], arrays["validation"], {**training, "seed": seed}
+            record = fit_and_score_model(model, training, prepared, params["evaluation"], seed=seed)
+            runs.append(
+                {
+                    "seed": seed,
+                    "rmse": record["eval_rmse"],
+                    "val_rmse": record["val_rmse"],
+                    "best_epoch": record["best_epoch"],
+                }
             )
-            eval_inputs, eval_targets = arrays["eval"]
-            predictions = score(rating_model, eval_inputs["user_id"], eval_inputs["movie_id"])
-            rmse = error_metrics(predictions, eval_targets)["rmse"]
-            runs.append({"seed": seed, "rmse": rmse, "best_epoch": report["best_epoch"]})
             print(
-                f"  {name} seed {seed}: eval RMSE {rmse:.4f} (best epoch {report['best_epoch']}, "
+                f"  {name} seed {seed}: eval RMSE {record['eval_rmse']:.4f} (validation "
+                f"{record['val_rmse']:.4f}, best epoch {record['best_epoch']}, "
                 f"{time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
@@ -185,8 +150,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         metavar="CONFIG=L2",
         help="embedding_l2 per config instead of conf/base's",
     )
-    parser.add_argument("--validation-fraction", type=float, default=0.1)
-    parser.add_argument("--validation-seed", type=int, default=42)
     parser.add_argument("--real-json", type=Path, help="real side from an earlier --json-out")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)

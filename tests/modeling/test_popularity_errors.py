@@ -71,7 +71,11 @@ def _metrics(name: str, head_rmse: float) -> dict:
         "global_mean_mae": 0.9,
         "by_popularity": {"user": blocks, "movie": blocks},
         "data": {"description": "test"},
-        "splits": {"validation_is_eval": False},
+        "splits": {
+            "validation_is_eval": False,
+            "validation": {"rows": 5},
+            "eval": {"rows": 14, "unseen_either_rows": 0},
+        },
     }
 
 
