@@ -209,3 +209,40 @@ def test_split_objects_default_their_block_indices_to_the_inputs() -> None:
     split = Split(inputs, np.array([3.0, 4.0], np.float32))
     assert split.block_indices is inputs
     assert len(split) == 2
+
+
+def _fit_calls(path) -> list[str]:
+    """`<object>.fit(...)` calls in one source file, named by their enclosing function."""
+    import ast  # noqa: PLC0415
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    calls = []
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            for node in ast.walk(function):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "fit"
+                ):
+                    calls.append(f"{path.name}:{function.name}:{ast.unparse(node.func.value)}")
+    return calls
+
+
+def test_model_fit_is_called_from_one_function_in_src_and_benchmarks() -> None:
+    from pathlib import Path  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parents[1]
+    calls = sorted(
+        call
+        for folder in ("src", "benchmarks")
+        for path in (root / folder).rglob("*.py")
+        # The keras-io recipe's own script keeps its own fit (it is the reference, not the project).
+        if path.name != "recipe_reference.py"
+        for call in _fit_calls(path)
+    )
+    # The one Keras fit, and scikit-surprise's peer (not a Keras model).
+    assert calls == [
+        "time_to_accuracy.py:run_peer:algorithm",
+        "training.py:fit_rating_model:rating_model",
+    ]
