@@ -5,7 +5,7 @@ without the schema (tests, benchmarks) falls back to the same defaults.
 Unknown keys are refused with a did-you-mean, types (strictly) and ranges are checked, and every
 message names the full dotted key and what it accepts. An embedding spec is checked against its
 layer's constructor (its arguments, their annotations and which have no default), optimizer
-options against the optimizer's arguments, and the sweep's grid keys against the technique's
+options against the optimizer's arguments and their ranges, and the sweep's grid keys against the technique's
 model, then every grid point as a model. `data.synthetic` stays open (the generator checks its own
 keys). A new parameter section is one field of `ProjectParameters`.
 """
@@ -16,6 +16,7 @@ import copy
 import difflib
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
@@ -156,9 +157,24 @@ class EarlyStoppingParameters(Strict):
     restore_best_weights: bool = True
 
 
+def _learning_rate(value: Any) -> Any:
+    # Every optimizer here takes a step of about learning_rate per unit of (normalised) gradient:
+    # above 1 a step outgrows the embeddings themselves (initialised within ±0.05) and training
+    # diverges; the shipped rates are 1e-3 to 3e-3. A rate above 1 is a typo (say 3 for 3e-3).
+    # Checked before the float conversion, so the message shows the value as written (3, not 3.0);
+    # a value that is no number is left to the strict float check.
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and not 0 < value <= 1:
+        raise ValueError(f"is {value!r}; allowed values: a rate above 0, at most 1.0")
+    return value
+
+
+LearningRate = Annotated[float, BeforeValidator(_learning_rate)]
+
+
 class TrainingParameters(Strict):
     optimizer: str
-    learning_rate: Annotated[float, Field(gt=0)]
+    learning_rate: LearningRate
     batch_size: PositiveInt
     epochs: PositiveInt
     steps_per_execution: PositiveInt = 1
@@ -185,7 +201,7 @@ class TrainingOverrides(TrainingParameters):
 
     fills_defaults: ClassVar[bool] = False
     optimizer: str | None = None
-    learning_rate: Annotated[float, Field(gt=0)] | None = None
+    learning_rate: LearningRate | None = None
     batch_size: PositiveInt | None = None
     epochs: PositiveInt | None = None
 
@@ -234,6 +250,22 @@ class BlockParameters(Strict):
         return self
 
 
+# `budget_dim: k` sizes a side at the weights of a uniform dim-k table of it (k * num_ids). The cap
+# is far above any width this project trains (its reference tables are 64 wide, so k > 64 already
+# buys no compression): a larger k is a typo, and 10**12 would ask for ~10**18 weights and fail,
+# or exhaust memory, only when the layer is built.
+MAX_BUDGET_DIM = 4096
+
+
+def _budget_dim(value: int) -> int:
+    if not 1 <= value <= MAX_BUDGET_DIM:
+        raise ValueError(
+            f"is {value!r}; allowed values: an int from 1 to {MAX_BUDGET_DIM} (the width of the "
+            "uniform table whose weights the side may use)"
+        )
+    return value
+
+
 class EmbeddingSpec(Open):
     """One side's embedding: `type` is checked here, the other keys by the layer it builds."""
 
@@ -241,6 +273,7 @@ class EmbeddingSpec(Open):
     embedding_dim: PositiveInt | None = None
     num_buckets: PositiveInt | None = None
     ids_per_bucket: PositiveInt | None = None
+    budget_dim: Annotated[int, AfterValidator(_budget_dim)] | None = None
     blocks: BlockParameters | None = None
 
     @field_validator("type")
@@ -318,6 +351,28 @@ class SweepParameters(Strict):
     executor: ExecutorParameters = ExecutorParameters()
     resume: bool = True
     checkpoint_dir: str | None = None
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        # A repeated seed trains the same run twice and counts it twice in the mean ± std.
+        repeated = sorted({seed for seed in value if value.count(seed) > 1})
+        if repeated:
+            raise ValueError(
+                f"is {value!r}, which repeats seed {', '.join(map(str, repeated))}; allowed "
+                "values: a non-empty list of distinct ints"
+            )
+        return value
+
+    @field_validator("checkpoint_dir")
+    @classmethod
+    def _named_directory(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError(
+                f"is {value!r}; allowed values: a directory path, or null (no checkpoints); "
+                "to turn resuming off set `sweep.resume: false`"
+            )
+        return value
 
     @field_validator("quantize")
     @classmethod
@@ -461,6 +516,37 @@ def _unknown_key(key: str, where: str, allowed: set[str], what: str) -> str:
     )
 
 
+@functools.cache
+def _size_arguments(kind: str) -> frozenset[str]:
+    """The layer's int arguments that are sizes (at least 1), read from its constructor.
+
+    Every int argument of a layer counts something (chunks, hashes, ranks, rows, ...) and must be
+    at least 1, except those whose default is 0 (a seed, `extra_rows_per_block`), which may be 0.
+    """
+    constructor = _layer_class(kind).__init__
+    try:
+        hints = typing.get_type_hints(constructor)
+    except (NameError, TypeError):
+        return frozenset()
+    parameters = inspect.signature(constructor).parameters
+    return frozenset(
+        name
+        for name, parameter in parameters.items()
+        if name not in RESERVED_LAYER_KEYS
+        and _takes_int(hints.get(name))
+        and parameter.default != 0
+    )
+
+
+def _takes_int(hint: Any) -> bool:
+    """`int` or an optional int (`int | None`), not bool and not a list of ints."""
+    if hint is int:
+        return True
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and int in typing.get_args(
+        hint
+    )
+
+
 def _argument_problems(kind: str, spec: Mapping[str, Any], where: str) -> list[str]:
     """Values of the layer's own arguments, against the types its constructor declares."""
     problems = []
@@ -473,7 +559,42 @@ def _argument_problems(kind: str, spec: Mapping[str, Any], where: str) -> list[s
         except ValidationError as exc:
             message = exc.errors()[0]["msg"]
             problems.append(f"`{where}.{key}` is {spec[key]!r}: {message}.")
+            continue
+        if key in _size_arguments(kind) and isinstance(spec[key], int) and spec[key] < 1:
+            problems.append(
+                f"`{where}.{key}` is {spec[key]!r}: Input should be greater than or equal to 1 "
+                f"(a size of the {kind} layer)."
+            )
     return problems
+
+
+def _budget_size_problems(kind: str, spec: Mapping[str, Any], where: str) -> list[str]:
+    """A layer sized by a `parameter_budget` or by its explicit sizes needs one of the two."""
+    layer = _layer_class(kind)
+    explicit = tuple(getattr(layer, "size_arguments", ()))
+    if not explicit or "parameter_budget" not in _arguments(layer.__init__):
+        return []
+
+    def given(argument: str) -> bool:
+        providers = [k for k, provided in SPEC_KEY_ARGUMENTS.items() if argument in provided]
+        return any(spec.get(k) is not None for k in (argument, *providers))
+
+    budget = given("parameter_budget")
+    missing = [argument for argument in explicit if not given(argument)]
+    if missing and not budget:
+        have = [argument for argument in explicit if argument not in missing]
+        sizes = " and ".join(missing) + (f" (besides {' and '.join(have)})" if have else "")
+        return [
+            f"`{where}` is a {kind} embedding without a size: set {sizes}, or budget_dim or "
+            f"parameter_budget (its layer requires {' and '.join(explicit)} or "
+            "parameter_budget)."
+        ]
+    if not missing and budget:
+        return [
+            f"`{where}` sets both {' and '.join(explicit)} and a budget (budget_dim or "
+            "parameter_budget): keep one."
+        ]
+    return []
 
 
 def embedding_spec_problems(spec: Any, where: str) -> list[str]:
@@ -506,11 +627,63 @@ def embedding_spec_problems(spec: Any, where: str) -> list[str]:
             )
     if spec.get("num_buckets") is not None and spec.get("ids_per_bucket") is not None:
         problems.append(f"`{where}` sets both num_buckets and ids_per_bucket: keep one.")
+    problems += _budget_size_problems(kind, spec, where)
     return problems
 
 
+def _between(low: float, high: float, *, low_open: bool = False, high_open: bool = False):
+    def check(value: float) -> bool:
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        return above and below
+
+    return check
+
+
+# Ranges of optimizer options, by argument name: each applies to every optimizer of `OPTIMIZERS`
+# whose constructor (or Keras' base optimizer's) takes it. From Keras' own docs and checks:
+# `epsilon` divides by the root of a second moment (0 divides by zero at the first step), Adam's
+# betas are decay rates in [0, 1) (1 never forgets, and its bias correction 1 - beta**t is 0),
+# SGD's and EMA's momentum in [0, 1], a clip bound or loss scale above 0, weight decay and
+# Adagrad's initial accumulator at least 0, and Keras refuses gradient accumulation below 2 steps.
+OPTIMIZER_OPTION_RANGES: dict[str, tuple[Any, str]] = {
+    "epsilon": (_between(0, float("inf"), low_open=True), "a number above 0"),
+    "beta_1": (_between(0, 1, high_open=True), "a number from 0 up to, not including, 1"),
+    "beta_2": (_between(0, 1, high_open=True), "a number from 0 up to, not including, 1"),
+    "momentum": (_between(0, 1), "a number from 0 to 1"),
+    "ema_momentum": (_between(0, 1), "a number from 0 to 1"),
+    "weight_decay": (_between(0, float("inf")), "a number at least 0, or null"),
+    "initial_accumulator_value": (_between(0, float("inf")), "a number at least 0"),
+    "clipnorm": (_between(0, float("inf"), low_open=True), "a number above 0, or null"),
+    "clipvalue": (_between(0, float("inf"), low_open=True), "a number above 0, or null"),
+    "global_clipnorm": (_between(0, float("inf"), low_open=True), "a number above 0, or null"),
+    "loss_scale_factor": (_between(0, float("inf"), low_open=True), "a number above 0, or null"),
+}
+# Options that count something: ints with a least value.
+OPTIMIZER_COUNT_OPTIONS = {
+    "gradient_accumulation_steps": (2, "an int of at least 2, or null"),
+    "ema_overwrite_frequency": (1, "an int of at least 1, or null"),
+    "sparse_min_size": (0, "an int of at least 0"),
+}
+
+
+def _option_value_problem(key: str, value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if key in OPTIMIZER_COUNT_OPTIONS:
+        least, allowed = OPTIMIZER_COUNT_OPTIONS[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            return f"`{where}.{key}` is {value!r}; allowed values: {allowed}."
+    elif key in OPTIMIZER_OPTION_RANGES:
+        check, allowed = OPTIMIZER_OPTION_RANGES[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not check(value):
+            return f"`{where}.{key}` is {value!r}; allowed values: {allowed}."
+    return None
+
+
 def optimizer_option_problems(training: Mapping[str, Any], where: str) -> list[str]:
-    """Keys of `training.<optimizer>` must be arguments of that optimizer."""
+    """Keys of `training.<optimizer>` must be arguments of that optimizer, values in range."""
     from keras.src.optimizers.base_optimizer import BaseOptimizer  # noqa: PLC0415
 
     from memory_efficient_embeddings.embeddings.optimizers import OPTIMIZERS  # noqa: PLC0415
@@ -533,6 +706,10 @@ def optimizer_option_problems(training: Mapping[str, Any], where: str) -> list[s
                 problems.append(
                     _unknown_key(key, f"{where}.{name}", allowed, f"the {name} optimizer")
                 )
+            else:
+                problem = _option_value_problem(key, options[key], f"{where}.{name}")
+                if problem is not None:
+                    problems.append(problem)
     return problems
 
 
@@ -590,6 +767,7 @@ def grid_problems(sweep: Mapping[str, Any], base_model: Mapping[str, Any]) -> li
     problems = []
     for technique, entry in (sweep.get("techniques") or {}).items():
         grid = entry.get("grid") if isinstance(entry, Mapping) else None
+        problems += _tune_problems(technique, entry, grid)
         if not isinstance(grid, Mapping):
             continue
         for key, values in grid.items():
@@ -600,6 +778,42 @@ def grid_problems(sweep: Mapping[str, Any], base_model: Mapping[str, Any]) -> li
             elif not isinstance(values, list) or not values:
                 problems.append(f"`{where}.{key}` is {values!r}: give a non-empty list of values.")
     return problems
+
+
+def _tune_problems(technique: str, entry: Any, grid: Any) -> list[str]:
+    """A technique's `tune` is a list of its grid keys (the summary keeps each one's best value)."""
+    tune = entry.get("tune") if isinstance(entry, Mapping) else None
+    if tune is None:
+        return []
+    where = f"sweep.techniques.{technique}.tune"
+    keys = sorted(map(str, grid)) if isinstance(grid, Mapping) else []
+    allowed = f"allowed values: a list of this technique's grid keys ({', '.join(keys) or 'none'})"
+    if not isinstance(tune, list) or not all(isinstance(key, str) for key in tune):
+        hint = f" (write [{tune}])" if isinstance(tune, str) else ""
+        return [f"`{where}` is {tune!r}{hint}; {allowed}."]
+    unknown = [key for key in tune if key not in keys]
+    if unknown:
+        return [f"`{where}` is {tune!r}, which names no grid key {', '.join(unknown)}; {allowed}."]
+    return []
+
+
+def reference_problems(parameters: Mapping[str, Any]) -> list[str]:
+    """`reporting.reference` names a model of the run: a section with a `model`."""
+    reporting = parameters.get("reporting")
+    reference = reporting.get("reference") if isinstance(reporting, Mapping) else None
+    if not isinstance(reference, str):  # the schema already says so
+        return []
+    models = sorted(
+        str(name)
+        for name, section in parameters.items()
+        if isinstance(section, Mapping) and isinstance(section.get("model"), Mapping)
+    )
+    if reference in models:
+        return []
+    return [
+        f"`reporting.reference` is {reference!r}; allowed values: a model of the run "
+        f"({', '.join(models) or 'none'})."
+    ]
 
 
 def sweep_point_problems(parameters: Mapping[str, Any]) -> list[str]:
@@ -644,6 +858,7 @@ def validate_parameters(parameters: Mapping[str, Any]) -> ProjectParameters:
             else None
         )
         problems += _model_problems(model, f"{section}.model")
+    problems += reference_problems(parameters)
     if isinstance(parameters.get("training"), Mapping):
         problems += optimizer_option_problems(parameters["training"], "training")
     sweep = parameters.get("sweep")

@@ -52,6 +52,7 @@ class CCEEmbedding(Unquantizable, CompactEmbedding):
     """
 
     budget_sizes = ("num_clusters",)
+    size_arguments = ("num_clusters",)
     quantize_refusal = "its tables are shared by clusters and rewritten by recluster()."
 
     def __init__(

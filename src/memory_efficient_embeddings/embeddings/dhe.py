@@ -84,6 +84,7 @@ class DHEEmbedding(CompactEmbedding):
     """
 
     budget_sizes = ("num_hashes", "hidden_dim", "num_hidden_layers")
+    size_arguments = ("hidden_dim",)
 
     def __init__(
         self,

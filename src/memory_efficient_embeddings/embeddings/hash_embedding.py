@@ -61,6 +61,7 @@ class HashEmbedding(CompactEmbedding):
     """
 
     budget_sizes = ("num_buckets", "importance_rows", "num_hashes")
+    size_arguments = ("num_buckets", "importance_rows")
 
     def __init__(
         self,

@@ -148,6 +148,9 @@ class CompactEmbedding(keras.layers.Layer):
 
     # Config keys a layer picks itself from a `parameter_budget` (a plan records them).
     budget_sizes: tuple[str, ...] = ()
+    # For a layer that takes a `parameter_budget`: the arguments that size it without one (all of
+    # them are needed). A spec sets these or the budget (parameters.py checks it before a run).
+    size_arguments: tuple[str, ...] = ()
 
     def __init__(self, num_ids: int, output_dim: int, **kwargs: Any) -> None:
         # Set by a saved, quantized layer: {sublayer name: mode label}, re-applied after building.

@@ -64,6 +64,7 @@ class TTEmbedding(Unquantizable, CompactEmbedding):
     """
 
     budget_sizes = ("tt_rank",)
+    size_arguments = ("tt_rank",)
     quantize_refusal = (
         "its cores are multiplied together per lookup, so int8 error compounds across three "
         "factors."
