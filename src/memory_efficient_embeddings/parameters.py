@@ -5,8 +5,8 @@ without the schema (tests, benchmarks) falls back to the same defaults.
 Unknown keys are refused with a did-you-mean, types (strictly) and ranges are checked, and every
 message names the full dotted key and what it accepts. An embedding spec is checked against its
 layer's constructor (its arguments, their annotations and which have no default), optimizer
-options against the optimizer's arguments and their ranges, and the sweep's grid keys against the technique's
-model, then every grid point as a model. `data.synthetic` stays open (the generator checks its own
+options against the optimizer's arguments and their ranges, and the sweep's grid keys against the
+technique's model, then every grid point as a model. `data.synthetic` stays open (the generator checks its own
 keys). A new parameter section is one field of `ProjectParameters`.
 """
 
