@@ -29,9 +29,15 @@ from memory_efficient_embeddings.tracking import log_sweep_run
 
 logger = logging.getLogger(__name__)
 
-# Bumped when a run's row gains or loses columns or changes meaning, so that checkpoints of the
-# old form are retrained (3: val_* is the validation split, eval_* the eval split).
-ROW_FORMAT = 3
+# Bumped when a run's row gains or loses columns or changes meaning, or the checkpoint layout
+# changes, so that checkpoints of the old form are retrained (3: val_* is the validation split,
+# eval_* the eval split; 4: a checkpoint holds its run's identity beside the row).
+ROW_FORMAT = 4
+# The training keys that cannot change a run's result, left out of its checkpoint key so that
+# changing them still reuses finished runs: how much Keras logs, how many steps run per
+# compiled call (conf/base: "does not change the maths") and the batch size of the validation
+# scoring alone. `deterministic` stays in the key: it can change results.
+TRAINING_KEYS_NOT_IN_RESULT = ("verbose", "steps_per_execution", "validation_batch_size")
 SPLITS = ("train", "validation", "eval")
 # The fit-and-score record's fields that make a run's row (history and timings stay out).
 ROW_FIELDS = (
@@ -93,42 +99,110 @@ class SweepCheckpoints:
     """One JSON file per finished (point, seed) run, so that a killed sweep resumes.
 
     A run's file is named by a digest of everything that decides its result (the point's
-    model, its embedding plan, the seed, the training regime, quantization and the data), so a
-    re-run with another plan, regime or data never reuses a stale result. Files are written
-    whole (a temporary file, then a rename) as each run finishes.
+    model, its embedding plan, the seed, the training regime less
+    ``TRAINING_KEYS_NOT_IN_RESULT``, quantization and the data), so a re-run with another plan,
+    regime or data never reuses a stale result. A file holds its run's identity (the whole
+    digest, the point, the seed, ``ROW_FORMAT``) beside the row, and is reused only if that
+    identity is this run's and the row has exactly the expected fields, each a finite number;
+    any other file is named in a warning and its run trained again. Files are written whole (a
+    temporary file, then a rename) as each run finishes.
     """
 
     def __init__(self, folder: str | Path, data_digest: str) -> None:
         self.folder = Path(folder)
         self.data_digest = data_digest
 
-    def key(
+    def identity(
         self,
         point: dict[str, Any],
         plan: dict[str, Any],
         seed: int,
         training: dict[str, Any],
         quantize: list[str],
-    ) -> str:
-        """The digest naming one run's checkpoint."""
-        identity = [point["model"], plan, seed, training, quantize, self.data_digest, ROW_FORMAT]
-        text = json.dumps(identity, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+    ) -> dict[str, Any]:
+        """One run's identity: the digest of its inputs, its point, seed and row format."""
+        regime = {
+            name: value
+            for name, value in training.items()
+            if name not in TRAINING_KEYS_NOT_IN_RESULT
+        }
+        inputs = [point["model"], plan, seed, regime, quantize, self.data_digest, ROW_FORMAT]
+        text = json.dumps(inputs, sort_keys=True, default=str)
+        return {
+            "inputs_digest": hashlib.sha256(text.encode()).hexdigest(),
+            "point": point["point"],
+            "seed": seed,
+            "row_format": ROW_FORMAT,
+        }
 
-    def load(self, key: str) -> dict[str, Any] | None:
-        """The finished run's row values, or None."""
-        path = self.folder / f"{key}.json"
+    def path(self, identity: dict[str, Any]) -> Path:
+        """The file of one run's checkpoint, named by its digest."""
+        return self.folder / f"{identity['inputs_digest'][:32]}.json"
+
+    def files(self) -> list[Path]:
+        """The checkpoint files in the folder (of any run)."""
+        return sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []
+
+    def load(self, identity: dict[str, Any], fields: list[str]) -> dict[str, Any] | None:
+        """The finished run's row values, or None (absent, or not this run's valid row)."""
+        path = self.path(identity)
         try:
-            return json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):  # absent, or unreadable: train it again
+            content = json.loads(path.read_text())
+        except FileNotFoundError:
             return None
+        except (OSError, ValueError) as error:  # torn or unreadable
+            return self._reject(path, f"not readable JSON ({error})")
+        problem = _checkpoint_problem(content, identity, fields)
+        if problem is not None:
+            return self._reject(path, problem)
+        return content["row"]
 
-    def save(self, key: str, row: dict[str, Any]) -> None:
+    @staticmethod
+    def _reject(path: Path, reason: str) -> None:
+        logger.warning(
+            "Sweep: checkpoint %s is not reused: %s; training that run again (its file is "
+            "overwritten when it finishes)",
+            path,
+            reason,
+        )
+
+    def save(self, identity: dict[str, Any], row: dict[str, Any]) -> None:
         """Record one finished run."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        temporary = self.folder / f".{key}.json.tmp"
-        temporary.write_text(json.dumps(row, default=float))
-        os.replace(temporary, self.folder / f"{key}.json")
+        path = self.path(identity)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps({"identity": identity, "row": row}, default=float))
+        os.replace(temporary, path)
+
+
+def _checkpoint_problem(content: Any, identity: dict[str, Any], fields: list[str]) -> str | None:
+    """Why a checkpoint's content is not this run's valid row; None when it is."""
+    if not isinstance(content, dict):
+        return f"not a JSON object (a JSON {type(content).__name__})"
+    if "identity" not in content:
+        return "no run identity (an older checkpoint layout, or not a checkpoint)"
+    if content["identity"] != identity:
+        return f"another run's checkpoint (its identity: {content['identity']!r})"
+    return _row_problem(content.get("row"), fields)
+
+
+def _row_problem(row: Any, fields: list[str]) -> str | None:
+    """Why a checkpoint's row is not exactly ``fields``, each a finite number; None when it is."""
+    if not isinstance(row, dict):
+        return "its row is not a JSON object"
+    missing = [field for field in fields if field not in row]
+    if missing:
+        return f"missing fields: {', '.join(missing)}"
+    unexpected = sorted(set(row) - set(fields))
+    if unexpected:
+        return f"unexpected fields: {', '.join(unexpected)}"
+    for field in fields:
+        value = row[field]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"field {field} is not a number ({value!r})"
+        if not math.isfinite(value):
+            return f"field {field} is not finite ({value!r})"
+    return None
 
 
 def _log_run(index: int, total: int, row: dict[str, Any], modes: list[str]) -> None:
@@ -158,23 +232,25 @@ def _runs_to_train(
     training: dict[str, Any],
     quantize: list[str],
     checkpoints: SweepCheckpoints | None,
-) -> tuple[list[int], dict[int, str]]:
-    """Fill in the rows finished earlier (checkpoints); the indices still to train, their keys."""
-    keys: dict[int, str] = {}
+) -> tuple[list[int], dict[int, dict[str, Any]]]:
+    """Fill in the rows finished earlier (checkpoints); the indices still to train, their
+    checkpoint identities."""
+    identities: dict[int, dict[str, Any]] = {}
+    fields = [*ROW_FIELDS, *quantized_fields(quantize)]
     to_train = []
     for index, (point, seed) in enumerate(runs):
         if "skipped" in rows[index]:
             continue
         if checkpoints is not None:
-            keys[index] = checkpoints.key(
+            identities[index] = checkpoints.identity(
                 point, embedding_plans[point["point"]], seed, training, quantize
             )
-            finished_earlier = checkpoints.load(keys[index])
+            finished_earlier = checkpoints.load(identities[index], fields)
             if finished_earlier is not None:
                 rows[index].update(finished_earlier)
                 continue
         to_train.append(index)
-    return to_train, keys
+    return to_train, identities
 
 
 def run_sweep(
@@ -212,8 +288,19 @@ def run_sweep(
         if sweep.get("resume", True) and sweep.get("checkpoint_dir")
         else None
     )
-    to_train, keys = _runs_to_train(runs, rows, embedding_plans, training, quantize, checkpoints)
+    earlier_files = len(checkpoints.files()) if checkpoints is not None else 0
+    to_train, identities = _runs_to_train(
+        runs, rows, embedding_plans, training, quantize, checkpoints
+    )
     reused = len(rows) - len(to_train) - sum("skipped" in row for row in rows)
+    if earlier_files and not reused and to_train:
+        logger.info(
+            "Sweep: none of the %d checkpoint files in %s is of a run of this sweep, so every "
+            "run trains again; that happens when the plan, the training regime, the seeds, "
+            "quantization or the data changed since they were written",
+            earlier_files,
+            sweep["checkpoint_dir"],
+        )
     if reused:
         logger.info(
             "Sweep: %d of %d runs finished earlier with this plan, regime and data; reusing them "
@@ -232,7 +319,7 @@ def run_sweep(
             _log_run(finished, len(to_train), row, quantize)
             log_sweep_run(row)  # a nested MLflow run, when tracking is on
             if checkpoints is not None:  # as it finishes: a killed sweep keeps it
-                checkpoints.save(keys[to_train[task_index]], outcome.value)
+                checkpoints.save(identities[to_train[task_index]], outcome.value)
 
     outcomes = run_tasks(
         train_sweep_point,
