@@ -34,10 +34,11 @@ logger = logging.getLogger(__name__)
 # eval_* the eval split; 4: a checkpoint holds its run's identity beside the row).
 ROW_FORMAT = 4
 # The training keys that cannot change a run's result, left out of its checkpoint key so that
-# changing them still reuses finished runs: how much Keras logs, how many steps run per
-# compiled call (conf/base: "does not change the maths") and the batch size of the validation
-# scoring alone. `deterministic` stays in the key: it can change results.
-TRAINING_KEYS_NOT_IN_RESULT = ("verbose", "steps_per_execution", "validation_batch_size")
+# changing them still reuses finished runs: how much Keras logs and how many steps run per
+# compiled call (conf/base: "does not change the maths"). `deterministic` stays in the key, and
+# so does `validation_batch_size`: other batches sum the validation RMSE in another order, which
+# can move its last bits and with them early stopping's choice.
+TRAINING_KEYS_NOT_IN_RESULT = ("verbose", "steps_per_execution")
 SPLITS = ("train", "validation", "eval")
 # The fit-and-score record's fields that make a run's row (history and timings stay out).
 ROW_FIELDS = (
