@@ -39,6 +39,7 @@ from memory_efficient_embeddings.modeling.specs import SIDES, block_of
 
 logger = logging.getLogger(__name__)
 
+
 def encode_ids(ratings: pd.DataFrame, vocabulary: pd.DataFrame, column: str) -> np.ndarray:
     """Map string ids to vocabulary indices; unknown ids get the out-of-vocabulary index n."""
     indices = pd.Index(vocabulary["id"]).get_indexer(ratings[column])
