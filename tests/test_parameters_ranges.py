@@ -4,51 +4,23 @@ names the full dotted key and what it accepts."""
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
-
 import pytest
-from kedro.config import OmegaConfigLoader
 
 from memory_efficient_embeddings.embeddings.optimizers import OPTIMIZERS
 from memory_efficient_embeddings.parameters import (
     MAX_BUDGET_DIM,
-    ParameterError,
     optimizer_option_problems,
     validate_parameters,
 )
-from memory_efficient_embeddings.settings import CONFIG_LOADER_ARGS
+from tests.test_parameters import _parameters
+from tests.test_parameters_strict import _problems, _set
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 USER = "baseline.model.user_embedding"
-
-
-def _parameters(env: str = "local") -> dict:
-    loader = OmegaConfigLoader(
-        str(PROJECT_ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env}
-    )
-    return loader["parameters"]
 
 
 @pytest.fixture(scope="module")
 def base() -> dict:
     return _parameters()
-
-
-def _set(base: dict, dotted: str, value) -> dict:
-    parameters = copy.deepcopy(base)
-    *parents, leaf = dotted.split(".")
-    target = parameters
-    for key in parents:
-        target = target[key]
-    target[leaf] = value
-    return parameters
-
-
-def _problems(parameters: dict) -> list[str]:
-    with pytest.raises(ParameterError) as caught:
-        validate_parameters(parameters)
-    return str(caught.value).split("\n  - ")[1:]
 
 
 @pytest.mark.parametrize("env", ["local", "recipe", "frontier_1m", "default_choice"])

@@ -324,12 +324,14 @@ def score_on_eval(
     report_blocks: dict[str, dict[str, Any]] | None = None,
     quantize: Sequence[str] = (),
     batch_size: int = 65_536,
+    served: keras.Model | None = None,
 ) -> dict[str, Any]:
     """Score the eval split once: overall, per popularity block, and after each quantization.
 
     ``report_blocks`` maps each side (``user_embedding``, ``movie_embedding``) to its plan's
     report blocks; ``quantize`` names post-training modes (int8, int4), each scored and sized on
-    the model as served (a projected table folded where that is smaller: MLET).
+    the model as served (``served``: a projected table folded where that is smaller, MLET; folded
+    here when not given).
     """
     predictions = score(
         model, eval_split.inputs["user_id"], eval_split.inputs["movie_id"], batch_size
@@ -351,7 +353,8 @@ def score_on_eval(
             )
             for side in SIDES
         }
-    served = fold_if_smaller(model) if quantize else model
+    if quantize and served is None:
+        served = fold_if_smaller(model)
     for mode in quantize:
         quantized_model = quantized(served, mode)
         scores = score_split(quantized_model, eval_split, batch_size)
@@ -363,16 +366,18 @@ def score_on_eval(
     return record
 
 
-def size_record(model: keras.Model) -> dict[str, int]:
+def size_record(model: keras.Model, served: keras.Model | None = None) -> dict[str, int]:
     """Bytes and parameters of the embedding layers: as trained, as served, while training.
 
-    ``serving_bytes`` is the model served in float32 (a projected table folded into a plain
-    one where that is smaller: MLET); ``training_bytes`` adds the optimizer's slots.
+    ``serving_bytes`` is the model served in float32 (``served``: a projected table folded into
+    a plain one where that is smaller, MLET; folded here when not given); ``training_bytes``
+    adds the optimizer's slots.
     """
+    served = fold_if_smaller(model) if served is None else served
     sizes = {
         "embedding_parameters": int(embedding_parameter_count(model)),
         "embedding_bytes_float32": int(embedding_bytes(model)),
-        "serving_bytes": int(serving_bytes(fold_if_smaller(model))),
+        "serving_bytes": int(serving_bytes(served)),
     }
     if getattr(model, "optimizer", None) is not None:
         sizes["training_bytes"] = int(training_bytes(model, model.optimizer))
@@ -396,11 +401,13 @@ def fit_and_score(
     report = fit_rating_model(
         rating_model, splits["train"], splits["validation"], training, callbacks
     )
+    served = fold_if_smaller(rating_model)  # once: sized here, quantized in score_on_eval
     eval_scores = score_on_eval(
         rating_model,
         splits["eval"],
         report_blocks,
         quantize,
         training.get("validation_batch_size", 8192),
+        served,
     )
-    return report | size_record(rating_model) | eval_scores
+    return report | size_record(rating_model, served) | eval_scores
