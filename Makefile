@@ -47,9 +47,9 @@ prune: install
 # The charts and the sweep's training loop are left out: their tests need TensorFlow runs.
 MUTATION_SCOPE := \
 	'memory_efficient_embeddings.embeddings.blocks.*' \
-	'memory_efficient_embeddings.movielens.parsing.*' \
-	'memory_efficient_embeddings.movielens.releases.*' \
-	'memory_efficient_embeddings.movielens.ingest.*' \
+	'memory_efficient_embeddings.ingest.parsing.*' \
+	'memory_efficient_embeddings.ingest.releases.*' \
+	'memory_efficient_embeddings.ingest.sources.*' \
 	'memory_efficient_embeddings.pipelines.reporting.nodes.x_compare_models__*' \
 	'memory_efficient_embeddings.pipelines.reporting.nodes.x_render_comparison_table__*' \
 	'memory_efficient_embeddings.pipelines.sweep.summary.x_summarize_sweep__*' \

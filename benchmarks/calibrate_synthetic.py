@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from memory_efficient_embeddings.movielens import load_ratings
+from memory_efficient_embeddings.ingest import load_ratings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

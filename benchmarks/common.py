@@ -39,7 +39,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, dataset: str = "ml-100k"
 
 def data_parameters(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """The ``data`` parameters with the benchmark's source choice applied."""
-    from memory_efficient_embeddings.movielens import get_release  # noqa: PLC0415
+    from memory_efficient_embeddings.ingest import get_release  # noqa: PLC0415
 
     data = copy.deepcopy(params["data"])
     data["dataset"] = args.dataset

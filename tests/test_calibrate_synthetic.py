@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memory_efficient_embeddings.movielens import RELEASES, SyntheticSpec, generate_ratings
-from tests.movielens.helpers import make_zip, ratings_text
+from memory_efficient_embeddings.ingest import RELEASES, SyntheticSpec, generate_ratings
+from tests.ingest.helpers import make_zip, ratings_text
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "calibrate_synthetic.py"
 SHAPE = {"num_users": 40, "num_movies": 60, "num_ratings": 1200, "seed": 3}

@@ -8,7 +8,7 @@ import pytest
 from kedro.io.core import DatasetError
 
 from memory_efficient_embeddings.hooks import NodeError, UserErrorHooks, user_error
-from memory_efficient_embeddings.movielens import ArchiveNotFoundError
+from memory_efficient_embeddings.ingest import ArchiveNotFoundError
 from memory_efficient_embeddings.parameters import ParameterError, validate_parameters
 
 

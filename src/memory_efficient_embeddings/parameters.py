@@ -82,7 +82,7 @@ def optimizer_names() -> tuple[str, ...]:
 
 def release_names() -> tuple[str, ...]:
     """The MovieLens releases `data.dataset` may name."""
-    from memory_efficient_embeddings.movielens import RELEASES  # noqa: PLC0415
+    from memory_efficient_embeddings.ingest import RELEASES  # noqa: PLC0415
 
     return tuple(RELEASES)
 

@@ -18,6 +18,7 @@ from memory_efficient_embeddings.embeddings import (
     embedding_parameter_count,
     with_string_ids,
 )
+from memory_efficient_embeddings.ingest import dataset_name
 from memory_efficient_embeddings.modeling.specs import (
     SIDES,
     resolve_embedding_plan,
@@ -32,7 +33,6 @@ from memory_efficient_embeddings.modeling.training import (
     size_record,
     uncompiled_copy,
 )
-from memory_efficient_embeddings.movielens import dataset_name
 
 logger = logging.getLogger(__name__)
 

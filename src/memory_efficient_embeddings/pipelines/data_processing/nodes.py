@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from memory_efficient_embeddings.movielens import load_ratings
-from memory_efficient_embeddings.movielens.movies import load_movies
+from memory_efficient_embeddings.ingest import load_ratings
+from memory_efficient_embeddings.ingest.movies import load_movies
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
-from memory_efficient_embeddings.movielens import dataset_name
+from memory_efficient_embeddings.ingest import dataset_name
 
 MIB = 1024 * 1024
 METRIC_LABELS = {"eval_rmse": "eval RMSE (stars)", "eval_mae": "eval MAE (stars)"}

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory_efficient_embeddings.movielens import RELEASES
-from memory_efficient_embeddings.movielens.movies import (
+from memory_efficient_embeddings.ingest import RELEASES
+from memory_efficient_embeddings.ingest.movies import (
     MOVIES_FILES,
     MalformedMoviesError,
     load_movies,

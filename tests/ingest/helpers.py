@@ -7,7 +7,7 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path
 
-from memory_efficient_embeddings.movielens import RELEASES, Release
+from memory_efficient_embeddings.ingest import RELEASES, Release
 
 ROWS = [(1, 10, 5, 100), (1, 20, 3, 101), (2, 10, 4, 102), (3, 30, 1, 103)]
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from memory_efficient_embeddings.movielens import (
+from memory_efficient_embeddings.ingest import (
     RELEASES,
     ArchiveNotFoundError,
     ChecksumMismatchError,

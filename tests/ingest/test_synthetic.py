@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memory_efficient_embeddings.movielens import (
+from memory_efficient_embeddings.ingest import (
     RELEASES,
     SyntheticConfigError,
     SyntheticSpec,
     generate_ratings,
 )
-from memory_efficient_embeddings.movielens.synthetic import latent_model, signal_matrix
+from memory_efficient_embeddings.ingest.synthetic import latent_model, signal_matrix
 
 SMALL = {"num_users": 2000, "num_movies": 1000, "num_ratings": 60_000, "min_ratings_per_user": 20}
 

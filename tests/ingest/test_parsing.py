@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memory_efficient_embeddings.movielens import (
+from memory_efficient_embeddings.ingest import (
     RELEASES,
     MalformedRatingsError,
     RatingsLocation,

@@ -1,4 +1,4 @@
-"""MovieLens ingest: release metadata, archive handling, fast parsing and a synthetic stand-in."""
+"""Ingest of ratings (MovieLens first): release metadata, archive handling, fast parsing and a synthetic stand-in."""
 
 from .archive import RatingsLocation, download, find_local, resolve_user_path
 from .errors import (
@@ -13,9 +13,9 @@ from .errors import (
     SyntheticConfigError,
     UnknownReleaseError,
 )
-from .ingest import dataset_name, load_ratings, synthetic_ratings
 from .parsing import ParsedRatings, parse_ratings_bytes, read_ratings
 from .releases import RELEASES, Release, get_release
+from .sources import dataset_name, load_ratings, synthetic_ratings
 from .synthetic import SyntheticSpec, generate_ratings
 
 __all__ = [

@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from memory_efficient_embeddings.movielens import RELEASES, MalformedRatingsError, Release
-from memory_efficient_embeddings.movielens.parsing import parse_ratings_bytes
+from memory_efficient_embeddings.ingest import RELEASES, MalformedRatingsError, Release
+from memory_efficient_embeddings.ingest.parsing import parse_ratings_bytes
 
 COLUMNS = ("user_id", "movie_id", "rating", "timestamp")
 

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from memory_efficient_embeddings.movielens import (
+from memory_efficient_embeddings.ingest import (
     RELEASES,
     ArchiveNotFoundError,
     ChecksumMismatchError,
@@ -345,7 +345,7 @@ def test_a_local_archive_with_another_md5_is_refused_with_both_sums(tmp_path) ->
 
 
 def test_dataset_name_for_plot_titles() -> None:
-    from memory_efficient_embeddings.movielens import dataset_name  # noqa: PLC0415
+    from memory_efficient_embeddings.ingest import dataset_name  # noqa: PLC0415
 
     assert dataset_name({"source": "synthetic", "shaped_like": "ml-1m", "dataset": "x"}) == (
         "synthetic data shaped like ml-1m"

@@ -11,10 +11,10 @@ import urllib.request
 
 import pytest
 
-from memory_efficient_embeddings.movielens import RELEASES, load_ratings
-from memory_efficient_embeddings.movielens import archive as archive_module
-from memory_efficient_embeddings.movielens.archive import download
-from memory_efficient_embeddings.movielens.errors import (
+from memory_efficient_embeddings.ingest import RELEASES, load_ratings
+from memory_efficient_embeddings.ingest import archive as archive_module
+from memory_efficient_embeddings.ingest.archive import download
+from memory_efficient_embeddings.ingest.errors import (
     ChecksumMismatchError,
     NetworkUnavailableError,
 )
