@@ -9,6 +9,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 
+from memory_efficient_embeddings.model_names import MODEL_NAMES
 from memory_efficient_embeddings.pipelines.data_processing import create_pipeline
 from memory_efficient_embeddings.pipelines.data_processing.nodes import (
     build_vocabularies,
@@ -18,6 +19,7 @@ from memory_efficient_embeddings.pipelines.data_processing.nodes import (
 )
 
 SPLIT = {"train_fraction": 0.85, "validation_fraction": 0.1, "seed": 42}
+OUTPUT = {"activation": "sigmoid", "min_rating": 0.0, "max_rating": 5.0}
 
 
 @pytest.fixture
@@ -108,7 +110,7 @@ def test_split_summary_counts_rows_with_ids_unseen_in_training():
     train = _ratings([("u1", "m1"), ("u2", "m2")])
     validation = _ratings([("u1", "m2"), ("u3", "m1"), ("u1", "m9")])
     evaluation = _ratings([("u3", "m9"), ("u2", "m1"), ("u4", "m2"), ("u2", "m8")])
-    summary = describe_splits(train, validation, evaluation, SPLIT)
+    summary = describe_splits(train, validation, evaluation, SPLIT, {"source": "train"})
     assert summary["train"] == {"rows": 2}
     assert summary["validation"] == {
         "rows": 3,
@@ -123,9 +125,23 @@ def test_split_summary_counts_rows_with_ids_unseen_in_training():
         "unseen_either_rows": 3,
     }
     assert summary["validation_is_eval"] is False
-    assert describe_splits(train, evaluation, evaluation, {**SPLIT, "validation_fraction": 0})[
+    recipe = {**SPLIT, "validation_fraction": 0}
+    assert describe_splits(train, evaluation, evaluation, recipe, {"source": "train"})[
         "validation_is_eval"
     ]
+
+
+def test_split_summary_states_the_fallback_for_unseen_ids_by_vocabulary_source():
+    train, held_out = _ratings([("u1", "m1")]), _ratings([("u2", "m1")])
+    by_source = {
+        source: describe_splits(train, held_out, held_out, SPLIT, {"source": source})[
+            "unseen_id_fallback"
+        ]
+        for source in ("train", "all")
+    }
+    assert "out of vocabulary: its embedding and its bias are zero" in by_source["train"]
+    assert "the other side's bias plus the global bias" in by_source["train"]
+    assert "never updates" in by_source["all"] and "zero" not in by_source["all"].split(":")[0]
 
 
 def _ratings(pairs):
@@ -172,6 +188,7 @@ def _catalog() -> DataCatalog:
             "params:data": MemoryDataset(data),
             "params:split": MemoryDataset(SPLIT),
             "params:vocabulary": MemoryDataset({"source": "train"}),
+            **{f"params:{name}.model.output": MemoryDataset(OUTPUT) for name in MODEL_NAMES},
         }
     )
 
