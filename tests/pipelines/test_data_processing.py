@@ -9,6 +9,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 
+from memory_efficient_embeddings.ingest import RatingRangeError
 from memory_efficient_embeddings.model_names import MODEL_NAMES
 from memory_efficient_embeddings.pipelines.data_processing import create_pipeline
 from memory_efficient_embeddings.pipelines.data_processing.nodes import (
@@ -223,3 +224,57 @@ def test_whole_pipeline_on_synthetic_data(tmp_path):
     assert len(train) == users["train_count"].sum()
     assert set(users["id"]) == set(train["user_id"])
     assert set(movies["id"]) == set(train["movie_id"])
+
+
+def _table_catalog(path, **output) -> DataCatalog:
+    data = {"source": "table", "path": str(path)}
+    return DataCatalog(
+        datasets={
+            "params:data": MemoryDataset(data),
+            "params:split": MemoryDataset({**SPLIT, "train_fraction": 0.7}),
+            "params:vocabulary": MemoryDataset({"source": "train"}),
+            **{
+                f"params:{name}.model.output": MemoryDataset({**OUTPUT, **output})
+                for name in MODEL_NAMES
+            },
+        }
+    )
+
+
+def _table(tmp_path, max_rating: int):
+    rng = np.random.default_rng(4)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in rng.integers(0, 40, n)],
+            "item_id": rng.integers(0, 60, n),
+            "rating": rng.integers(1, max_rating + 1, n),
+        }
+    )
+    frame.to_csv(tmp_path / "mine.csv", index=False)
+    return tmp_path / "mine.csv", frame
+
+
+def test_whole_pipeline_on_a_users_table_labels_items_by_id(tmp_path):
+    path, frame = _table(tmp_path, max_rating=5)
+    catalog = _table_catalog(path)
+    outputs = SequentialRunner().run(create_pipeline(), catalog)
+    items = outputs["movies"].load()
+    kept = frame.drop_duplicates(["user_id", "item_id"], keep="last")
+    assert sorted(items["movie_id"]) == sorted(f"movie_{i}" for i in kept["item_id"].unique())
+    assert set(items["title"]) == {f"item {i}" for i in kept["item_id"].unique()}
+    summary = outputs["split_summary"].load()
+    assert summary["train"]["rows"] + summary["validation"]["rows"] + summary["eval"][
+        "rows"
+    ] == len(kept)
+    assert outputs["user_vocabulary"].load()["id"].str.fullmatch(r"user_u\d+").all()
+
+
+def test_ratings_outside_the_output_range_stop_the_run_before_the_split(tmp_path):
+    path, _ = _table(tmp_path, max_rating=10)
+    catalog = _table_catalog(path)
+    with pytest.raises(RatingRangeError, match=r"run from 1 to 10, outside the sigmoid output"):
+        SequentialRunner().run(create_pipeline(), catalog)
+    assert not catalog.exists("train_ratings")  # nothing was split, let alone trained
+    outputs = SequentialRunner().run(create_pipeline(), _table_catalog(path, max_rating=10.0))
+    assert "split_summary" in outputs

@@ -44,9 +44,10 @@ def _load_variable(path: Path) -> np.ndarray:
             "in MATLAB or Octave with `save -v7`, or export `rating` to CSV and use "
             "data.source: table."
         ) from exc
-    except (ValueError, TypeError, OSError, scipy.io.matlab.MatReadError) as exc:
+    except Exception as exc:  # noqa: BLE001 - scipy fails on foreign bytes in many ways
         raise DataFileError(
-            f"{path} is not a readable MATLAB .mat file ({exc}). data.source: ciao reads Tang's "
+            f"{path} is not a readable MATLAB .mat file ({type(exc).__name__}: {exc}). "
+            "data.source: ciao reads Tang's "
             "Ciao or Epinions rating .mat files; for a CSV or Parquet file use data.source: table."
         ) from exc
     if VARIABLE not in contents:

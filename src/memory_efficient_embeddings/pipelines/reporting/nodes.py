@@ -76,9 +76,13 @@ def _selection_note(splits: dict[str, Any]) -> str:
     held_out = splits["eval"]
     unseen = (
         f"{held_out['unseen_either_rows']:,} of its {held_out['rows']:,} rows have a user or "
-        f"item unseen in training ({held_out['unseen_user_rows']:,} an unseen user, "
-        f"{held_out['unseen_movie_rows']:,} an unseen item)"
+        "item unseen in training"
     )
+    if "unseen_user_rows" in held_out and "unseen_movie_rows" in held_out:
+        unseen += (
+            f" ({held_out['unseen_user_rows']:,} an unseen user, "
+            f"{held_out['unseen_movie_rows']:,} an unseen item)"
+        )
     if splits.get("unseen_id_fallback"):
         unseen += f"; they are scored by the fallback: {splits['unseen_id_fallback']}"
     if splits["validation_is_eval"]:
