@@ -12,9 +12,11 @@ import pytest
 from memory_efficient_embeddings.ingest import (
     DataFileError,
     MalformedRatingsError,
+    dataset_name,
     load_ratings,
     read_table,
 )
+from memory_efficient_embeddings.lineage import data_component, describe_component
 from memory_efficient_embeddings.pipelines.data_processing.nodes import prefix_ids, split_ratings
 
 from .test_ciao import CIAO_ROWS, write_mat
@@ -184,3 +186,11 @@ def test_a_utf8_bom_does_not_hide_the_first_column(tmp_path):
     path.write_bytes(b"\xef\xbb\xbfuser_id,item_id,rating\n1,2,3\n")
     ratings, _ = _load(path)
     assert ratings["user_id"].tolist() == [1]
+
+
+def test_titles_and_lineage_name_the_file(tmp_path):
+    _, provenance = _load(_write(_frame(), tmp_path / "mine.csv"))
+    assert dataset_name(provenance) == "mine.csv"
+    assert describe_component("data", data_component(provenance)) == (
+        f"table file mine.csv (md5 {provenance['md5']}), 5 ratings"
+    )
