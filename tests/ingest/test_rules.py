@@ -95,4 +95,8 @@ def test_ratings_outside_a_sigmoid_range_are_refused_naming_the_keys(low, high, 
     for name in outputs:
         named = f"`{name}.model.output.min_rating`/`max_rating`" in message
         assert named == (name in refused)
-    assert f"{refused[0]}.model.output.max_rating={high:g}" in message
+    # The example sets only the bound the data crosses.
+    crossed = "max_rating" if high > 5 else "min_rating"
+    bound = high if crossed == "max_rating" else low
+    assert f"{refused[0]}.model.output.{crossed}={bound:g}" in message
+    assert (f"{refused[0]}.model.output.min_rating=" in message) == (crossed == "min_rating")

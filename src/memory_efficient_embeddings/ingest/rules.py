@@ -120,13 +120,16 @@ def check_output_ranges(provenance: Mapping[str, Any], outputs: Mapping[str, Any
         for name, output in outside.items()
     )
     keys = " and ".join(f"`{name}.model.output.min_rating`/`max_rating`" for name in outside)
-    example = ",".join(
-        f"{name}.model.output.{bound}={value:g}"
-        for name in outside
-        for bound, value in (("min_rating", min(low, 0.0)), ("max_rating", high))
-    )
+    settings = []  # only the bounds the data crosses
+    for name, output in outside.items():
+        if low < output.get("min_rating", 0.0):
+            settings.append(f"{name}.model.output.min_rating={low:g}")
+        if high > output.get("max_rating", 5.0):
+            settings.append(f"{name}.model.output.max_rating={high:g}")
+    example = ",".join(settings)
+    data = provenance.get("file") or provenance.get("description", "the data")
     raise RatingRangeError(
-        f"The ratings of {provenance.get('description', 'the data')} run from {low:g} to "
+        f"The ratings of {data} run from {low:g} to "
         f"{high:g}, outside the sigmoid output range of {ranges}: set {keys} to cover them "
         f'(conf/local/parameters.yml or e.g. --params "{example}"), or use '
         "`output.activation: linear`."
