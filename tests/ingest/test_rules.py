@@ -31,10 +31,24 @@ def _naive(frame: pd.DataFrame, drop_zero: bool) -> list[tuple]:
     return [tuple(frame.iloc[i]) for i in sorted(last.values())]
 
 
+# Ids of every kind the readers produce: small ints, text, ints too large to combine directly,
+# negative ints (a table's own ids).
+ID_KINDS = {
+    "int": lambda ids: ids,
+    "text": lambda ids: ids.map(lambda i: f"id{i}").astype("str"),
+    "huge": lambda ids: ids * 2**40,
+    "negative": lambda ids: -ids,
+}
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("drop_zero", [True, False])
-def test_rules_keep_what_a_naive_reading_keeps_and_the_counts_add_up(seed, drop_zero) -> None:
+@pytest.mark.parametrize("kind", sorted(ID_KINDS))
+def test_rules_keep_what_a_naive_reading_keeps_and_the_counts_add_up(seed, drop_zero, kind) -> None:
     frame = _random_ratings(seed)
+    frame = frame.assign(
+        user_id=ID_KINDS[kind](frame["user_id"]), movie_id=ID_KINDS[kind](frame["movie_id"])
+    )
     read = ReadRatings(frame, rows_read=len(frame) + 9, bad_rows_skipped=5, out_of_range_dropped=4)
     kept, counts = apply_rules(read, drop_zero, "f")
     expected = _naive(frame, drop_zero)

@@ -28,8 +28,6 @@ from .errors import MalformedRatingsError, RatingRangeError
 
 logger = logging.getLogger(__name__)
 
-PAIR = ["user_id", "movie_id"]
-
 
 @dataclass(frozen=True)
 class ReadRatings:
@@ -51,10 +49,38 @@ def drop_zero_ratings(ratings: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return ratings[~zero].reset_index(drop=True), int(zero.sum())
 
 
+def _codes(ids: pd.Series, factorize: bool) -> tuple[np.ndarray, int]:
+    """Non-negative int64 codes of ids and their bound: the ids themselves when they are
+    non-negative integers (no hashing needed), else their factorized codes."""
+    if not factorize and pd.api.types.is_integer_dtype(ids) and (len(ids) == 0 or ids.min() >= 0):
+        values = ids.to_numpy(np.int64)
+        return values, int(values.max(initial=0)) + 1
+    codes, uniques = pd.factorize(ids)
+    return codes.astype(np.int64), max(len(uniques), 1)
+
+
 def keep_last_of_each_pair(ratings: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Rule 3: one row per (user, item) pair, the last in file order; and how many were dropped."""
-    repeated = ratings.duplicated(PAIR, keep="last").to_numpy()
-    return ratings[~repeated].reset_index(drop=True), int(repeated.sum())
+    # One int64 key per pair (codes of each id), sorted; each key's largest row position is its
+    # last row. A plain sort: several times faster than DataFrame.duplicated at ml-25m's size.
+    (users, num_users), (items, num_items) = (
+        _codes(ratings["user_id"], factorize=False),
+        _codes(ratings["movie_id"], factorize=False),
+    )
+    if num_users * num_items >= 2**62:  # ids too large to combine: number them first
+        (users, num_users), (items, num_items) = (
+            _codes(ratings["user_id"], factorize=True),
+            _codes(ratings["movie_id"], factorize=True),
+        )
+    keys = users * num_items + items
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    if len(starts) == len(ratings):
+        return ratings, 0
+    kept = np.zeros(len(ratings), dtype=bool)
+    kept[np.maximum.reduceat(order, starts)] = True
+    return ratings[kept].reset_index(drop=True), int((~kept).sum())
 
 
 def apply_rules(
