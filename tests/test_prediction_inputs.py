@@ -210,6 +210,22 @@ def test_every_id_is_checked_not_only_the_first_thousand(model, entry) -> None:
         _entry_points(model)[entry]({"user_id": users, "movie_id": movies})
 
 
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_a_bare_number_is_found_among_many_new_ids(model, entry) -> None:
+    # 6,000 movies the model never saw (scored as unknown), one of them a bare number.
+    users = np.array(["user_1"] * 6000, dtype=object)
+    movies = np.array([f"movie_{1000 + i}" for i in range(6000)], dtype=object)
+    movies[4321] = "4321"
+    with pytest.raises(PredictionInputError, match=r"`movie_id` holds '4321' at row 4321"):
+        _entry_points(model)[entry]({"user_id": users, "movie_id": movies})
+
+
+def test_a_swap_names_the_first_row_holding_the_other_sides_id(model) -> None:
+    users = ["user_1", "movie_10", "movie_11", "movie_12", "user_2"]
+    with pytest.raises(PredictionInputError, match=r"3 of 5 .* \(e\.g\. 'movie_10' at row 1\)"):
+        model.predict({"user_id": users, "movie_id": MOVIES[:5]}, verbose=0)
+
+
 def test_a_minority_of_the_other_sides_ids_and_new_users_still_score(model) -> None:
     # Two of five user ids are movie ids (not a majority) and the rest are new users: scored,
     # as unknown ids, the other side's ids included.
