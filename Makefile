@@ -4,7 +4,8 @@
 #   make mlflow-ui      the MLflow UI over the runs tracked in mlruns/ (kedro-mlflow)
 #   make prune KEEP=3   keep only the 3 newest versions of every dataset under data/
 #   make mutation  plant small bugs in the pure-Python modules (mutmut) and report the share caught
-# Kedro telemetry is off everywhere: it would try the network and rewrite pyproject.toml.
+# Kedro telemetry is off everywhere: it would try the network and rewrite pyproject.toml (the
+# project's .telemetry file turns it off for a plain `kedro` call too).
 export KEDRO_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 PYTHON ?= python3
