@@ -9,10 +9,12 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 
+from memory_efficient_embeddings.hooks import user_error
 from memory_efficient_embeddings.ingest import RatingRangeError
 from memory_efficient_embeddings.model_names import MODEL_NAMES
 from memory_efficient_embeddings.pipelines.data_processing import create_pipeline
 from memory_efficient_embeddings.pipelines.data_processing.nodes import (
+    EmptySplitError,
     build_vocabularies,
     describe_splits,
     prefix_ids,
@@ -97,14 +99,72 @@ def test_no_validation_fraction_validates_on_eval_and_warns(prefixed, caplog):
     assert "read the eval split" in caplog.text
 
 
-def test_a_split_left_empty_is_refused_with_the_counts():
-    tiny = prefix_ids(
+def _six_ratings() -> pd.DataFrame:
+    return prefix_ids(
         pd.DataFrame(
-            {"user_id": [1, 2], "movie_id": [1, 2], "rating": [3.0, 4.0], "timestamp": [0, 1]}
+            {
+                "user_id": [1, 2, 3, 4, 5, 6],
+                "movie_id": [1, 2, 3, 4, 5, 6],
+                "rating": [3.0, 4.0, 5.0, 1.0, 2.0, 3.0],
+                "timestamp": [0, 1, 2, 3, 4, 5],
+            }
         )
     )
-    with pytest.raises(ValueError, match=r"left \d+ train, \d+ validation and \d+ eval rows"):
+
+
+# Seeds found by drawing the same uniforms by hand: the (train, validation, eval) rows each gives
+# six ratings at train_fraction 0.7, and the one split left empty.
+@pytest.mark.parametrize(
+    ("seed", "validation_fraction", "rows", "message"),
+    [
+        (
+            16,
+            0.3,
+            "4 train, 2 validation and 0 eval",
+            r"The eval split is empty: .*lower "
+            r"split\.train_fraction \(0\.7\)\.$",
+        ),
+        (
+            0,
+            0.3,
+            "4 train, 0 validation and 2 eval",
+            r"The validation split is empty: .*raise "
+            r"split\.validation_fraction \(0\.3\)\.$",
+        ),
+        (
+            124,
+            0.3,
+            "0 train, 1 validation and 5 eval",
+            r"The train split is empty: .*raise "
+            r"split\.train_fraction \(0\.7\) or lower split\.validation_fraction \(0\.3\)\.$",
+        ),
+        # The recipe's mode: validation is the eval split, so both are empty; one remedy.
+        (
+            16,
+            0,
+            "6 train, 0 validation and 0 eval",
+            r"The validation split and the eval split "
+            r"are empty: .*or lower split\.train_fraction \(0\.7\)\.$",
+        ),
+    ],
+)
+def test_an_empty_split_is_named_with_the_rows_and_the_parameter_to_change(
+    seed, validation_fraction, rows, message
+):
+    split = {"train_fraction": 0.7, "validation_fraction": validation_fraction, "seed": seed}
+    with pytest.raises(EmptySplitError, match=message) as caught:
+        split_ratings(_six_ratings(), split)
+    assert f"splitting 6 ratings (split.seed {seed}) gave {rows} rows" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_empty_split_is_a_user_error_printed_without_a_traceback():
+    tiny = _six_ratings().head(2)
+    with pytest.raises(
+        EmptySplitError, match=r"raise split\.validation_fraction \(0\.1\) and lower"
+    ) as caught:
         split_ratings(tiny, SPLIT)
+    assert user_error(caught.value) is caught.value
 
 
 def test_split_summary_counts_rows_with_ids_unseen_in_training():

@@ -31,6 +31,7 @@ from memory_efficient_embeddings.embeddings import (
 )
 from memory_efficient_embeddings.embeddings.cce import CCEReclusterCallback
 from memory_efficient_embeddings.embeddings.mlet import fold_if_smaller
+from memory_efficient_embeddings.embeddings.models import StringIdModel
 from memory_efficient_embeddings.embeddings.optimizers import OPTIMIZERS
 from memory_efficient_embeddings.modeling.batches import shuffled_batches
 from memory_efficient_embeddings.modeling.progress import AUTO, fit_progress
@@ -212,10 +213,19 @@ def uncompiled_copy(rating_model: keras.Model) -> keras.Model:
     return copy
 
 
+def _count(ids: Any) -> int:
+    """How many ids ``ids`` holds (a str or a scalar is one)."""
+    return 1 if isinstance(ids, str | bytes) or not hasattr(ids, "__len__") else len(ids)
+
+
 def score(
     model: keras.Model, user_ids: Any, movie_ids: Any, batch_size: int = 65_536
 ) -> np.ndarray:
     """Predicted ratings for aligned user and movie ids (strings or indices, as the model takes)."""
+    if isinstance(model, StringIdModel) and (_count(user_ids) or _count(movie_ids)):
+        # Every id checked once, with errors naming `score`; no pairs score as no predictions.
+        ids = model.checked_ids({"user_id": user_ids, "movie_id": movie_ids}, "score")
+        user_ids, movie_ids = ids["user_id"], ids["movie_id"]
     user_ids, movie_ids = np.asarray(user_ids).reshape(-1), np.asarray(movie_ids).reshape(-1)
     if len(user_ids) != len(movie_ids):
         raise ValueError(

@@ -65,6 +65,38 @@ def prefix_ids(ratings: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+class EmptySplitError(ValueError):
+    """A split of the ratings came out empty; the message names it, the rows and what to do."""
+
+
+def _refuse_empty_splits(
+    total: int, train: int, validation: int, evaluation: int, split: dict[str, Any]
+) -> None:
+    """Stop at the split, naming each empty split and the parameter that would fill it."""
+    train_fraction, validation_fraction = split["train_fraction"], split["validation_fraction"]
+    remedies = {
+        "train": f"raise split.train_fraction ({train_fraction}) or lower "
+        f"split.validation_fraction ({validation_fraction})",
+        "validation": f"raise split.validation_fraction ({validation_fraction})",
+        "eval": f"lower split.train_fraction ({train_fraction})",
+    }
+    if validation_fraction == 0:  # the recipe's mode: validation is the eval split itself
+        remedies["validation"] = remedies["eval"]
+    rows = {"train": train, "validation": validation, "eval": evaluation}
+    empty = [name for name, count in rows.items() if count == 0]
+    if not empty:
+        return
+    what = " and ".join(f"the {name} split" for name in empty)
+    raise EmptySplitError(
+        f"{what[0].upper()}{what[1:]} {'is' if len(empty) == 1 else 'are'} empty: splitting "
+        f"{total} ratings (split.seed {split['seed']}) gave {train} train, {validation} "
+        f"validation and {evaluation} eval rows, and training needs every split. Use a ratings "
+        "file with more ratings (data.path / data.dataset), or "
+        + " and ".join(dict.fromkeys(remedies[name] for name in empty))
+        + "."
+    )
+
+
 def split_ratings(
     prefixed_ratings: pd.DataFrame, split: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -91,13 +123,7 @@ def split_ratings(
         is_validation = rng.uniform(size=len(training_part)) < fraction
         train = training_part[~is_validation].reset_index(drop=True)
         validation = training_part[is_validation].reset_index(drop=True)
-    if train.empty or validation.empty or evaluation.empty:
-        raise ValueError(
-            f"Splitting {len(prefixed_ratings)} ratings left {len(train)} train, "
-            f"{len(validation)} validation and {len(evaluation)} eval rows: every split needs "
-            "at least one. Use more ratings, or change split.train_fraction / "
-            "split.validation_fraction."
-        )
+    _refuse_empty_splits(len(prefixed_ratings), len(train), len(validation), len(evaluation), split)
     logger.info(
         "Split %d ratings into %d train, %d validation and %d eval",
         len(prefixed_ratings),
