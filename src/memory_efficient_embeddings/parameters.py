@@ -73,6 +73,13 @@ def embedding_types() -> tuple[str, ...]:
     return tuple(EMBEDDING_TYPES)
 
 
+def bias_layouts() -> tuple[str, ...]:
+    """Where `model.bias_layout` may put the per-id biases (the one list: `BIAS_LAYOUTS`)."""
+    from memory_efficient_embeddings.embeddings.models import BIAS_LAYOUTS  # noqa: PLC0415
+
+    return tuple(BIAS_LAYOUTS)
+
+
 def optimizer_names() -> tuple[str, ...]:
     """The optimizers `training.optimizer` may name (the one registry: `OPTIMIZERS`)."""
     from memory_efficient_embeddings.embeddings.optimizers import OPTIMIZERS  # noqa: PLC0415
@@ -299,14 +306,32 @@ class OutputParameters(Strict):
 class ModelSpec(Strict):
     name: str
     seed: int = 42
-    # null: the widest top-block dim of the mixed-dimension sides (see modeling/specs.py)
-    embedding_dim: PositiveInt | None
+    # null: the widest top-block dim of the mixed-dimension sides (see modeling/specs.py);
+    # 0: no vectors, biases only (needs bias_layout: in_embedding)
+    embedding_dim: Annotated[int, Field(ge=0)] | None
     use_biases: bool = True
+    # separate: FullEmbedding(n, 1) bias tables; in_embedding: column 0 of each side's embedding
+    # layer, built one column wider, so compact layers compress the biases too
+    bias_layout: str = "separate"
     embedding_l2: NonNegativeFloat = 0.0
     bias_l2: NonNegativeFloat = 0.0
     output: OutputParameters = OutputParameters()
     user_embedding: EmbeddingSpec
     movie_embedding: EmbeddingSpec
+
+    @field_validator("bias_layout")
+    @classmethod
+    def _known_layout(cls, value: str) -> str:
+        return _one_of(value, bias_layouts())
+
+    @model_validator(mode="after")
+    def _vectors_or_biases(self) -> ModelSpec:
+        if self.embedding_dim == 0 and not (self.use_biases and self.bias_layout == "in_embedding"):
+            raise ValueError(
+                "is inconsistent: embedding_dim 0 (no vectors) holds only biases, which needs "
+                "use_biases: true and bias_layout: in_embedding"
+            )
+        return self
 
 
 class ModelSection(Strict):

@@ -52,20 +52,19 @@ def assign_blocks(
 def build_model(embedding_plan: dict[str, Any], model: dict[str, Any]) -> keras.Model:
     """Build the integer-index rating model from its resolved embedding plan."""
     keras.utils.set_random_seed(model["seed"])
-    layers = {side: dict(embedding_plan[side]["layer"]) for side in SIDES}
-    if model.get("embedding_l2", 0.0):
-        # L2 on the looked-up vectors (per rating, as in classic MF): it touches only the rows in
-        # the batch, so it keeps gradients row-sparse, unlike weight decay on whole tables.
-        for layer in layers.values():
-            layer["activity_regularizer"] = keras.regularizers.L2(model["embedding_l2"])
     rating_model = build_rating_model(
         num_users=embedding_plan["user_embedding"]["num_ids"],
         num_movies=embedding_plan["movie_embedding"]["num_ids"],
-        user_embedding=layers["user_embedding"],
-        movie_embedding=layers["movie_embedding"],
+        user_embedding=embedding_plan["user_embedding"]["layer"],
+        movie_embedding=embedding_plan["movie_embedding"]["layer"],
         embedding_dim=embedding_plan["embedding_dim"],
         use_biases=model["use_biases"],
         bias_l2=model.get("bias_l2", 0.0),
+        # L2 on the looked-up vectors (per rating, as in classic MF): it touches only the rows in
+        # the batch, so it keeps gradients row-sparse, unlike weight decay on whole tables.
+        embedding_l2=model.get("embedding_l2", 0.0),
+        # The plan's layers were sized for this layout (one column wider for in_embedding).
+        bias_layout=embedding_plan.get("bias_layout", "separate"),
         output=model["output"],
     )
     rating_model.name = model["name"]

@@ -107,7 +107,11 @@ def _spec_key_argument(key: str, kind: str, where: str) -> str:
 
 
 def _resolve_layer(
-    spec: dict[str, Any], num_ids: int, blocks: dict[str, Any] | None, where: str
+    spec: dict[str, Any],
+    num_ids: int,
+    blocks: dict[str, Any] | None,
+    where: str,
+    bias_column: int = 0,
 ) -> dict[str, Any]:
     """Layer arguments for this vocabulary: bucket counts from ``ids_per_bucket``, block sizes.
 
@@ -131,7 +135,8 @@ def _resolve_layer(
         layer[argument] = max(layer["num_buckets"], math.ceil(num_ids / layer["num_buckets"]))
     if blocks is not None:
         layer["block_sizes"] = blocks["sizes"]
-        layer["block_dims"] = blocks["dims"]
+        # Stored widths: an in_embedding block holds its ids' bias in one more column.
+        layer["block_dims"] = [dim + bias_column for dim in blocks["dims"]]
     return layer
 
 
@@ -151,7 +156,11 @@ def equal_mass_boundaries(frequencies: np.ndarray, num_blocks: int) -> list[int]
 
 
 def _side_plan(
-    vocabulary: pd.DataFrame, spec: dict[str, Any], report_num_blocks: int, where: str
+    vocabulary: pd.DataFrame,
+    spec: dict[str, Any],
+    report_num_blocks: int,
+    where: str,
+    bias_column: int = 0,
 ) -> dict[str, Any]:
     """One side's blocks, layer arguments and reporting blocks; its width comes later."""
     frequencies = vocabulary["train_count"].to_numpy()
@@ -175,7 +184,7 @@ def _side_plan(
             "row_probabilities": [share / num_ids],
         }
     layer = _resolve_layer(
-        spec, num_ids, blocks if spec["type"] == "mixed_dimension" else None, where
+        spec, num_ids, blocks if spec["type"] == "mixed_dimension" else None, where, bias_column
     )
     # Error by popularity is reported over the model's own blocks when it has several, else over
     # a fixed equal-mass split, so that every model gets the same kind of head/torso/tail.
@@ -211,9 +220,15 @@ def resolve_embedding_plan(
     mixed-dimension sides, so no block is projected above its own width.
     """
     name = model.get("name", "model")
+    use_biases = model.get("use_biases", True)  # the schema's defaults (parameters.py)
+    bias_layout = model.get("bias_layout", "separate")
+    # in_embedding: each side's layer is one column wider and holds the biases (column 0).
+    bias_column = int(use_biases and bias_layout == "in_embedding")
     vocabularies = {"user_embedding": user_vocabulary, "movie_embedding": movie_vocabulary}
     plans = {
-        side: _side_plan(vocabularies[side], model[side], report_num_blocks, f"{name}.{side}")
+        side: _side_plan(
+            vocabularies[side], model[side], report_num_blocks, f"{name}.{side}", bias_column
+        )
         for side in SIDES
     }
     output_dim = model["embedding_dim"]
@@ -226,23 +241,33 @@ def resolve_embedding_plan(
             )
         output_dim = max(top_dims)
     output_dim = int(output_dim)
+    if output_dim == 0 and not bias_column:
+        raise ValueError(
+            f"{name}: the vectors are 0 wide (embedding_dim 0, or every mixed-dimension block "
+            "at 0 dims), which only a model whose biases live in the embedding can hold: set "
+            f"{name}.bias_layout: in_embedding (with use_biases: true), or give the vectors a width."
+        )
     for side, plan in plans.items():
         if plan["type"] != "mixed_dimension":
             plan["dims"] = [output_dim]
-        plan["parameter_count"], sizes = _layer_size(plan["layer"], plan["num_ids"], output_dim)
+        plan["parameter_count"], sizes = _layer_size(
+            plan["layer"], plan["num_ids"], output_dim + bias_column
+        )
         if sizes:
             plan["layer_sizes"] = sizes
-    bias_parameters = (
-        (plans["user_embedding"]["num_ids"] + plans["movie_embedding"]["num_ids"])
-        if model.get("use_biases", True)  # the schema's default (parameters.py)
-        else 0
-    )
+    num_ids = plans["user_embedding"]["num_ids"] + plans["movie_embedding"]["num_ids"]
+    # Separate bias tables: one float per id; in_embedding biases are in the layers' counts.
+    bias_parameters = num_ids if use_biases and not bias_column else 0
+    embedding_parameters = sum(p["parameter_count"] for p in plans.values()) + bias_parameters
     embedding_plan = {
         "model": name,
         "embedding_dim": output_dim,
+        "bias_layout": bias_layout,
         **plans,
         "bias_parameters": bias_parameters,
-        "embedding_parameters": sum(p["parameter_count"] for p in plans.values()) + bias_parameters,
+        "embedding_parameters": embedding_parameters,
+        # float32 weights per id, biases included: the budget axis below one float per id.
+        "parameters_per_id": round(embedding_parameters / num_ids, 6),
     }
     for side, plan in plans.items():
         logger.info(
