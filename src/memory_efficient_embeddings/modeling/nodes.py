@@ -64,7 +64,7 @@ def build_model(embedding_plan: dict[str, Any], model: dict[str, Any]) -> keras.
         # the batch, so it keeps gradients row-sparse, unlike weight decay on whole tables.
         embedding_l2=model.get("embedding_l2", 0.0),
         # The plan's layers were sized for this layout (one column wider for in_embedding).
-        bias_layout=embedding_plan.get("bias_layout", "separate"),
+        bias_layout=embedding_plan.get("bias_layout") or "separate",
         output=model["output"],
     )
     rating_model.name = model["name"]
@@ -166,14 +166,36 @@ def evaluate_model(
     return metrics
 
 
+def _byte_count(count: float) -> str:
+    """1536 -> "1.5 KiB": bytes as a reader compares them."""
+    for size, unit in ((1024**3, "GiB"), (1024**2, "MiB"), (1024, "KiB")):
+        if count >= size:
+            return f"{count / size:.3g} {unit}"
+    return f"{count:.0f} B"
+
+
+def _storage_text(row: dict[str, Any]) -> str:
+    """What a block stores, in a few words: own rows, shared rows, a bias only, or nothing."""
+    storage, dims = row["storage"], row["dims"]
+    if storage == "bias_only":
+        return "bias only"
+    if storage == "none":
+        return "nothing stored"
+    if storage in ("hashed", "quotient_remainder"):
+        shared = "hashed" if storage == "hashed" else "QR"
+        what = f"dim {dims}" if dims else "bias"
+        return f"{what}, {shared} into {row['table_rows']:,} rows"
+    return f"dim {dims}" + ("" if storage == "own" else f", {storage}")
+
+
 def plot_popularity_blocks(
     user_vocabulary: pd.DataFrame,
     movie_vocabulary: pd.DataFrame,
     embedding_plan: dict[str, Any],
     data_provenance: dict[str, Any],
 ) -> Figure:
-    """Plot id popularity (rank vs training count, log-log) with each block's range and dim."""
-    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    """Plot id popularity (rank vs count, log-log) with each block's rows, share, storage, bytes."""
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
     axes = fig.subplots(1, 2)
     vocabularies = {"user_embedding": user_vocabulary, "movie_embedding": movie_vocabulary}
     for ax, side in zip(axes, SIDES, strict=True):
@@ -183,32 +205,40 @@ def plot_popularity_blocks(
         seen = counts > 0  # log scale: ids with no training rating are left out of the curve
         ax.loglog(ranks[seen], counts[seen], color="C0", linewidth=1.5)
         starts = [0, *plan["boundaries"][:-1]]
-        for b, (start, end, dim) in enumerate(
-            zip(starts, plan["boundaries"], plan["dims"], strict=True)
+        for b, (start, end, row) in enumerate(
+            zip(starts, plan["boundaries"], plan["block_table"], strict=True)
         ):
             ax.axvspan(start + 1, end, color=f"C{b + 1}", alpha=0.12)
             if b > 0:
                 ax.axvline(start + 0.5, color="grey", linestyle="--", linewidth=0.8)
             ax.text(
                 np.sqrt((start + 1) * end),
-                0.97 - 0.16 * (b % 2),  # staggered: narrow neighbouring blocks stay readable
-                f"dim {dim}\n{end - start:,} ids\n{plan['query_shares'][b]:.0%} of ratings",
+                0.97 - 0.2 * (b % 2),  # staggered: narrow neighbouring blocks stay readable
+                f"{_storage_text(row)}\n{row['rows']:,} ids\n"
+                f"{row['rating_share']:.0%} of ratings\n{_byte_count(row['bytes'])}",
                 transform=ax.get_xaxis_transform(),
                 ha="center",
                 va="top",
                 fontsize=8,
             )
         rule = plan["rule"] + (f", α {plan['alpha']}" if plan["alpha"] is not None else "")
+        side_bytes = sum(row["bytes"] for row in plan["block_table"])
         ax.set_title(
-            f"{SIDES[side]}s: {plan['type']} ({rule}), {plan['parameter_count']:,} parameters",
+            f"{SIDES[side]}s: {plan['type']} ({rule}), {_byte_count(side_bytes)}, "
+            f"{side_bytes / 4 / plan['num_ids']:.3g} floats per id",
             fontsize=10,
         )
         ax.set_xlabel("popularity rank (log)")
         ax.set_ylabel("training ratings (log)")
         ax.grid(True, which="both", alpha=0.2)
+    biases = {
+        "separate": "separate bias tables, counted per block",
+        "in_embedding": "biases in the embeddings",
+        None: "no biases",
+    }[embedding_plan.get("bias_layout")]
     fig.suptitle(
         f"{embedding_plan['model']}: id popularity and embedding blocks, "
-        f"{dataset_name(data_provenance)}"
+        f"{dataset_name(data_provenance)} ({biases})"
     )
     return fig
 
