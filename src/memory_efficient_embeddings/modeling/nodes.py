@@ -1,4 +1,5 @@
-"""Thin Kedro nodes of the modeling template: assign blocks, build, train, evaluate, plot."""
+"""Thin Kedro nodes of the modeling template (assign blocks, build, train, evaluate, plot) and of
+the uniform table at the same bytes (size it, fit and score it)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,17 @@ from memory_efficient_embeddings.embeddings import (
     with_string_ids,
 )
 from memory_efficient_embeddings.ingest import dataset_name
+from memory_efficient_embeddings.model_names import UNIFORM_AT_SAME_BYTES
 from memory_efficient_embeddings.modeling.specs import (
     SIDES,
     resolve_embedding_plan,
+    uniform_model_at_bytes,
 )
 from memory_efficient_embeddings.modeling.training import (
     Split,
     encode_split,
     error_metrics,
+    fit_and_score,
     fit_rating_model,
     model_inputs,
     score_on_eval,
@@ -164,6 +168,95 @@ def evaluate_model(
         metrics["val_rmse"],
     )
     return metrics
+
+
+def assign_uniform_at_same_bytes(
+    matched_metrics: dict[str, Any],
+    user_vocabulary: pd.DataFrame,
+    movie_vocabulary: pd.DataFrame,
+    model: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    """Plan the widest plain full table whose serving bytes fit the matched model's."""
+    target = int(matched_metrics["serving_bytes"])
+    num_users, num_movies = len(user_vocabulary), len(movie_vocabulary)
+    uniform = uniform_model_at_bytes(model, num_users, num_movies, target, UNIFORM_AT_SAME_BYTES)
+    matched = {"model": matched_metrics["model"], "serving_bytes": target}
+    if uniform is None:
+        smallest = 4 * (num_users + num_movies)  # per-id biases alone, or width 1 without them
+        logger.info(
+            "%s: no plain table fits in %s bytes (the smallest takes %s)",
+            UNIFORM_AT_SAME_BYTES,
+            f"{target:,}",
+            f"{smallest:,}",
+        )
+        return {
+            "model": UNIFORM_AT_SAME_BYTES,
+            "fits": False,
+            "matched": matched,
+            "smallest_serving_bytes": smallest,
+        }
+    plan = resolve_embedding_plan(
+        user_vocabulary, movie_vocabulary, uniform, evaluation["popularity_blocks"]
+    )
+    return {**plan, "fits": True, "matched": matched, "model_parameters": uniform}
+
+
+def fit_uniform_at_same_bytes(
+    embedding_plan: dict[str, Any],
+    train_ratings: pd.DataFrame,
+    validation_ratings: pd.DataFrame,
+    eval_ratings: pd.DataFrame,
+    user_vocabulary: pd.DataFrame,
+    movie_vocabulary: pd.DataFrame,
+    training: dict[str, Any],
+    data_provenance: dict[str, Any],
+    split_summary: dict[str, Any],
+) -> dict[str, Any]:
+    """Build, fit (selecting on validation) and score once on eval the uniform table's model."""
+    record = {
+        "model": embedding_plan["model"],
+        "fits": embedding_plan["fits"],
+        "matched": embedding_plan["matched"],
+        "splits": split_summary,
+        "data": data_provenance,
+    }
+    if not embedding_plan["fits"]:
+        return record | {"smallest_serving_bytes": embedding_plan["smallest_serving_bytes"]}
+    rating_model = build_model(embedding_plan, embedding_plan["model_parameters"])
+    splits = {
+        name: encode_split(ratings, user_vocabulary, movie_vocabulary)
+        for name, ratings in (
+            ("train", train_ratings),
+            ("validation", validation_ratings),
+            ("eval", eval_ratings),
+        )
+    }
+    scores = fit_and_score(
+        rating_model,
+        splits,
+        training,
+        report_blocks={side: embedding_plan[side]["report_blocks"] for side in SIDES},
+    )
+    served = with_string_ids(
+        uncompiled_copy(rating_model),
+        user_vocabulary["id"].astype(str).tolist(),
+        movie_vocabulary["id"].astype(str).tolist(),
+    )
+    targets = splits["eval"].targets.astype(np.float64)
+    global_mean = error_metrics(np.full_like(targets, train_ratings["rating"].mean()), targets)
+    per_epoch = ("history", "epoch_seconds")  # in the training report, not the metrics
+    return (
+        record
+        | {key: value for key, value in scores.items() if key not in per_epoch}
+        | {
+            "embedding_dim": embedding_plan["embedding_dim"],
+            "total_parameters": int(rating_model.count_params()),
+            "saved_model_bytes": _saved_size_bytes(served),
+            "global_mean_rmse": global_mean["rmse"],
+            "global_mean_mae": global_mean["mae"],
+        }
+    )
 
 
 def _byte_count(count: float) -> str:

@@ -404,3 +404,37 @@ def block_of(indices: np.ndarray, boundaries: list[int]) -> np.ndarray:
     """Block number of each vocabulary index; indices past the last boundary (OOV) get -1."""
     blocks = np.searchsorted(np.asarray(boundaries), indices, side="right")
     return np.where(indices < boundaries[-1], blocks, -1)
+
+
+def uniform_width_at_bytes(
+    num_users: int, num_movies: int, max_bytes: int, use_biases: bool
+) -> int | None:
+    """The widest plain full table (both sides) whose float32 serving bytes fit ``max_bytes``.
+
+    With biases they sit in the embedding (one more column: ``4 · (n_u + n_m) · (d + 1)``
+    bytes), so width 0 is a biases-only model; without, ``4 · (n_u + n_m) · d`` and width 0 is
+    no model. None when not even the smallest one fits.
+    """
+    per_column = 4 * (num_users + num_movies)
+    width = max_bytes // per_column - (1 if use_biases else 0)
+    smallest = 0 if use_biases else 1
+    return int(width) if width >= smallest else None
+
+
+def uniform_model_at_bytes(
+    model: dict[str, Any], num_users: int, num_movies: int, max_bytes: int, name: str
+) -> dict[str, Any] | None:
+    """``model``'s parameters (seed, L2, output, biases) with plain full tables on both sides at
+    the widest width that fits ``max_bytes``, biases in the embedding; None when none fits."""
+    use_biases = model.get("use_biases", True)
+    width = uniform_width_at_bytes(num_users, num_movies, max_bytes, use_biases)
+    if width is None:
+        return None
+    return {
+        **copy.deepcopy(model),
+        "name": name,
+        "embedding_dim": width,
+        "bias_layout": "in_embedding",
+        "user_embedding": {"type": "full"},
+        "movie_embedding": {"type": "full"},
+    }
