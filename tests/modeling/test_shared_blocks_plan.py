@@ -134,7 +134,7 @@ def test_the_plot_names_each_blocks_rows_share_storage_and_bytes() -> None:
     assert texts == [
         "dim 8\n1 ids\n50% of ratings\n36 B",
         "dim 5\n1 ids\n30% of ratings\n24 B",
-        "dim 1, hashed into 2 rows\n5 ids\n20% of ratings\n16 B",
+        "dim 1 hashed\n2 shared rows\n5 ids\n20% of ratings\n16 B",
     ]
     assert figure.axes[1].get_title() == (
         "movies: mixed_dimension (alpha_power, α 1.0), 76 B, 2.71 floats per id"

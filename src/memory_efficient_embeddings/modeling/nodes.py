@@ -277,7 +277,7 @@ def _storage_text(row: dict[str, Any]) -> str:
     if storage in ("hashed", "quotient_remainder"):
         shared = "hashed" if storage == "hashed" else "QR"
         what = f"dim {dims}" if dims else "bias"
-        return f"{what}, {shared} into {row['table_rows']:,} rows"
+        return f"{what} {shared}\n{row['table_rows']:,} shared rows"
     return f"dim {dims}" + ("" if storage == "own" else f", {storage}")
 
 
