@@ -75,6 +75,24 @@ VARIANTS: dict[str, dict[str, Any]] = {
         }
         for k in (2, 8, 64)
     },
+    # One bias for the whole rarest item block (a row for a million ids: one row).
+    "one_tail_bias": {
+        **IN_EMBEDDING,
+        "embedding_dim": 0,
+        "user_embedding": OWN_BIASES,
+        "movie_embedding": _blocks(
+            dims=[0, 0, 0, 0], shared=[False, False, False, True], tail=_hashed(10**6)
+        ),
+    },
+    # Six equal-mass blocks, the rarest (a sixth of the ratings) hashed 64 items a row.
+    "six_blocks_hashed_tail_k64": {
+        **IN_EMBEDDING,
+        "embedding_dim": 0,
+        "user_embedding": _blocks(num_blocks=6, dims=[0] * 6),
+        "movie_embedding": _blocks(
+            num_blocks=6, dims=[0] * 6, shared=[False] * 5 + [True], tail=_hashed(64)
+        ),
+    },
     # The two rarest item blocks (half the ratings) share hashed biases.
     "hashed_half_bias_k8": {
         **IN_EMBEDDING,
@@ -112,6 +130,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "embedding_dim": None,
         "both": _blocks(alpha=1.0, base_dim=4, min_dim=0, share_below_dim=0.2, tail=_hashed(16)),
     },
+}
+# Stronger L2 where it may pay: the head's vectors, or the own biases.
+VARIANTS["head_dims_hashed_tail_k16_l2_0.3"] = {
+    **VARIANTS["head_dims_hashed_tail_k16"],
+    "embedding_l2": 0.3,
+}
+VARIANTS["hashed_tail_bias_k64_bias_l2_0.2"] = {
+    **VARIANTS["hashed_tail_bias_k64"],
+    "bias_l2": 0.2,
 }
 
 

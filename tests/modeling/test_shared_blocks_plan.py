@@ -197,3 +197,30 @@ def test_min_dim_0_and_a_shared_tail_pass(base) -> None:
     validate_parameters(_set(parameters, "memory_efficient.model.bias_layout", "in_embedding"))
     with pytest.raises(ParameterError, match="min_dim"):
         validate_parameters(_with_blocks(base, min_dim=-1))
+
+
+def test_a_sweep_grid_may_vary_the_tail(base) -> None:
+    technique = {
+        "embedding_dim": None,
+        "bias_layout": "in_embedding",
+        "embedding": {
+            "type": "mixed_dimension",
+            "projection": "pad",
+            "blocks": {
+                "num_blocks": 3,
+                "dims": [2, 0, 0],
+                "shared": [False, False, True],
+                "tail": {"share": "hashed", "ids_per_bucket": 4},
+            },
+        },
+        "grid": {"embedding.blocks.tail.ids_per_bucket": [4, 16]},
+    }
+    parameters = _set(base, "sweep.techniques.shared_tail", technique)
+    validate_parameters(parameters)
+    technique["grid"] = {"embedding.blocks.tail.ids_per_buckets": [4]}
+    (problem,) = _problems(_set(base, "sweep.techniques.shared_tail", technique))
+    assert problem.startswith(
+        "`sweep.techniques.shared_tail.grid.embedding.blocks.tail.ids_per_buckets` is not a "
+        "known key of `tail`. Did you mean "
+        "`sweep.techniques.shared_tail.grid.embedding.blocks.tail.ids_per_bucket`?"
+    ), problem
