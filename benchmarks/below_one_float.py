@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
@@ -136,10 +138,6 @@ VARIANTS["head_dims_hashed_tail_k16_l2_0.3"] = {
     **VARIANTS["head_dims_hashed_tail_k16"],
     "embedding_l2": 0.3,
 }
-VARIANTS["hashed_tail_bias_k64_bias_l2_0.2"] = {
-    **VARIANTS["hashed_tail_bias_k64"],
-    "bias_l2": 0.2,
-}
 
 
 def ciao_ratings(path: Path) -> Any:
@@ -197,6 +195,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report-eval", nargs="*", default=[], help="variants to show eval for")
     parser.add_argument("--surprise", action="store_true", help="also fit BaselineOnly")
     parser.add_argument("--out", type=Path, help="append one JSON line per run here")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model keys set in every variant (YAML values), e.g. bias_l2=0.2",
+    )
     args = parser.parse_args(argv)
 
     params = load_parameters(args.env)
@@ -223,8 +228,13 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     base = params["memory_efficient"]["model"]
-    for name in args.variants:
-        model = variant_model(base, VARIANTS[name], name)
+    settings = {
+        key: yaml.safe_load(value) for key, _, value in (s.partition("=") for s in args.set)
+    }
+    suffix = "".join(f"_{key}_{value}" for key, value in settings.items())
+    for variant in args.variants:
+        name = f"{variant}{suffix}"
+        model = variant_model(base, {**VARIANTS[variant], **settings}, name)
         runs = []
         for seed in args.seeds:
             record = fit_and_score_model(model, training, data, params["evaluation"], seed=seed)
@@ -243,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             f"val RMSE {_mean_std([r['val_rmse'] for r in runs])}, "
             f"best epochs {[r['best_epoch'] for r in runs]}"
         )
-        if name in args.report_eval:
+        if variant in args.report_eval:
             text += f", eval RMSE {_mean_std([r['eval_rmse'] for r in runs])}"
         print(text, flush=True)
 
