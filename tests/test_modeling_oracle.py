@@ -336,6 +336,9 @@ def test_resolve_blocks_by_hand() -> None:
         "sizes": [1, 2, 2],
         "boundaries": [1, 3, 5],
         "dims": [10, 4, 1],  # 10, 3.75, 1.25
+        "rule_dims": [10.0, 3.75, 1.25],
+        "storage": ["own", "own", "own"],
+        "buckets": [0, 0, 0],
         "query_shares": [0.5, 0.375, 0.125],
         "row_probabilities": [0.5, 0.1875, 0.0625],
     }

@@ -6,3 +6,9 @@ reporting pipeline, the benchmark and the tests read this tuple; the first is th
 """
 
 MODEL_NAMES: tuple[str, ...] = ("baseline", "memory_efficient")
+
+# Every run also trains a plain full-table model at the largest width whose serving bytes fit
+# MATCHED_MODEL's (biases included), through the same fit-and-score path: the comparison then
+# shows whether frequency blocks beat a uniform table of the same size.
+MATCHED_MODEL = "memory_efficient"
+UNIFORM_AT_SAME_BYTES = "uniform_at_same_bytes"

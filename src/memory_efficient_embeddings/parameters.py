@@ -76,6 +76,13 @@ def embedding_types() -> tuple[str, ...]:
     return tuple(EMBEDDING_TYPES)
 
 
+def bias_layouts() -> tuple[str, ...]:
+    """Where `model.bias_layout` may put the per-id biases (the one list: `BIAS_LAYOUTS`)."""
+    from memory_efficient_embeddings.embeddings.models import BIAS_LAYOUTS  # noqa: PLC0415
+
+    return tuple(BIAS_LAYOUTS)
+
+
 def optimizer_names() -> tuple[str, ...]:
     """The optimizers `training.optimizer` may name (the one registry: `OPTIMIZERS`)."""
     from memory_efficient_embeddings.embeddings.optimizers import OPTIMIZERS  # noqa: PLC0415
@@ -228,19 +235,68 @@ class TrainingOverrides(TrainingParameters):
     epochs: PositiveInt | None = None
 
 
+def shared_storages() -> tuple[str, ...]:
+    """How `blocks.tail.share` may share a block's rows (the layer's storages less `own`)."""
+    from memory_efficient_embeddings.embeddings.layers import BLOCK_STORAGES  # noqa: PLC0415
+
+    return tuple(kind for kind in BLOCK_STORAGES if kind != "own")
+
+
+def shared_combiners() -> tuple[str, ...]:
+    """How a quotient-remainder tail combines its two rows (the layer's one list)."""
+    from memory_efficient_embeddings.embeddings.layers import SHARED_COMBINERS  # noqa: PLC0415
+
+    return tuple(SHARED_COMBINERS)
+
+
+class TailParameters(Strict):
+    """How shared blocks store their rows: a hashed or quotient-remainder table per block."""
+
+    share: str
+    # hashed: k ids per row (n_b // k rows); quotient_remainder: n_b // k remainder rows and
+    # about k quotient rows (null: sqrt(n_b) of each, the fewest rows with unique pairs)
+    ids_per_bucket: PositiveInt | None = None
+    combiner: str = "multiply"  # quotient_remainder only: multiply | add
+
+    @field_validator("share")
+    @classmethod
+    def _known_share(cls, value: str) -> str:
+        return _one_of(value, shared_storages())
+
+    @field_validator("combiner")
+    @classmethod
+    def _known_combiner(cls, value: str) -> str:
+        return _one_of(value, shared_combiners())
+
+    @model_validator(mode="after")
+    def _sized(self) -> TailParameters:
+        if self.share == "hashed" and self.ids_per_bucket is None:
+            raise ValueError(
+                "is inconsistent: share: hashed needs ids_per_bucket (ids per shared row)"
+            )
+        return self
+
+
 class BlockParameters(Strict):
     """A mixed-dimension side's popularity blocks and the rule for their dims."""
 
     num_blocks: PositiveInt | None = None
     boundaries: list[PositiveInt] | None = None
-    dims: list[PositiveInt] | None = None
+    dims: list[Annotated[int, Field(ge=0)]] | None = None
     alpha: NonNegativeFloat | None = None
     base_dim: PositiveInt | None = None
     budget: PositiveInt | None = None
     mean_dim: Annotated[float, Field(gt=0)] | None = None
-    min_dim: PositiveInt | None = None
+    # 0: a rare block may get no vector dims (bias only, with bias_layout: in_embedding)
+    min_dim: Annotated[int, Field(ge=0)] | None = None
     max_dim: PositiveInt | None = None
     power_of_two: bool | None = None
+    # Shared blocks read a small hashed or quotient-remainder table (`tail`) instead of own rows:
+    # those whose rule dim (the α rule's, before rounding, or the explicit dims) is below
+    # share_below_dim, or those marked true in `shared` (one entry per block).
+    share_below_dim: Annotated[float, Field(gt=0)] | None = None
+    shared: list[bool] | None = None
+    tail: TailParameters | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> BlockParameters:
@@ -267,9 +323,23 @@ class BlockParameters(Strict):
                 value = getattr(self, name)
                 if value is not None and value > self.max_dim:
                     problems.append(f"{name} ({value:g}) is above max_dim ({self.max_dim})")
+        problems += self._sharing_problems()
         if problems:
             raise ValueError("is inconsistent: " + "; ".join(problems))
         return self
+
+    def _sharing_problems(self) -> list[str]:
+        chosen = [key for key in ("share_below_dim", "shared") if getattr(self, key) is not None]
+        if len(chosen) == 2:
+            return ["set share_below_dim or shared, not both"]
+        if chosen and self.tail is None:
+            return [f"{chosen[0]} needs tail ({{share: hashed | quotient_remainder, ...}})"]
+        if self.tail is not None and not chosen:
+            return ["tail applies to no block: set share_below_dim or shared"]
+        if self.shared is not None and self.num_blocks is not None:
+            if len(self.shared) != self.num_blocks:
+                return [f"shared has {len(self.shared)} entries for {self.num_blocks} blocks"]
+        return []
 
 
 # `budget_dim: k` sizes a side at the weights of a uniform dim-k table of it (k * num_ids). The cap
@@ -321,14 +391,32 @@ class OutputParameters(Strict):
 class ModelSpec(Strict):
     name: str
     seed: int = 42
-    # null: the widest top-block dim of the mixed-dimension sides (see modeling/specs.py)
-    embedding_dim: PositiveInt | None
+    # null: the widest top-block dim of the mixed-dimension sides (see modeling/specs.py);
+    # 0: no vectors, biases only (needs bias_layout: in_embedding)
+    embedding_dim: Annotated[int, Field(ge=0)] | None
     use_biases: bool = True
+    # separate: FullEmbedding(n, 1) bias tables; in_embedding: column 0 of each side's embedding
+    # layer, built one column wider, so compact layers compress the biases too
+    bias_layout: str = "separate"
     embedding_l2: NonNegativeFloat = 0.0
     bias_l2: NonNegativeFloat = 0.0
     output: OutputParameters = OutputParameters()
     user_embedding: EmbeddingSpec
     movie_embedding: EmbeddingSpec
+
+    @field_validator("bias_layout")
+    @classmethod
+    def _known_layout(cls, value: str) -> str:
+        return _one_of(value, bias_layouts())
+
+    @model_validator(mode="after")
+    def _vectors_or_biases(self) -> ModelSpec:
+        if self.embedding_dim == 0 and not (self.use_biases and self.bias_layout == "in_embedding"):
+            raise ValueError(
+                "is inconsistent: embedding_dim 0 (no vectors) holds only biases, which needs "
+                "use_biases: true and bias_layout: in_embedding"
+            )
+        return self
 
 
 class ModelSection(Strict):
@@ -464,7 +552,7 @@ def _describe(error: Mapping[str, Any]) -> str:
 # sees the spec, each with the arguments it provides: it applies to the layer types whose
 # constructor takes one of them, and stands in for them where they are required.
 SPEC_KEY_ARGUMENTS = {
-    "blocks": {"block_sizes", "block_dims"},
+    "blocks": {"block_sizes", "block_dims", "block_storage", "block_buckets", "shared_combiner"},
     "ids_per_bucket": {"num_buckets"},
     "quotient_rows_equal_buckets": {"quotient_rows"},
     "budget_dim": {"array_size", "parameter_budget"},
@@ -479,6 +567,9 @@ RESERVED_LAYER_KEYS = {
     "kwargs",
     "block_sizes",
     "block_dims",
+    "block_storage",
+    "block_buckets",
+    "shared_combiner",
 }
 
 
@@ -767,7 +858,10 @@ def _grid_key_problem(
             or _spec_type(base_model.get(side))
             for side in sides
         } & set(embedding_types())
-        if rest[:1] == ["blocks"]:
+        if rest[:2] == ["blocks", "tail"] and len(rest) > 2:
+            rest = rest[2:]
+            head, allowed, what = f"{head}.blocks.tail", set(TailParameters.model_fields), "`tail`"
+        elif rest[:1] == ["blocks"]:
             rest = rest[1:]
             head, allowed, what = f"{head}.blocks", set(BlockParameters.model_fields), "`blocks`"
         else:

@@ -104,7 +104,7 @@ def test_alpha_power_rule_recovers_recipe_dims():
         {},
         {"base_dim": -1},
         {"budget": 0},
-        {"base_dim": 8, "min_dim": 0},
+        {"base_dim": 8, "min_dim": -1},
         {"base_dim": 8, "min_dim": 4, "max_dim": 2},
     ],
 )

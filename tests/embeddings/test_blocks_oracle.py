@@ -169,6 +169,12 @@ def test_alpha_rule_clamps_before_and_after_rounding() -> None:
     # Raw dims [12, 2.4, 0.6]: min_dim 3 lifts both small ones; max_dim 10 caps the first.
     probabilities = [1.0, 0.2, 0.05]
     assert alpha_power_dims([1] * 3, probabilities, 1.0, base_dim=12, min_dim=3) == [12, 3, 3]
+    # min_dim 0, raw dims [12, 2.4, 0.48]: 0.48 rounds to 0 (a block with no vector dims);
+    # power_of_two takes 12 to 16 and 2 to 2, and keeps 0 at 0.
+    assert alpha_power_dims([1] * 3, [0.5, 0.1, 0.02], 1.0, base_dim=12, min_dim=0) == [12, 2, 0]
+    assert alpha_power_dims(
+        [1] * 3, [0.5, 0.1, 0.02], 1.0, base_dim=12, min_dim=0, power_of_two=True
+    ) == [16, 2, 0]
     assert alpha_power_dims([1] * 3, probabilities, 1.0, base_dim=12, max_dim=10) == [10, 2, 1]
     assert alpha_power_dims(
         [1] * 3, probabilities, 1.0, base_dim=12, min_dim=2, max_dim=10, round_dims=False
@@ -222,8 +228,8 @@ def test_alpha_zero_is_uniform_even_for_unqueried_blocks() -> None:
         (([1, 1], [0.5, 0.5], 0.5), {"budget": -3}, "must be positive"),
         (
             ([1, 1], [0.5, 0.5], 0.5),
-            {"base_dim": 8, "min_dim": 0},
-            "^`min_dim` must be at least 1; got 0.$",
+            {"base_dim": 8, "min_dim": -1},
+            "^`min_dim` must be at least 0; got -1.$",
         ),
         (
             ([1, 1], [0.5, 0.5], 0.5),

@@ -471,6 +471,17 @@ LAYER_FACTORIES: dict[str, Callable[..., CompactEmbedding]] = {
     "qr_multiply": lambda **kw: QuotientRemainderEmbedding(50, 8, num_buckets=8, **kw),
     "qr_concat": lambda **kw: QuotientRemainderEmbedding(50, 8, combiner="concat", **kw),
     "mixed_dimension": lambda **kw: MixedDimensionEmbedding([10, 15, 25], [8, 4, 2], 8, **kw),
+    # Own head rows, a hashed torso and a quotient-remainder tail (the frequency-aware hybrid).
+    "mixed_dimension_shared": lambda **kw: MixedDimensionEmbedding(
+        [10, 15, 25],
+        [8, 4, 2],
+        8,
+        projection="pad",
+        block_storage=["own", "hashed", "quotient_remainder"],
+        block_buckets=[0, 4, 5],
+        seed=1,
+        **kw,
+    ),
     "hash_embedding": lambda **kw: HashEmbedding(50, 8, num_buckets=9, importance_rows=20, **kw),
     "dhe": lambda **kw: DHEEmbedding(50, 8, num_hashes=6, hidden_dim=5, **kw),  # no table
 }

@@ -45,6 +45,7 @@ def _metrics(**overrides):
         "total_parameters": 10_500,
         "embedding_parameters": 10_000,
         "embedding_bytes_float32": 40_000,
+        "serving_bytes": 40_000,
         "saved_model_bytes": 3 * MIB + 300,  # 3.0003 MiB: shown to 3 decimals
         "eval_mse": 0.81234,
         "eval_rmse": 0.90130,
@@ -70,6 +71,7 @@ def comparison():
             total_parameters=3_500,
             embedding_parameters=3_000,
             embedding_bytes_float32=MIB + MIB // 2,
+            serving_bytes=12_000,
             saved_model_bytes=MIB // 4,
             eval_mse=0.86,
             eval_rmse=0.92736,
@@ -90,6 +92,7 @@ def test_comparison_rows_by_hand(comparison) -> None:
         "total_parameters": 10_500,
         "embedding_parameters": 10_000,
         "embedding_mib": 0.038,  # 40,000 / 1,048,576 = 0.0381
+        "serving_bytes": 40_000,
         "compression_vs_reference": 1.0,
         "saved_model_mib": 3.0,
         "eval_mse": 0.8123,
@@ -150,11 +153,13 @@ def test_comparison_table_by_hand(comparison) -> None:
         "",
         "Data: tiny test data",
         "",
-        "| model | parameters | embedding parameters | embedding MiB (float32) | compression "
-        "| eval MSE | eval RMSE | eval MAE | epochs | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        "| baseline | 10,500 | 10,000 | 0.038 | 1.00× | 0.8123 | 0.9013 | 0.7001 | 7 | 12.3 |",
-        "| memory_efficient | 3,500 | 3,000 | 1.500 | 3.33× | 0.8600 | 0.9274 | 0.7300 | 9 | 8.0 |",
+        "| model | parameters | embedding parameters | embedding MiB (float32) | serving bytes "
+        "| compression | eval MSE | eval RMSE | eval MAE | epochs | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| baseline | 10,500 | 10,000 | 0.038 | 40,000 | 1.00× | 0.8123 | 0.9013 | 0.7001 | 7 "
+        "| 12.3 |",
+        "| memory_efficient | 3,500 | 3,000 | 1.500 | 12,000 | 3.33× | 0.8600 | 0.9274 | 0.7300 "
+        "| 9 | 8.0 |",
         "",
         "Compression is measured in embedding parameters against `baseline`. Predicting the "
         "training mean gives RMSE 1.1176, MAE 0.9333.",
@@ -257,3 +262,88 @@ def test_loss_curves_plot_each_models_train_and_validation_rmse() -> None:
     assert lines["a: train"].get_color() != lines["b: train"].get_color()
     assert figure.axes[0].get_title() == "Training curves on MovieLens ml-1m"
     plt.close(figure)
+
+
+# --- the uniform table at the memory_efficient model's bytes ----------------------------------
+
+
+def _uniform(**overrides):
+    uniform = {
+        "model": "uniform_at_same_bytes",
+        "fits": True,
+        "matched": {"model": "memory_efficient", "serving_bytes": 12_000},
+        "embedding_dim": 2,
+        "total_parameters": 2_801,
+        "embedding_parameters": 2_800,
+        "embedding_bytes_float32": 11_200,
+        "serving_bytes": 11_200,
+        "eval_rmse": 0.93001,
+        "val_rmse": 0.91,
+        "by_popularity": {"user": [], "movie": []},
+    }
+    return _metrics(**(uniform | overrides))
+
+
+def _matched_comparison(uniform):
+    return compare_models(
+        "baseline",
+        uniform_at_same_bytes=uniform,
+        baseline=_metrics(),
+        memory_efficient=_metrics(serving_bytes=12_000, eval_rmse=0.92736, val_rmse=0.90004),
+    )
+
+
+def test_the_uniform_table_at_the_same_bytes_gets_a_row_and_a_verdict() -> None:
+    comparison = _matched_comparison(_uniform())
+    rows = {row["model"]: row for row in comparison["models"]}
+    assert list(rows) == ["baseline", "memory_efficient", "uniform_at_same_bytes"]
+    assert rows["uniform_at_same_bytes"]["serving_bytes"] == 11_200
+    assert rows["uniform_at_same_bytes"]["compression_vs_reference"] == 3.57  # 10,000 / 2,800
+    assert comparison["uniform_at_same_bytes"] == {
+        "model": "uniform_at_same_bytes",
+        "matched_model": "memory_efficient",
+        "matched_serving_bytes": 12_000,
+        "fits": True,
+        "embedding_dim": 2,
+        "serving_bytes": 11_200,
+        "val_rmse": {"memory_efficient": 0.9, "uniform": 0.91},
+        "eval_rmse": {"memory_efficient": 0.9274, "uniform": 0.93},
+        "blocks_win": True,  # 0.92736 < 0.93001
+    }
+    assert (
+        "**A uniform table at the same bytes:** `uniform_at_same_bytes` is plain full tables of "
+        "width 2 (biases in the embedding), 11,200 serving bytes against `memory_efficient`'s "
+        "12,000, trained and scored the same way (validation RMSE 0.9100 against 0.9000): the "
+        "compact layout earns its place (eval RMSE 0.9274 against 0.9300)."
+    ) in render_comparison_table(comparison)
+
+
+def test_a_better_uniform_table_says_so() -> None:
+    comparison = _matched_comparison(_uniform(eval_rmse=0.92736))  # a tie: no win
+    assert comparison["uniform_at_same_bytes"]["blocks_win"] is False
+    assert (
+        "a plain table of the same size does as well or better (eval RMSE 0.9274 against 0.9274)"
+    ) in render_comparison_table(comparison)
+
+
+def test_when_no_plain_table_fits_the_report_says_why() -> None:
+    uniform = {
+        "model": "uniform_at_same_bytes",
+        "fits": False,
+        "matched": {"model": "memory_efficient", "serving_bytes": 900},
+        "smallest_serving_bytes": 1_000,
+        "data": {},
+        "splits": SPLITS,
+    }
+    comparison = _matched_comparison(uniform)
+    assert [row["model"] for row in comparison["models"]] == ["baseline", "memory_efficient"]
+    assert comparison["uniform_at_same_bytes"]["blocks_win"] is None
+    assert (
+        "**A uniform table at the same bytes:** none fits. `memory_efficient` serves 900 bytes, "
+        "less than any plain table: per-id biases alone take 1,000."
+    ) in render_comparison_table(comparison)
+
+
+def test_a_uniform_table_matched_to_a_missing_model_is_refused() -> None:
+    with pytest.raises(ValueError, match="run `kedro run --pipelines=memory_efficient` first"):
+        compare_models("baseline", uniform_at_same_bytes=_uniform(), baseline=_metrics())

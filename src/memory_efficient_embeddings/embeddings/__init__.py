@@ -20,7 +20,9 @@ from memory_efficient_embeddings.embeddings.layers import (
 from memory_efficient_embeddings.embeddings.memory import serving_bytes, training_bytes
 from memory_efficient_embeddings.embeddings.mlet import fold_projected
 from memory_efficient_embeddings.embeddings.models import (
+    BIAS_LAYOUTS,
     EMBEDDING_TYPES,
+    ColumnSlice,
     DotScore,
     RatingOutput,
     build_rating_model,
@@ -34,9 +36,11 @@ from memory_efficient_embeddings.embeddings.robe import ROBEEmbedding
 from memory_efficient_embeddings.embeddings.tt_rec import TTEmbedding
 
 __all__ = [
+    "BIAS_LAYOUTS",
     "EMBEDDING_TYPES",
     "CCEEmbedding",
     "CCEReclusterCallback",
+    "ColumnSlice",
     "CompactEmbedding",
     "DHEEmbedding",
     "DotScore",

@@ -125,8 +125,9 @@ def popularity_blocks(
 
 def _round_power_of_two(dim: int) -> int:
     # DLRM's ``pow_2_round`` on an already integer dim: nearest power of two in log space. The
-    # log of an integer is never exactly halfway, so the tie rule does not matter here.
-    return 2 ** round(math.log2(dim))
+    # log of an integer is never exactly halfway, so the tie rule does not matter here. A block
+    # rounded to 0 dims (min_dim 0) stays at 0.
+    return 2 ** round(math.log2(dim)) if dim > 0 else 0
 
 
 def _check_alpha_inputs(
@@ -151,8 +152,8 @@ def _check_alpha_inputs(
         raise ValueError("Pass exactly one of `base_dim` and `budget`.")
     if (base_dim is not None and base_dim <= 0) or (budget is not None and budget <= 0):
         raise ValueError("`base_dim` / `budget` must be positive.")
-    if min_dim < 1:
-        raise ValueError(f"`min_dim` must be at least 1; got {min_dim}.")
+    if min_dim < 0:
+        raise ValueError(f"`min_dim` must be at least 0; got {min_dim}.")
     # The rule anchors on block 0 and the layers expect the most popular block first; a small
     # relative slack absorbs float noise between equally popular blocks.
     rising = np.flatnonzero(probs[1:] > probs[:-1] * (1 + 1e-9))
@@ -188,7 +189,9 @@ def alpha_power_dims(
         base_dim: dim of block 0; then ``λ = base_dim · p_0^(-α)``.
         budget: total embedding parameters ``B = Σ n_i d_i``; then ``λ = B / Σ n_i p_i^α``
             (met exactly before clamping and rounding, approximately after).
-        min_dim, max_dim: clamp range (applied before and after rounding).
+        min_dim, max_dim: clamp range (applied before and after rounding). ``min_dim=0`` lets
+            a rare block round to 0 dims (below one float per id: with biases in the
+            embedding, such a block holds only its ids' biases).
         round_dims: round to the nearest integer, halves to even (``torch.round``, as DLRM's
             ``alpha_power_rule``); ``False`` returns the clamped floats.
         power_of_two: round to an integer first, then to the nearest power of two in log space,

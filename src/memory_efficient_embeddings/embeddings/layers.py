@@ -502,6 +502,21 @@ class QuotientRemainderEmbedding(CompactEmbedding):
         }
 
 
+def _check_non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"`{name}` must be a non-negative integer; got {value!r}.")
+    return int(value)
+
+
+# How a block stores its rows: its own table (one row per id), or a small table its ids share
+# through the hashing trick or the quotient-remainder trick (a frequency-aware hybrid: own rows
+# for the head, shared rows for the tail).
+BlockStorage = Literal["own", "hashed", "quotient_remainder"]
+BLOCK_STORAGES = get_args(BlockStorage)
+SharedCombiner = Literal["multiply", "add"]
+SHARED_COMBINERS = get_args(SharedCombiner)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MixedDimensionEmbedding(CompactEmbedding):
     """Mixed-dimension embedding (Ginart et al.): popularity blocks with their own widths.
@@ -509,7 +524,16 @@ class MixedDimensionEmbedding(CompactEmbedding):
     Block ``b`` covers indices ``[start_b, start_b + block_sizes[b])``, stores a
     ``(block_sizes[b] + extra_rows_per_block) × block_dims[b]`` table and reaches ``output_dim``
     through a Dense projection (``projection="dense"``, the paper's layout) or zero padding
-    (``"pad"``); a block already ``output_dim`` wide is used as is.
+    (``"pad"``); a block already ``output_dim`` wide is used as is. A block of 0 dims stores
+    nothing: its ids get zero vectors (with a model's ``in_embedding`` biases, a block of width 1
+    holds only its ids' biases).
+
+    A block may share its rows instead (``block_storage``): ``"hashed"`` reads row
+    ``((a·i + b) mod p) mod k`` of a ``k × d_b`` table (``k = block_buckets[b]``; ``i`` the index
+    within the block; ``a, b`` drawn from ``seed`` and the block number), ``"quotient_remainder"``
+    combines rows ``i // m`` and ``i % m`` of a ``ceil(n_b / m) × d_b`` and an ``m × d_b`` table
+    (``m = block_buckets[b]``; ``shared_combiner`` multiply or add). Own rows for the head and
+    shared rows for the tail go below one float per id while the popular ids keep their own.
 
     Zero padding trained better on real MovieLens 100K: at the table budget of uniform dim-4 or
     dim-8 tables, padded blocks beat uniform tables while trainable projections trailed them by
@@ -524,7 +548,7 @@ class MixedDimensionEmbedding(CompactEmbedding):
 
     Args:
         block_sizes: rows per block, most popular block first; must sum to ``num_ids``.
-        block_dims: stored width of each block (at most ``output_dim``).
+        block_dims: stored width of each block (at most ``output_dim``; 0 stores nothing).
         projection_bias: whether the projections have biases.
         projection: ``"dense"`` (a trainable ``d_b × output_dim`` map per narrower block, as in
             the paper) or ``"pad"`` (zero-pad to ``output_dim``: no parameters; a tail vector then
@@ -534,8 +558,14 @@ class MixedDimensionEmbedding(CompactEmbedding):
             a truncated wider table whose vectors have the same expected norm as full-width rows
             (why: with a random projection the rarely updated tail rows start out pointing in
             arbitrary directions and at another scale than the head).
-        extra_rows_per_block: unused rows added to every table, only to reproduce the keras-io
-            recipe's parameter count (its per-block StringLookup has one OOV row per block).
+        extra_rows_per_block: unused rows added to every own table, only to reproduce the
+            keras-io recipe's parameter count (its per-block StringLookup has one OOV row per
+            block).
+        block_storage: per block ``"own"`` (default), ``"hashed"`` or ``"quotient_remainder"``.
+        block_buckets: per block, the shared table's rows ``k`` (hashed) or remainder rows ``m``
+            (quotient-remainder); ignored (0 or None) for own blocks.
+        shared_combiner: how quotient-remainder blocks combine their two rows.
+        seed: picks the hashed blocks' coefficients.
         num_ids: optional; checked against ``sum(block_sizes)``.
     """
 
@@ -550,13 +580,17 @@ class MixedDimensionEmbedding(CompactEmbedding):
         projection: MDProjection = "dense",
         embeddings_initializer: Any = "uniform",
         kernel_initializer: Any = "glorot_uniform",
+        block_storage: Sequence[BlockStorage] | None = None,
+        block_buckets: Sequence[int | None] | None = None,
+        shared_combiner: SharedCombiner = "multiply",
+        seed: int = 0,
         num_ids: int | None = None,
         **kwargs: Any,
     ) -> None:
         if projection not in MD_PROJECTIONS:
             raise ValueError(f"`projection` must be one of {MD_PROJECTIONS}; got {projection!r}.")
         block_sizes = [_check_positive_int("block_sizes[i]", s) for s in block_sizes]
-        block_dims = [_check_positive_int("block_dims[i]", d) for d in block_dims]
+        block_dims = [_check_non_negative_int("block_dims[i]", d) for d in block_dims]
         if not block_sizes or len(block_sizes) != len(block_dims):
             raise ValueError("`block_sizes` and `block_dims` must be non-empty and equally long.")
         if num_ids is not None and num_ids != sum(block_sizes):
@@ -569,10 +603,19 @@ class MixedDimensionEmbedding(CompactEmbedding):
             raise ValueError(
                 f"`block_dims` {block_dims} must not exceed `output_dim` ({output_dim})."
             )
+        storage, buckets = self._check_sharing(block_sizes, block_storage, block_buckets)
+        if shared_combiner not in SHARED_COMBINERS:
+            raise ValueError(
+                f"`shared_combiner` must be one of {SHARED_COMBINERS}; got {shared_combiner!r}."
+            )
         super().__init__(sum(block_sizes), output_dim, **kwargs)
         self.projection = projection
         self.block_sizes = block_sizes
         self.block_dims = block_dims
+        self.block_storage = storage
+        self.block_buckets = buckets
+        self.shared_combiner = shared_combiner
+        self.seed = int(seed)
         self.projection_bias = bool(projection_bias)
         self.extra_rows_per_block = int(extra_rows_per_block)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
@@ -583,20 +626,25 @@ class MixedDimensionEmbedding(CompactEmbedding):
             else keras.initializers.get(kernel_initializer)
         )
         self.block_starts = [int(s) for s in np.cumsum([0, *block_sizes[:-1]])]
-        self.tables = [
-            keras.layers.Embedding(
-                size + self.extra_rows_per_block,
-                dim,
-                embeddings_initializer=self.embeddings_initializer,
-                name=f"block_{b}_table",
-                dtype=self.dtype_policy,
+        # Derived from the seed and the block number, so the config only needs the seed.
+        self.hash_coefficients = {
+            b: tuple(
+                int(c) for c in hashing.draw_coefficients(np.random.default_rng([self.seed, b]))
             )
-            for b, (size, dim) in enumerate(zip(block_sizes, block_dims, strict=True))
+            for b, kind in enumerate(storage)
+            if kind == "hashed"
+        }
+        # Per block: its own or hashed table, or a quotient-remainder block's quotient table
+        # (None for a block of 0 dims), and a quotient-remainder block's remainder table.
+        self.tables = [self._make_table(b) for b in range(self.num_blocks)]
+        self.remainder_tables = [
+            self._make_remainder_table(b) if kind == "quotient_remainder" else None
+            for b, kind in enumerate(storage)
         ]
         # Identity (None) where the block already has the output width, or with zero padding.
         self.projections = [
             None
-            if dim == output_dim or projection == "pad"
+            if dim in (0, output_dim) or projection == "pad"
             else keras.layers.Dense(
                 output_dim,
                 use_bias=self.projection_bias,
@@ -606,6 +654,70 @@ class MixedDimensionEmbedding(CompactEmbedding):
             )
             for b, dim in enumerate(block_dims)
         ]
+
+    @staticmethod
+    def _check_sharing(
+        block_sizes: list[int],
+        block_storage: Sequence[str] | None,
+        block_buckets: Sequence[int | None] | None,
+    ) -> tuple[list[str], list[int]]:
+        num_blocks = len(block_sizes)
+        storage = ["own"] * num_blocks if block_storage is None else list(block_storage)
+        buckets = [0] * num_blocks if block_buckets is None else list(block_buckets)
+        if len(storage) != num_blocks or len(buckets) != num_blocks:
+            raise ValueError(
+                f"`block_storage` and `block_buckets` need one entry per block ({num_blocks})."
+            )
+        for b, (kind, size) in enumerate(zip(storage, block_sizes, strict=True)):
+            if kind not in BLOCK_STORAGES:
+                raise ValueError(
+                    f"`block_storage[{b}]` must be one of {BLOCK_STORAGES}; got {kind!r}."
+                )
+            if kind == "own":
+                buckets[b] = 0
+                continue
+            hashing.check_hashable(size)
+            buckets[b] = _check_positive_int(f"block_buckets[{b}]", buckets[b])
+        return storage, buckets
+
+    def _make_table(self, b: int) -> keras.layers.Embedding | None:
+        dim, kind = self.block_dims[b], self.block_storage[b]
+        if dim == 0:
+            return None
+        if kind == "own":
+            rows, name = self.block_sizes[b] + self.extra_rows_per_block, f"block_{b}_table"
+        elif kind == "hashed":
+            rows, name = self.block_buckets[b], f"block_{b}_table"
+        else:
+            rows, name = self.quotient_rows(b), f"block_{b}_quotient_table"
+        return keras.layers.Embedding(
+            rows,
+            dim,
+            embeddings_initializer=self.embeddings_initializer,
+            name=name,
+            dtype=self.dtype_policy,
+        )
+
+    def _make_remainder_table(self, b: int) -> keras.layers.Embedding | None:
+        if self.block_dims[b] == 0:
+            return None
+        # As QuotientRemainderEmbedding: a product of two ±0.05 factors would start near 1e-3.
+        initializer = (
+            keras.initializers.RandomNormal(mean=1.0, stddev=0.1)
+            if self.shared_combiner == "multiply"
+            else self.embeddings_initializer
+        )
+        return keras.layers.Embedding(
+            self.block_buckets[b],
+            self.block_dims[b],
+            embeddings_initializer=initializer,
+            name=f"block_{b}_remainder_table",
+            dtype=self.dtype_policy,
+        )
+
+    def quotient_rows(self, b: int) -> int:
+        """Rows of a quotient-remainder block's quotient table: ``ceil(n_b / m_b)``."""
+        return -(-self.block_sizes[b] // self.block_buckets[b])
 
     def _projection_initializer(self, block_dim: int) -> Any:
         if self._kernel_initializer_arg == SCALED_IDENTITY:
@@ -617,27 +729,48 @@ class MixedDimensionEmbedding(CompactEmbedding):
         """Number of popularity blocks."""
         return len(self.block_sizes)
 
+    def block_layers(self, b: int) -> list[keras.layers.Layer]:
+        """The sublayers that hold block ``b``'s weights (none for a block of 0 dims)."""
+        parts = (self.tables[b], self.remainder_tables[b], self.projections[b])
+        return [layer for layer in parts if layer is not None]
+
     def build(self, input_shape: tuple | None = None) -> None:
-        for table, projection, dim in zip(
-            self.tables, self.projections, self.block_dims, strict=True
-        ):
-            table.build()
-            if projection is not None:
-                projection.build((None, dim))
+        for b, dim in enumerate(self.block_dims):
+            for table in (self.tables[b], self.remainder_tables[b]):
+                if table is not None:
+                    table.build()
+            if self.projections[b] is not None:
+                self.projections[b].build((None, dim))
         self.built = True
+
+    def _block_rows(self, b: int, local: Any) -> Any:
+        """Block ``b``'s rows for indices within the block (already clipped into it)."""
+        kind = self.block_storage[b]
+        if kind == "own":
+            return gather_rows(self.tables[b], local)
+        if kind == "hashed":
+            hash_a, hash_b = self.hash_coefficients[b]
+            buckets = hashing.universal_hash(
+                ops.cast(local, "int64"), hash_a, hash_b, self.block_buckets[b]
+            )
+            return gather_rows(self.tables[b], buckets)
+        modulus = self.block_buckets[b]
+        quotient = gather_rows(self.tables[b], ops.floor_divide(local, modulus))
+        remainder = gather_rows(self.remainder_tables[b], ops.mod(local, modulus))
+        return quotient * remainder if self.shared_combiner == "multiply" else quotient + remainder
 
     def lookup(self, indices: Any) -> Any:
         vectors = None
-        for start, size, table, projection in zip(
-            self.block_starts, self.block_sizes, self.tables, self.projections, strict=True
-        ):
+        for b, (start, size) in enumerate(zip(self.block_starts, self.block_sizes, strict=True)):
+            if self.block_dims[b] == 0:
+                continue  # nothing stored: these ids get zero vectors
             local = indices - start
             inside = ops.logical_and(ops.greater_equal(local, 0), ops.less(local, size))
             # Every block looks up every id (clipped into range) and keeps only its own: a few
             # static-shape ops per block are cheaper than sorting ids into blocks and back.
-            block_vectors = gather_rows(table, ops.clip(local, 0, size - 1))
-            if projection is not None:
-                block_vectors = projection(block_vectors)
+            block_vectors = self._block_rows(b, ops.clip(local, 0, size - 1))
+            if self.projections[b] is not None:
+                block_vectors = self.projections[b](block_vectors)
             elif block_vectors.shape[-1] != self.output_dim:  # projection="pad"
                 padding = [[0, 0]] * (len(block_vectors.shape) - 1)
                 block_vectors = ops.pad(
@@ -647,6 +780,9 @@ class MixedDimensionEmbedding(CompactEmbedding):
                 ops.cast(inside, block_vectors.dtype), -1
             )
             vectors = block_vectors if vectors is None else vectors + block_vectors
+        if vectors is None:  # every block has 0 dims
+            zeros = ops.zeros_like(ops.cast(indices, self.compute_dtype))
+            return ops.repeat(ops.expand_dims(zeros, -1), self.output_dim, axis=-1)
         return vectors
 
     def get_config(self) -> dict[str, Any]:
@@ -663,4 +799,8 @@ class MixedDimensionEmbedding(CompactEmbedding):
                 if self.kernel_initializer is None
                 else keras.initializers.serialize(self.kernel_initializer)
             ),
+            "block_storage": list(self.block_storage),
+            "block_buckets": list(self.block_buckets),
+            "shared_combiner": self.shared_combiner,
+            "seed": self.seed,
         }

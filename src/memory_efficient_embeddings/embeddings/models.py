@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import keras
 import numpy as np
@@ -46,6 +46,12 @@ EMBEDDING_TYPES: dict[str, type[CompactEmbedding]] = {
 }
 
 RECIPE_OUTPUT: Mapping[str, Any] = {"activation": "sigmoid", "min_rating": 0.0, "max_rating": 5.0}
+
+# Where the per-id biases live: their own FullEmbedding(n, 1) tables ("separate"), or column 0 of
+# each side's embedding layer, built one column wider ("in_embedding"), so that a compact layer
+# compresses the biases with the vectors. The parameter schema reads the allowed values here.
+BiasLayout = Literal["separate", "in_embedding"]
+BIAS_LAYOUTS = get_args(BiasLayout)
 
 
 def make_embedding(
@@ -152,6 +158,38 @@ class RatingOutput(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ColumnSlice(keras.layers.Layer):
+    """Columns ``[start, stop)`` of the last axis (``stop`` None: to the end).
+
+    Splits an ``in_embedding`` side's rows into its bias (column 0) and its vector (columns 1:),
+    each with its own activity regularizer, as the separate bias table and the embedding layer
+    have theirs. A width-1 row gives a vector of width 0 (a biases-only model).
+    """
+
+    def __init__(self, start: int, stop: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"`start` must be a non-negative integer; got {start!r}.")
+        if stop is not None and (isinstance(stop, bool) or not isinstance(stop, int)):
+            raise ValueError(f"`stop` must be an integer or None; got {stop!r}.")
+        if stop is not None and stop < start:
+            raise ValueError(f"`stop` ({stop}) must not be below `start` ({start}).")
+        self.start = start
+        self.stop = stop
+
+    def call(self, inputs: Any) -> Any:
+        return inputs[..., self.start : self.stop]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        width = input_shape[-1]
+        stop = width if self.stop is None else min(self.stop, width)
+        return (*input_shape[:-1], max(stop - self.start, 0))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
 def build_rating_model(
     num_users: int,
     num_movies: int,
@@ -161,6 +199,8 @@ def build_rating_model(
     *,
     use_biases: bool = False,
     bias_l2: float = 0.0,
+    embedding_l2: float = 0.0,
+    bias_layout: BiasLayout = "separate",
     output: Mapping[str, Any] = RECIPE_OUTPUT,
 ) -> keras.Model:
     """Matrix-factorisation rating model on integer ids.
@@ -171,31 +211,68 @@ def build_rating_model(
 
     Args:
         user_embedding, movie_embedding: specs for :func:`make_embedding`.
-        embedding_dim: width of both sides' vectors.
-        use_biases: add per-user, per-movie (``FullEmbedding(n, 1)``, zero-initialised) and
-            global biases. Off by default, as in the keras-io recipe; the project's models
-            always pass their validated ``model.use_biases`` (default true).
+        embedding_dim: width of both sides' vectors (0: biases only, with ``in_embedding``).
+        use_biases: add per-user, per-movie and global biases. Off by default, as in the keras-io
+            recipe; the project's models always pass their validated ``model.use_biases``
+            (default true).
         bias_l2: L2 on the looked-up per-id biases, per rating (an activity regularizer, so only
             the batch's rows get a gradient); 0 is off.
+        embedding_l2: the same on the looked-up vectors; 0 is off.
+        bias_layout: ``"separate"``: zero-initialised ``FullEmbedding(n, 1)`` bias tables beside
+            the embeddings (1 float per id per side). ``"in_embedding"``: each side's embedding
+            layer is built ``embedding_dim + 1`` wide; column 0 is the id's bias, columns 1: its
+            vector, so a compact layer compresses the biases too. The specs then describe that
+            wider layer (a mixed-dimension spec's ``block_dims`` count the bias column). Without
+            ``use_biases`` both layouts are the same model.
         output: kwargs of :class:`RatingOutput`.
     """
+    if bias_layout not in BIAS_LAYOUTS:
+        raise ValueError(f"`bias_layout` must be one of {BIAS_LAYOUTS}; got {bias_layout!r}.")
+    in_embedding = use_biases and bias_layout == "in_embedding"
+    if embedding_dim == 0 and not in_embedding:
+        raise ValueError(
+            "`embedding_dim` 0 (no vectors) needs `use_biases` with `bias_layout='in_embedding'`: "
+            "the biases are then all the model holds."
+        )
+    vector_l2 = keras.regularizers.L2(embedding_l2) if embedding_l2 else None
+    bias_regularizer = keras.regularizers.L2(bias_l2) if bias_l2 else None
     user_id = keras.Input(shape=(), dtype="int32", name="user_id")
     movie_id = keras.Input(shape=(), dtype="int32", name="movie_id")
-    user_vectors = make_embedding(user_embedding, num_users, embedding_dim, "user_embedding")(
-        user_id
+    sides = (
+        (user_embedding, num_users, user_id, "user"),
+        (movie_embedding, num_movies, movie_id, "movie"),
     )
-    movie_vectors = make_embedding(movie_embedding, num_movies, embedding_dim, "movie_embedding")(
-        movie_id
-    )
-    terms = [user_vectors, movie_vectors]
-    if use_biases:
-        regularizer = keras.regularizers.L2(bias_l2) if bias_l2 else None
-        for num_ids, ids, name in (
-            (num_users, user_id, "user_bias"),
-            (num_movies, movie_id, "movie_bias"),
-        ):
-            bias = FullEmbedding(num_ids, 1, "zeros", activity_regularizer=regularizer, name=name)
-            terms.append(bias(ids))
+    if in_embedding:
+        # One layer holds both; the slices carry the regularizers that the two layers of the
+        # separate layout carry, so the loss is the same function of the same numbers.
+        rows = [
+            make_embedding(spec, num_ids, embedding_dim + 1, f"{side}_embedding")(ids)
+            for spec, num_ids, ids, side in sides
+        ]
+        slices = [
+            (
+                ColumnSlice(1, None, activity_regularizer=vector_l2, name=f"{side}_vector")(row),
+                ColumnSlice(0, 1, activity_regularizer=bias_regularizer, name=f"{side}_bias")(row),
+            )
+            for row, (_, _, _, side) in zip(rows, sides, strict=True)
+        ]
+        terms = [vector for vector, _ in slices] + [bias for _, bias in slices]
+    else:
+        terms = [
+            make_embedding(
+                {**spec, "activity_regularizer": vector_l2} if vector_l2 else spec,
+                num_ids,
+                embedding_dim,
+                f"{side}_embedding",
+            )(ids)
+            for spec, num_ids, ids, side in sides
+        ]
+        if use_biases:
+            for _, num_ids, ids, side in sides:
+                bias = FullEmbedding(
+                    num_ids, 1, "zeros", activity_regularizer=bias_regularizer, name=f"{side}_bias"
+                )
+                terms.append(bias(ids))
     score = DotScore(use_global_bias=use_biases, name="score")(terms)
     rating = RatingOutput(**dict(output), name="rating")(score)
     return keras.Model(

@@ -1,4 +1,5 @@
-"""Thin Kedro nodes of the modeling template: assign blocks, build, train, evaluate, plot."""
+"""Thin Kedro nodes of the modeling template (assign blocks, build, train, evaluate, plot) and of
+the uniform table at the same bytes (size it, fit and score it)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,17 @@ from memory_efficient_embeddings.embeddings import (
     with_string_ids,
 )
 from memory_efficient_embeddings.ingest import dataset_name, side_label
+from memory_efficient_embeddings.model_names import UNIFORM_AT_SAME_BYTES
 from memory_efficient_embeddings.modeling.specs import (
     SIDES,
     resolve_embedding_plan,
+    uniform_model_at_bytes,
 )
 from memory_efficient_embeddings.modeling.training import (
     Split,
     encode_split,
     error_metrics,
+    fit_and_score,
     fit_rating_model,
     model_inputs,
     score_on_eval,
@@ -52,20 +56,19 @@ def assign_blocks(
 def build_model(embedding_plan: dict[str, Any], model: dict[str, Any]) -> keras.Model:
     """Build the integer-index rating model from its resolved embedding plan."""
     keras.utils.set_random_seed(model["seed"])
-    layers = {side: dict(embedding_plan[side]["layer"]) for side in SIDES}
-    if model.get("embedding_l2", 0.0):
-        # L2 on the looked-up vectors (per rating, as in classic MF): it touches only the rows in
-        # the batch, so it keeps gradients row-sparse, unlike weight decay on whole tables.
-        for layer in layers.values():
-            layer["activity_regularizer"] = keras.regularizers.L2(model["embedding_l2"])
     rating_model = build_rating_model(
         num_users=embedding_plan["user_embedding"]["num_ids"],
         num_movies=embedding_plan["movie_embedding"]["num_ids"],
-        user_embedding=layers["user_embedding"],
-        movie_embedding=layers["movie_embedding"],
+        user_embedding=embedding_plan["user_embedding"]["layer"],
+        movie_embedding=embedding_plan["movie_embedding"]["layer"],
         embedding_dim=embedding_plan["embedding_dim"],
         use_biases=model["use_biases"],
         bias_l2=model.get("bias_l2", 0.0),
+        # L2 on the looked-up vectors (per rating, as in classic MF): it touches only the rows in
+        # the batch, so it keeps gradients row-sparse, unlike weight decay on whole tables.
+        embedding_l2=model.get("embedding_l2", 0.0),
+        # The plan's layers were sized for this layout (one column wider for in_embedding).
+        bias_layout=embedding_plan.get("bias_layout") or "separate",
         output=model["output"],
     )
     rating_model.name = model["name"]
@@ -167,14 +170,125 @@ def evaluate_model(
     return metrics
 
 
+def assign_uniform_at_same_bytes(
+    matched_metrics: dict[str, Any],
+    user_vocabulary: pd.DataFrame,
+    movie_vocabulary: pd.DataFrame,
+    model: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    """Plan the widest plain full table whose serving bytes fit the matched model's."""
+    target = int(matched_metrics["serving_bytes"])
+    num_users, num_movies = len(user_vocabulary), len(movie_vocabulary)
+    uniform = uniform_model_at_bytes(model, num_users, num_movies, target, UNIFORM_AT_SAME_BYTES)
+    matched = {"model": matched_metrics["model"], "serving_bytes": target}
+    if uniform is None:
+        smallest = 4 * (num_users + num_movies)  # per-id biases alone, or width 1 without them
+        logger.info(
+            "%s: no plain table fits in %s bytes (the smallest takes %s)",
+            UNIFORM_AT_SAME_BYTES,
+            f"{target:,}",
+            f"{smallest:,}",
+        )
+        return {
+            "model": UNIFORM_AT_SAME_BYTES,
+            "fits": False,
+            "matched": matched,
+            "smallest_serving_bytes": smallest,
+        }
+    plan = resolve_embedding_plan(
+        user_vocabulary, movie_vocabulary, uniform, evaluation["popularity_blocks"]
+    )
+    return {**plan, "fits": True, "matched": matched, "model_parameters": uniform}
+
+
+def fit_uniform_at_same_bytes(
+    embedding_plan: dict[str, Any],
+    train_ratings: pd.DataFrame,
+    validation_ratings: pd.DataFrame,
+    eval_ratings: pd.DataFrame,
+    user_vocabulary: pd.DataFrame,
+    movie_vocabulary: pd.DataFrame,
+    training: dict[str, Any],
+    data_provenance: dict[str, Any],
+    split_summary: dict[str, Any],
+) -> dict[str, Any]:
+    """Build, fit (selecting on validation) and score once on eval the uniform table's model."""
+    record = {
+        "model": embedding_plan["model"],
+        "fits": embedding_plan["fits"],
+        "matched": embedding_plan["matched"],
+        "splits": split_summary,
+        "data": data_provenance,
+    }
+    if not embedding_plan["fits"]:
+        return record | {"smallest_serving_bytes": embedding_plan["smallest_serving_bytes"]}
+    rating_model = build_model(embedding_plan, embedding_plan["model_parameters"])
+    splits = {
+        name: encode_split(ratings, user_vocabulary, movie_vocabulary)
+        for name, ratings in (
+            ("train", train_ratings),
+            ("validation", validation_ratings),
+            ("eval", eval_ratings),
+        )
+    }
+    scores = fit_and_score(
+        rating_model,
+        splits,
+        training,
+        report_blocks={side: embedding_plan[side]["report_blocks"] for side in SIDES},
+    )
+    served = with_string_ids(
+        uncompiled_copy(rating_model),
+        user_vocabulary["id"].astype(str).tolist(),
+        movie_vocabulary["id"].astype(str).tolist(),
+    )
+    targets = splits["eval"].targets.astype(np.float64)
+    global_mean = error_metrics(np.full_like(targets, train_ratings["rating"].mean()), targets)
+    per_epoch = ("history", "epoch_seconds")  # in the training report, not the metrics
+    return (
+        record
+        | {key: value for key, value in scores.items() if key not in per_epoch}
+        | {
+            "embedding_dim": embedding_plan["embedding_dim"],
+            "total_parameters": int(rating_model.count_params()),
+            "saved_model_bytes": _saved_size_bytes(served),
+            "global_mean_rmse": global_mean["rmse"],
+            "global_mean_mae": global_mean["mae"],
+        }
+    )
+
+
+def _byte_count(count: float) -> str:
+    """1536 -> "1.5 KiB": bytes as a reader compares them."""
+    for size, unit in ((1024**3, "GiB"), (1024**2, "MiB"), (1024, "KiB")):
+        if count >= size:
+            return f"{count / size:.3g} {unit}"
+    return f"{count:.0f} B"
+
+
+def _storage_text(row: dict[str, Any]) -> str:
+    """What a block stores, in a few words: own rows, shared rows, a bias only, or nothing."""
+    storage, dims = row["storage"], row["dims"]
+    if storage == "bias_only":
+        return "bias only"
+    if storage == "none":
+        return "nothing stored"
+    if storage in ("hashed", "quotient_remainder"):
+        shared = "hashed" if storage == "hashed" else "QR"
+        what = f"dim {dims}" if dims else "bias"
+        return f"{what} {shared}\n{row['table_rows']:,} shared rows"
+    return f"dim {dims}" + ("" if storage == "own" else f", {storage}")
+
+
 def plot_popularity_blocks(
     user_vocabulary: pd.DataFrame,
     movie_vocabulary: pd.DataFrame,
     embedding_plan: dict[str, Any],
     data_provenance: dict[str, Any],
 ) -> Figure:
-    """Plot id popularity (rank vs training count, log-log) with each block's range and dim."""
-    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    """Plot id popularity (rank vs count, log-log) with each block's rows, share, storage, bytes."""
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
     axes = fig.subplots(1, 2)
     vocabularies = {"user_embedding": user_vocabulary, "movie_embedding": movie_vocabulary}
     for ax, side in zip(axes, SIDES, strict=True):
@@ -184,33 +298,40 @@ def plot_popularity_blocks(
         seen = counts > 0  # log scale: ids with no training rating are left out of the curve
         ax.loglog(ranks[seen], counts[seen], color="C0", linewidth=1.5)
         starts = [0, *plan["boundaries"][:-1]]
-        for b, (start, end, dim) in enumerate(
-            zip(starts, plan["boundaries"], plan["dims"], strict=True)
+        for b, (start, end, row) in enumerate(
+            zip(starts, plan["boundaries"], plan["block_table"], strict=True)
         ):
             ax.axvspan(start + 1, end, color=f"C{b + 1}", alpha=0.12)
             if b > 0:
                 ax.axvline(start + 0.5, color="grey", linestyle="--", linewidth=0.8)
             ax.text(
                 np.sqrt((start + 1) * end),
-                0.97 - 0.16 * (b % 2),  # staggered: narrow neighbouring blocks stay readable
-                f"dim {dim}\n{end - start:,} ids\n{plan['query_shares'][b]:.0%} of ratings",
+                0.97 - 0.2 * (b % 2),  # staggered: narrow neighbouring blocks stay readable
+                f"{_storage_text(row)}\n{row['rows']:,} ids\n"
+                f"{row['rating_share']:.0%} of ratings\n{_byte_count(row['bytes'])}",
                 transform=ax.get_xaxis_transform(),
                 ha="center",
                 va="top",
                 fontsize=8,
             )
         rule = plan["rule"] + (f", α {plan['alpha']}" if plan["alpha"] is not None else "")
+        side_bytes = sum(row["bytes"] for row in plan["block_table"])
         ax.set_title(
-            f"{side_label(SIDES[side])}s: {plan['type']} ({rule}), "
-            f"{plan['parameter_count']:,} parameters",
+            f"{side_label(SIDES[side])}s: {plan['type']} ({rule}), {_byte_count(side_bytes)}, "
+            f"{side_bytes / 4 / plan['num_ids']:.3g} floats per id",
             fontsize=10,
         )
         ax.set_xlabel("popularity rank (log)")
         ax.set_ylabel("training ratings (log)")
         ax.grid(True, which="both", alpha=0.2)
+    biases = {
+        "separate": "separate bias tables, counted per block",
+        "in_embedding": "biases in the embeddings",
+        None: "no biases",
+    }[embedding_plan.get("bias_layout")]
     fig.suptitle(
         f"{embedding_plan['model']}: id popularity and embedding blocks, "
-        f"{dataset_name(data_provenance)}"
+        f"{dataset_name(data_provenance)} ({biases})"
     )
     return fig
 

@@ -1,11 +1,15 @@
-"""The modeling template: one definition, instantiated once per model under its own namespace."""
+"""The modeling template: one definition, instantiated once per model under its own namespace;
+and the uniform table at the same bytes as the model it is matched to."""
 
 from kedro.pipeline import Pipeline, node
 
+from memory_efficient_embeddings.model_names import MATCHED_MODEL, UNIFORM_AT_SAME_BYTES
 from memory_efficient_embeddings.modeling.nodes import (
     assign_blocks,
+    assign_uniform_at_same_bytes,
     build_model,
     evaluate_model,
+    fit_uniform_at_same_bytes,
     plot_popularity_blocks,
     plot_training_curves,
     train_model,
@@ -93,4 +97,49 @@ def create_modeling_pipeline(namespace: str) -> Pipeline:
         # Both models train and are scored under the same regime, so the comparison is fair.
         parameters={"params:training", "params:evaluation"},
         tags=[namespace],  # select one model's nodes: `kedro run --tags=memory_efficient`
+    )
+
+
+def create_uniform_at_same_bytes_pipeline(matched: str = MATCHED_MODEL) -> Pipeline:
+    """Size a plain full table at `matched`'s serving bytes, then fit and score it the same way."""
+    nodes = [
+        node(
+            assign_uniform_at_same_bytes,
+            inputs=[
+                f"{matched}.metrics",
+                "user_vocabulary",
+                "movie_vocabulary",
+                f"params:{matched}.model",
+                "params:evaluation",
+            ],
+            outputs="embedding_plan",
+            name="size_uniform_table",
+            tags=["training"],
+        ),
+        node(
+            fit_uniform_at_same_bytes,
+            # fit_and_score: early stopping on validation; eval scored once, after fit returns.
+            inputs=[
+                "embedding_plan",
+                "train_ratings",
+                "validation_ratings",
+                "eval_ratings",
+                "user_vocabulary",
+                "movie_vocabulary",
+                "params:training",
+                "data_provenance",
+                "split_summary",
+            ],
+            outputs="metrics",
+            name="fit_and_score",
+            tags=["training", "evaluation"],
+        ),
+    ]
+    return Pipeline(
+        nodes,
+        namespace=UNIFORM_AT_SAME_BYTES,
+        inputs=SHARED_INPUTS | {f"{matched}.metrics"},
+        # The matched model's seed, L2 and output, and the shared regime: a fair comparison.
+        parameters={"params:training", "params:evaluation", f"params:{matched}.model"},
+        tags=[UNIFORM_AT_SAME_BYTES],
     )

@@ -13,11 +13,13 @@ import logging
 import math
 from typing import Any
 
+import keras
 import numpy as np
 import pandas as pd
 
 from memory_efficient_embeddings.embeddings import (
     EMBEDDING_TYPES,
+    MixedDimensionEmbedding,
     alpha_power_dims,
     make_embedding,
     popularity_blocks,
@@ -49,10 +51,13 @@ def _alpha_budget(blocks: dict[str, Any], num_ids: int) -> float | None:
 
 
 def resolve_blocks(frequencies: np.ndarray, blocks: dict[str, Any], where: str) -> dict[str, Any]:
-    """Group popularity-sorted ids into blocks and give each block its dimension.
+    """Group popularity-sorted ids into blocks and give each block its dimension and storage.
 
     ``blocks`` holds ``boundaries`` or ``num_blocks`` (equal query mass), then either explicit
-    ``dims`` or the α-power rule (``alpha`` with ``base_dim``, ``budget`` or ``mean_dim``).
+    ``dims`` or the α-power rule (``alpha`` with ``base_dim``, ``budget`` or ``mean_dim``;
+    ``min_dim: 0`` lets a rare block get 0 dims). Blocks whose rule dim (the α rule's before
+    rounding, or the explicit dim) is below ``share_below_dim``, or those marked in ``shared``,
+    read a small hashed or quotient-remainder table (``tail``) instead of own rows.
     """
     boundaries = blocks.get("boundaries")
     if boundaries is not None and max(boundaries) >= len(frequencies):
@@ -70,30 +75,77 @@ def resolve_blocks(frequencies: np.ndarray, blocks: dict[str, Any], where: str) 
                 f"{where}.blocks.dims has {len(dims)} entries but there are "
                 f"{grouped.num_blocks} blocks."
             )
-        rule, alpha = "explicit", None
+        rule, alpha, rule_dims = "explicit", None, [float(d) for d in dims]
     else:
         if blocks.get("alpha") is None:
             raise ValueError(f"{where}.blocks needs `dims` or `alpha` (the α-power rule).")
         rule, alpha = "alpha_power", float(blocks["alpha"])
+        sizing = {
+            "alpha": alpha,
+            "base_dim": blocks.get("base_dim"),
+            "budget": _alpha_budget(blocks, len(frequencies)),
+        }
         dims = alpha_power_dims(
             grouped.sizes,
             grouped.row_probabilities,
-            alpha=alpha,
-            base_dim=blocks.get("base_dim"),
-            budget=_alpha_budget(blocks, len(frequencies)),
+            **sizing,
             min_dim=blocks.get("min_dim", 1),
             max_dim=blocks.get("max_dim"),
             power_of_two=blocks.get("power_of_two", False),
         )
+        # The rule's own value, unclamped and unrounded: what share_below_dim compares.
+        rule_dims = alpha_power_dims(
+            grouped.sizes, grouped.row_probabilities, **sizing, min_dim=0, round_dims=False
+        )
+    storage, buckets = _block_storage(blocks, rule_dims, list(grouped.sizes), where)
     return {
         "rule": rule,
         "alpha": alpha,
         "boundaries": [int(b) for b in grouped.boundaries],
         "sizes": [int(s) for s in grouped.sizes],
         "dims": [int(d) for d in dims],
+        "rule_dims": [round(float(d), 4) for d in rule_dims],
+        "storage": storage,
+        "buckets": buckets,
         "query_shares": [round(float(s), 6) for s in grouped.query_shares],
         "row_probabilities": [float(p) for p in grouped.row_probabilities],
     }
+
+
+def _shared_bucket_count(tail: dict[str, Any], size: int) -> int:
+    """A shared block's rows: ``n // k`` hashed rows, or ``n // k`` remainder rows (QR, √n)."""
+    ids_per_bucket = tail.get("ids_per_bucket")
+    if tail["share"] == "quotient_remainder" and ids_per_bucket is None:
+        return math.isqrt(size - 1) + 1  # ceil(sqrt(n)): the fewest rows with unique pairs
+    if ids_per_bucket is None:
+        raise ValueError("blocks.tail.share: hashed needs `ids_per_bucket`.")
+    return max(1, size // int(ids_per_bucket))
+
+
+def _block_storage(
+    blocks: dict[str, Any], rule_dims: list[float], sizes: list[int], where: str
+) -> tuple[list[str], list[int]]:
+    """Each block's storage (own, hashed, quotient_remainder) and its shared table's rows."""
+    tail = blocks.get("tail")
+    if blocks.get("shared") is not None:
+        shared = [bool(flag) for flag in blocks["shared"]]
+        if len(shared) != len(sizes):
+            raise ValueError(
+                f"{where}.blocks.shared has {len(shared)} entries but there are "
+                f"{len(sizes)} blocks."
+            )
+    elif blocks.get("share_below_dim") is not None:
+        shared = [dim < float(blocks["share_below_dim"]) for dim in rule_dims]
+    else:
+        shared = [False] * len(sizes)
+    if any(shared) and not tail:
+        raise ValueError(f"{where}.blocks: shared blocks need `tail` (share, ids_per_bucket).")
+    storage = [tail["share"] if flag else "own" for flag in shared]
+    buckets = [
+        _shared_bucket_count(tail, size) if flag else 0
+        for flag, size in zip(shared, sizes, strict=True)
+    ]
+    return storage, buckets
 
 
 def _spec_key_argument(key: str, kind: str, where: str) -> str:
@@ -107,7 +159,11 @@ def _spec_key_argument(key: str, kind: str, where: str) -> str:
 
 
 def _resolve_layer(
-    spec: dict[str, Any], num_ids: int, blocks: dict[str, Any] | None, where: str
+    spec: dict[str, Any],
+    num_ids: int,
+    blocks: dict[str, Any] | None,
+    where: str,
+    bias_column: int = 0,
 ) -> dict[str, Any]:
     """Layer arguments for this vocabulary: bucket counts from ``ids_per_bucket``, block sizes.
 
@@ -131,18 +187,84 @@ def _resolve_layer(
         layer[argument] = max(layer["num_buckets"], math.ceil(num_ids / layer["num_buckets"]))
     if blocks is not None:
         layer["block_sizes"] = blocks["sizes"]
-        layer["block_dims"] = blocks["dims"]
+        # Stored widths: an in_embedding block holds its ids' bias in one more column.
+        layer["block_dims"] = [dim + bias_column for dim in blocks["dims"]]
+        if any(kind != "own" for kind in blocks["storage"]):
+            layer["block_storage"] = blocks["storage"]
+            layer["block_buckets"] = blocks["buckets"]
+            if "quotient_remainder" in blocks["storage"]:
+                layer["shared_combiner"] = spec["blocks"]["tail"].get("combiner", "multiply")
     return layer
 
 
-def _layer_size(layer: dict[str, Any], num_ids: int, output_dim: int) -> tuple[int, dict]:
-    """The layer's weight count and the sizes it chose (its ``budget_sizes``), by building it."""
+def _layer_size(
+    layer: dict[str, Any], num_ids: int, output_dim: int
+) -> tuple[int, dict, list[tuple[int, int]]]:
+    """The layer's weight count, the sizes it chose (its ``budget_sizes``) and, per block, its
+    weights and stored table rows, by building it."""
     # Building the layer alone (no model, no training) counts exactly what the model will hold.
     embedding = make_embedding(layer, num_ids, output_dim, name="count")
     embedding.build(None)
     count = int(sum(math.prod(variable.shape) for variable in embedding.weights))
     config = embedding.get_config()
-    return count, {key: config[key] for key in embedding.budget_sizes}
+    if isinstance(embedding, MixedDimensionEmbedding):
+        parts = [embedding.block_layers(b) for b in range(embedding.num_blocks)]
+    else:
+        parts = [[embedding]]
+    per_block = [
+        (
+            int(sum(math.prod(v.shape) for part in layers for v in part.weights)),
+            int(
+                sum(
+                    table.input_dim
+                    for part in layers
+                    for table in [part, *part._flatten_layers(include_self=False)]
+                    if isinstance(table, keras.layers.Embedding)
+                )
+            ),
+        )
+        for layers in parts
+    ]
+    return count, {key: config[key] for key in embedding.budget_sizes}, per_block
+
+
+def _storage_label(plan: dict[str, Any], b: int, stored_width: int, use_biases: bool) -> str:
+    """own, hashed, quotient_remainder, bias_only (no vector dims) or none (no weights)."""
+    if plan["type"] != "mixed_dimension":
+        return "own" if plan["type"] in ("full", "projected") else plan["type"]
+    storage = plan["storage"][b]
+    if plan["dims"][b] > 0 or (stored_width > 0 and storage != "own"):
+        return storage  # a shared block of 0 vector dims shares its ids' biases
+    return "bias_only" if use_biases else "none"
+
+
+def _block_table(
+    plan: dict[str, Any], per_block: list[tuple[int, int]], bias_column: int, use_biases: bool
+) -> list[dict[str, Any]]:
+    """Per block: rows, rating share, dims, storage, stored table rows, weights and bytes.
+
+    ``bytes`` are float32 bytes of everything the block's ids hold: its share of the embedding
+    layer and, with separate bias tables, its ids' bias rows.
+    """
+    separate_bias = int(use_biases and not bias_column)
+    rows = []
+    for b, ((parameters, table_rows), size) in enumerate(
+        zip(per_block, plan["sizes"], strict=True)
+    ):
+        stored_width = plan["dims"][b] + bias_column
+        rows.append(
+            {
+                "block": b,
+                "rows": size,
+                "rating_share": plan["query_shares"][b],
+                "dims": plan["dims"][b],
+                "storage": _storage_label(plan, b, stored_width, use_biases),
+                "table_rows": table_rows,
+                "parameters": parameters,
+                "bytes": 4 * (parameters + separate_bias * size),
+            }
+        )
+    return rows
 
 
 def equal_mass_boundaries(frequencies: np.ndarray, num_blocks: int) -> list[int]:
@@ -151,7 +273,11 @@ def equal_mass_boundaries(frequencies: np.ndarray, num_blocks: int) -> list[int]
 
 
 def _side_plan(
-    vocabulary: pd.DataFrame, spec: dict[str, Any], report_num_blocks: int, where: str
+    vocabulary: pd.DataFrame,
+    spec: dict[str, Any],
+    report_num_blocks: int,
+    where: str,
+    bias_column: int = 0,
 ) -> dict[str, Any]:
     """One side's blocks, layer arguments and reporting blocks; its width comes later."""
     frequencies = vocabulary["train_count"].to_numpy()
@@ -175,7 +301,7 @@ def _side_plan(
             "row_probabilities": [share / num_ids],
         }
     layer = _resolve_layer(
-        spec, num_ids, blocks if spec["type"] == "mixed_dimension" else None, where
+        spec, num_ids, blocks if spec["type"] == "mixed_dimension" else None, where, bias_column
     )
     # Error by popularity is reported over the model's own blocks when it has several, else over
     # a fixed equal-mass split, so that every model gets the same kind of head/torso/tail.
@@ -211,9 +337,15 @@ def resolve_embedding_plan(
     mixed-dimension sides, so no block is projected above its own width.
     """
     name = model.get("name", "model")
+    use_biases = model.get("use_biases", True)  # the schema's defaults (parameters.py)
+    bias_layout = model.get("bias_layout", "separate")
+    # in_embedding: each side's layer is one column wider and holds the biases (column 0).
+    bias_column = int(use_biases and bias_layout == "in_embedding")
     vocabularies = {"user_embedding": user_vocabulary, "movie_embedding": movie_vocabulary}
     plans = {
-        side: _side_plan(vocabularies[side], model[side], report_num_blocks, f"{name}.{side}")
+        side: _side_plan(
+            vocabularies[side], model[side], report_num_blocks, f"{name}.{side}", bias_column
+        )
         for side in SIDES
     }
     output_dim = model["embedding_dim"]
@@ -226,23 +358,34 @@ def resolve_embedding_plan(
             )
         output_dim = max(top_dims)
     output_dim = int(output_dim)
-    for side, plan in plans.items():
+    if output_dim == 0 and not bias_column:
+        raise ValueError(
+            f"{name}: the vectors are 0 wide (embedding_dim 0, or every mixed-dimension block "
+            "at 0 dims), which only a model whose biases live in the embedding can hold: set "
+            f"{name}.bias_layout: in_embedding (with use_biases: true), or give the vectors a width."
+        )
+    for plan in plans.values():
         if plan["type"] != "mixed_dimension":
             plan["dims"] = [output_dim]
-        plan["parameter_count"], sizes = _layer_size(plan["layer"], plan["num_ids"], output_dim)
+        plan["parameter_count"], sizes, per_block = _layer_size(
+            plan["layer"], plan["num_ids"], output_dim + bias_column
+        )
         if sizes:
             plan["layer_sizes"] = sizes
-    bias_parameters = (
-        (plans["user_embedding"]["num_ids"] + plans["movie_embedding"]["num_ids"])
-        if model.get("use_biases", True)  # the schema's default (parameters.py)
-        else 0
-    )
+        plan["block_table"] = _block_table(plan, per_block, bias_column, use_biases)
+    num_ids = plans["user_embedding"]["num_ids"] + plans["movie_embedding"]["num_ids"]
+    # Separate bias tables: one float per id; in_embedding biases are in the layers' counts.
+    bias_parameters = num_ids if use_biases and not bias_column else 0
+    embedding_parameters = sum(p["parameter_count"] for p in plans.values()) + bias_parameters
     embedding_plan = {
         "model": name,
         "embedding_dim": output_dim,
+        "bias_layout": bias_layout if use_biases else None,  # null: no per-id biases
         **plans,
         "bias_parameters": bias_parameters,
-        "embedding_parameters": sum(p["parameter_count"] for p in plans.values()) + bias_parameters,
+        "embedding_parameters": embedding_parameters,
+        # float32 weights per id, biases included: the budget axis below one float per id.
+        "parameters_per_id": round(embedding_parameters / num_ids, 6),
     }
     for side, plan in plans.items():
         logger.info(
@@ -261,3 +404,37 @@ def block_of(indices: np.ndarray, boundaries: list[int]) -> np.ndarray:
     """Block number of each vocabulary index; indices past the last boundary (OOV) get -1."""
     blocks = np.searchsorted(np.asarray(boundaries), indices, side="right")
     return np.where(indices < boundaries[-1], blocks, -1)
+
+
+def uniform_width_at_bytes(
+    num_users: int, num_movies: int, max_bytes: int, use_biases: bool
+) -> int | None:
+    """The widest plain full table (both sides) whose float32 serving bytes fit ``max_bytes``.
+
+    With biases they sit in the embedding (one more column: ``4 · (n_u + n_m) · (d + 1)``
+    bytes), so width 0 is a biases-only model; without, ``4 · (n_u + n_m) · d`` and width 0 is
+    no model. None when not even the smallest one fits.
+    """
+    per_column = 4 * (num_users + num_movies)
+    width = max_bytes // per_column - (1 if use_biases else 0)
+    smallest = 0 if use_biases else 1
+    return int(width) if width >= smallest else None
+
+
+def uniform_model_at_bytes(
+    model: dict[str, Any], num_users: int, num_movies: int, max_bytes: int, name: str
+) -> dict[str, Any] | None:
+    """``model``'s parameters (seed, L2, output, biases) with plain full tables on both sides at
+    the widest width that fits ``max_bytes``, biases in the embedding; None when none fits."""
+    use_biases = model.get("use_biases", True)
+    width = uniform_width_at_bytes(num_users, num_movies, max_bytes, use_biases)
+    if width is None:
+        return None
+    return {
+        **copy.deepcopy(model),
+        "name": name,
+        "embedding_dim": width,
+        "bias_layout": "in_embedding",
+        "user_embedding": {"type": "full"},
+        "movie_embedding": {"type": "full"},
+    }

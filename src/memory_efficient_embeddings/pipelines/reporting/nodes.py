@@ -13,10 +13,16 @@ MIB = 1024 * 1024
 METRIC_LABELS = {"eval_rmse": "eval RMSE (stars)", "eval_mae": "eval MAE (stars)"}
 
 
-def compare_models(reference: str, **metrics: dict[str, Any]) -> dict[str, Any]:
-    """Summarise each model's size and accuracy against the reference model."""
+def compare_models(
+    reference: str, uniform_at_same_bytes: dict[str, Any] | None = None, **metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """Summarise each model's size and accuracy against the reference model, and the matched
+    model against the uniform table at its bytes."""
     if reference not in metrics:
         raise ValueError(f"Reference model {reference!r} is not among {sorted(metrics)}.")
+    matched = _matched_bytes(uniform_at_same_bytes, metrics)
+    if uniform_at_same_bytes is not None and uniform_at_same_bytes["fits"]:
+        metrics = {**metrics, uniform_at_same_bytes["model"]: uniform_at_same_bytes}
     reference_parameters = metrics[reference]["embedding_parameters"]
     rows = [
         {
@@ -24,6 +30,8 @@ def compare_models(reference: str, **metrics: dict[str, Any]) -> dict[str, Any]:
             "total_parameters": m["total_parameters"],
             "embedding_parameters": m["embedding_parameters"],
             "embedding_mib": round(m["embedding_bytes_float32"] / MIB, 3),
+            # As served, float32, biases included: what the uniform table is matched on.
+            "serving_bytes": m.get("serving_bytes"),
             "compression_vs_reference": round(reference_parameters / m["embedding_parameters"], 2),
             "saved_model_mib": round(m["saved_model_bytes"] / MIB, 3),
             "eval_mse": round(m["eval_mse"], 4),
@@ -37,7 +45,7 @@ def compare_models(reference: str, **metrics: dict[str, Any]) -> dict[str, Any]:
         for name, m in metrics.items()
     ]
     provenance = metrics[reference]["data"]
-    return {
+    comparison = {
         "reference": reference,
         "data": provenance,
         "splits": metrics[reference]["splits"],
@@ -45,6 +53,47 @@ def compare_models(reference: str, **metrics: dict[str, Any]) -> dict[str, Any]:
         "global_mean_mae": round(metrics[reference]["global_mean_mae"], 4),
         "models": rows,
         "by_popularity": _by_popularity(metrics),
+    }
+    if matched is not None:
+        comparison["uniform_at_same_bytes"] = matched
+    return comparison
+
+
+def _matched_bytes(
+    uniform: dict[str, Any] | None, metrics: dict[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The matched model against the uniform table at its serving bytes (validation and eval)."""
+    if uniform is None:
+        return None
+    name = uniform["matched"]["model"]
+    if name not in metrics:
+        raise ValueError(
+            f"{uniform['model']} was sized at the bytes of {name!r}, which is not among the "
+            f"compared models {sorted(metrics)}: run `kedro run --pipelines={name}` first."
+        )
+    matched = metrics[name]
+    summary: dict[str, Any] = {
+        "model": uniform["model"],
+        "matched_model": name,
+        "matched_serving_bytes": uniform["matched"]["serving_bytes"],
+        "fits": uniform["fits"],
+    }
+    if not uniform["fits"]:
+        # Not even per-id biases fit: the compact layout holds less than any plain table.
+        return summary | {
+            "smallest_serving_bytes": uniform["smallest_serving_bytes"],
+            "blocks_win": None,
+        }
+    return summary | {
+        "embedding_dim": uniform["embedding_dim"],
+        "serving_bytes": uniform["serving_bytes"],
+        "val_rmse": {name: round(matched["val_rmse"], 4), "uniform": round(uniform["val_rmse"], 4)},
+        "eval_rmse": {
+            name: round(matched["eval_rmse"], 4),
+            "uniform": round(uniform["eval_rmse"], 4),
+        },
+        # Reported on the eval split (scored once); unrounded, so a tie is a tie.
+        "blocks_win": bool(matched["eval_rmse"] < uniform["eval_rmse"]),
     }
 
 
@@ -68,6 +117,10 @@ def _by_popularity(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         for side, blocks in m["by_popularity"].items()
         for block in blocks
     ]
+
+
+def _count(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
 
 
 def _selection_note(splits: dict[str, Any]) -> str:
@@ -96,11 +149,40 @@ def _selection_note(splits: dict[str, Any]) -> str:
     )
 
 
+def _matched_bytes_lines(matched: dict[str, Any] | None) -> list[str]:
+    """A paragraph: the matched model against a plain full table at its serving bytes."""
+    if matched is None:
+        return []
+    name, target = matched["matched_model"], matched["matched_serving_bytes"]
+    if not matched["fits"]:
+        text = (
+            f"**A uniform table at the same bytes:** none fits. `{name}` serves {target:,} "
+            f"bytes, less than any plain table: per-id biases alone take "
+            f"{matched['smallest_serving_bytes']:,}."
+        )
+        return [text, ""]
+    val, held_out = matched["val_rmse"], matched["eval_rmse"]
+    verdict = (
+        f"the compact layout earns its place (eval RMSE {held_out[name]:.4f} against "
+        f"{held_out['uniform']:.4f})"
+        if matched["blocks_win"]
+        else f"a plain table of the same size does as well or better (eval RMSE "
+        f"{held_out['uniform']:.4f} against {held_out[name]:.4f})"
+    )
+    text = (
+        f"**A uniform table at the same bytes:** `{matched['model']}` is plain full tables of "
+        f"width {matched['embedding_dim']} (biases in the embedding), {matched['serving_bytes']:,} "
+        f"serving bytes against `{name}`'s {target:,}, trained and scored the same way "
+        f"(validation RMSE {val['uniform']:.4f} against {val[name]:.4f}): {verdict}."
+    )
+    return [text, ""]
+
+
 def render_comparison_table(comparison: dict[str, Any]) -> str:
     """Render the comparison as a markdown report."""
     header = (
-        "| model | parameters | embedding parameters | embedding MiB (float32) | compression "
-        "| eval MSE | eval RMSE | eval MAE | epochs | train s |"
+        "| model | parameters | embedding parameters | embedding MiB (float32) | serving bytes "
+        "| compression | eval MSE | eval RMSE | eval MAE | epochs | train s |"
     )
     lines = [
         "# Model comparison",
@@ -113,12 +195,14 @@ def render_comparison_table(comparison: dict[str, Any]) -> str:
     for row in comparison["models"]:
         lines.append(
             f"| {row['model']} | {row['total_parameters']:,} | {row['embedding_parameters']:,} "
-            f"| {row['embedding_mib']:.3f} | {row['compression_vs_reference']:.2f}× "
+            f"| {row['embedding_mib']:.3f} | {_count(row['serving_bytes'])} "
+            f"| {row['compression_vs_reference']:.2f}× "
             f"| {row['eval_mse']:.4f} | {row['eval_rmse']:.4f} | {row['eval_mae']:.4f} "
             f"| {row['epochs']} | {row['train_seconds']:.1f} |"
         )
     lines += [
         "",
+        *_matched_bytes_lines(comparison.get("uniform_at_same_bytes")),
         f"Compression is measured in embedding parameters against `{comparison['reference']}`. "
         f"Predicting the training mean gives RMSE {comparison['global_mean_rmse']:.4f}, "
         f"MAE {comparison['global_mean_mae']:.4f}.",

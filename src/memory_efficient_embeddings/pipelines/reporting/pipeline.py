@@ -4,7 +4,7 @@ import warnings
 
 from kedro.pipeline import Node, Pipeline
 
-from memory_efficient_embeddings.model_names import MODEL_NAMES
+from memory_efficient_embeddings.model_names import MODEL_NAMES, UNIFORM_AT_SAME_BYTES
 from memory_efficient_embeddings.pipelines.reporting.nodes import (
     compare_models,
     plot_accuracy_vs_parameters,
@@ -15,7 +15,8 @@ from memory_efficient_embeddings.pipelines.reporting.nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Compare every model namespace in MODEL_NAMES against `reporting.reference`."""
+    """Compare every model namespace in MODEL_NAMES (and the uniform table at the memory_efficient
+    model's bytes) against `reporting.reference`."""
     # The dotted inputs (`baseline.metrics`, ...) are the models' namespaces, the very use Kedro
     # reserves dots for; its warning about them is meant for hand-made dotted names.
     with warnings.catch_warnings():
@@ -23,7 +24,11 @@ def create_pipeline(**kwargs) -> Pipeline:
         nodes = [
             Node(
                 compare_models,
-                inputs={"reference": "params:reporting.reference"}
+                inputs={
+                    "reference": "params:reporting.reference",
+                    # A plain table at the memory_efficient model's bytes: a row every run.
+                    "uniform_at_same_bytes": f"{UNIFORM_AT_SAME_BYTES}.metrics",
+                }
                 | {name: f"{name}.metrics" for name in MODEL_NAMES},
                 outputs="comparison",
                 name="compare_models",
