@@ -142,6 +142,26 @@ def test_a_tuned_key_outside_the_grid_is_refused_by_name() -> None:
         plan_sweep(sweep, BASE_MODEL)
 
 
+def test_a_tuning_group_names_every_other_setting_by_its_last_key_part() -> None:
+    sweep = _sweep(
+        reference="md",
+        techniques={
+            "md": {
+                "embedding": {"type": "mixed_dimension"},
+                "tune": ["embedding_l2"],
+                "grid": {
+                    "embedding.blocks.mean_dim": [4],
+                    "embedding_dim": [None],
+                    "embedding_l2": [0.01, 0.02],
+                },
+            }
+        },
+        recipe=None,
+    )
+    groups = [p["tuning_group"] for p in plan_sweep(sweep, BASE_MODEL)]
+    assert groups == ["md(mean_dim=4, embedding_dim=auto)"] * 2
+
+
 def test_model_names_keep_letters_and_a_dotted_key_makes_missing_parents() -> None:
     sweep = _sweep(
         reference="Xtra",
