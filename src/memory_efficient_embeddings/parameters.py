@@ -19,6 +19,7 @@ import inspect
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -33,6 +34,8 @@ from pydantic import (
     model_validator,
 )
 
+from memory_efficient_embeddings.ingest.table import DEFAULT_COLUMNS
+from memory_efficient_embeddings.ingest.table import SUFFIXES as TABLE_SUFFIXES
 from memory_efficient_embeddings.modeling.grid import EMBEDDING_SIDES, plan_sweep
 
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -59,7 +62,7 @@ def _held_out_fraction(value: float) -> float:
 HeldOutFraction = Annotated[float, AfterValidator(_held_out_fraction)]
 
 VOCABULARY_SOURCES = ("train", "all")
-DATA_SOURCES = ("auto", "movielens", "synthetic")
+DATA_SOURCES = ("auto", "movielens", "synthetic", "ciao", "table")
 
 
 class ParameterError(ValueError):
@@ -123,10 +126,29 @@ class SyntheticParameters(Open):
     min_ratings_per_user: PositiveInt | None = None
 
 
+def _column_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"is {value!r}; allowed values: a column name of the table")
+    return value
+
+
+ColumnName = Annotated[str, AfterValidator(_column_name)]
+
+
+class ColumnParameters(Strict):
+    """`data.columns`: the table's user, item and rating columns (`data.source: table`)."""
+
+    user: ColumnName = DEFAULT_COLUMNS["user"]
+    item: ColumnName = DEFAULT_COLUMNS["item"]
+    rating: ColumnName = DEFAULT_COLUMNS["rating"]
+
+
 class DataParameters(Strict):
     dataset: str = "ml-1m"
-    source: Literal["auto", "movielens", "synthetic"] = "auto"
+    source: Literal["auto", "movielens", "synthetic", "ciao", "table"] = "auto"
     path: str | None = None
+    columns: ColumnParameters = ColumnParameters()
+    drop_zero_ratings: bool = True
     raw_dir: str = "data/01_raw"
     verify_checksum: bool = True
     on_bad_lines: Literal["error", "skip"] = "error"
@@ -797,6 +819,49 @@ def _tune_problems(technique: str, entry: Any, grid: Any) -> list[str]:
     return []
 
 
+# What `data.path` may be for each source that reads only that file, by extension.
+DATA_FILE_SUFFIXES = {"ciao": (".mat",), "table": TABLE_SUFFIXES}
+# Files that another source reads, for a hint when `data.source` is auto or movielens.
+OTHER_SOURCE_SUFFIXES = {".mat": "ciao", ".parquet": "table", ".pq": "table", ".tsv": "table"}
+
+
+def data_problems(parameters: Mapping[str, Any]) -> list[str]:
+    """`data.path` fits `data.source`; `data.columns` names three different columns."""
+    data = parameters.get("data")
+    if not isinstance(data, Mapping):
+        return []
+    source, path = data.get("source", "auto"), data.get("path")
+    problems = []
+    suffix = PurePath(path).suffix.lower() if isinstance(path, str) else ""
+    if source in DATA_FILE_SUFFIXES:
+        allowed = DATA_FILE_SUFFIXES[source]
+        if not path:
+            problems.append(
+                f"`data.path` is missing: data.source {source!r} reads the {'/'.join(allowed)} "
+                f"file at data.path; set it (e.g. --params data.path=data/01_raw/"
+                f"{'rating.mat' if source == 'ciao' else 'ratings.csv'})."
+            )
+        elif suffix not in allowed:
+            problems.append(
+                f"`data.path` is {path!r}; allowed values: a {', '.join(allowed)} file for "
+                f"data.source {source!r}."
+            )
+    elif suffix in OTHER_SOURCE_SUFFIXES:
+        problems.append(
+            f"`data.path` is {path!r}, a {suffix} file, which data.source {source!r} (MovieLens) "
+            f"does not read: set data.source: {OTHER_SOURCE_SUFFIXES[suffix]}."
+        )
+    columns = data.get("columns")
+    if isinstance(columns, Mapping):
+        names = [columns.get(role, DEFAULT_COLUMNS[role]) for role in DEFAULT_COLUMNS]
+        if len(set(names)) < len(names):
+            problems.append(
+                f"`data.columns` is {dict(columns)!r}; allowed values: three different column "
+                "names for user, item and rating."
+            )
+    return problems
+
+
 def reference_problems(parameters: Mapping[str, Any]) -> list[str]:
     """`reporting.reference` names a model of the run: a section with a `model`."""
     reporting = parameters.get("reporting")
@@ -859,6 +924,7 @@ def validate_parameters(parameters: Mapping[str, Any]) -> ProjectParameters:
         )
         problems += _model_problems(model, f"{section}.model")
     problems += reference_problems(parameters)
+    problems += data_problems(parameters)
     if isinstance(parameters.get("training"), Mapping):
         problems += optimizer_option_problems(parameters["training"], "training")
     sweep = parameters.get("sweep")

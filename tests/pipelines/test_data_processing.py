@@ -10,6 +10,8 @@ from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 
 from memory_efficient_embeddings.hooks import user_error
+from memory_efficient_embeddings.ingest import RatingRangeError
+from memory_efficient_embeddings.model_names import MODEL_NAMES
 from memory_efficient_embeddings.pipelines.data_processing import create_pipeline
 from memory_efficient_embeddings.pipelines.data_processing.nodes import (
     EmptySplitError,
@@ -20,6 +22,7 @@ from memory_efficient_embeddings.pipelines.data_processing.nodes import (
 )
 
 SPLIT = {"train_fraction": 0.85, "validation_fraction": 0.1, "seed": 42}
+OUTPUT = {"activation": "sigmoid", "min_rating": 0.0, "max_rating": 5.0}
 
 
 @pytest.fixture
@@ -168,7 +171,7 @@ def test_split_summary_counts_rows_with_ids_unseen_in_training():
     train = _ratings([("u1", "m1"), ("u2", "m2")])
     validation = _ratings([("u1", "m2"), ("u3", "m1"), ("u1", "m9")])
     evaluation = _ratings([("u3", "m9"), ("u2", "m1"), ("u4", "m2"), ("u2", "m8")])
-    summary = describe_splits(train, validation, evaluation, SPLIT)
+    summary = describe_splits(train, validation, evaluation, SPLIT, {"source": "train"})
     assert summary["train"] == {"rows": 2}
     assert summary["validation"] == {
         "rows": 3,
@@ -183,9 +186,23 @@ def test_split_summary_counts_rows_with_ids_unseen_in_training():
         "unseen_either_rows": 3,
     }
     assert summary["validation_is_eval"] is False
-    assert describe_splits(train, evaluation, evaluation, {**SPLIT, "validation_fraction": 0})[
+    recipe = {**SPLIT, "validation_fraction": 0}
+    assert describe_splits(train, evaluation, evaluation, recipe, {"source": "train"})[
         "validation_is_eval"
     ]
+
+
+def test_split_summary_states_the_fallback_for_unseen_ids_by_vocabulary_source():
+    train, held_out = _ratings([("u1", "m1")]), _ratings([("u2", "m1")])
+    by_source = {
+        source: describe_splits(train, held_out, held_out, SPLIT, {"source": source})[
+            "unseen_id_fallback"
+        ]
+        for source in ("train", "all")
+    }
+    assert "out of vocabulary: its embedding and its bias are zero" in by_source["train"]
+    assert "the other side's bias plus the global bias" in by_source["train"]
+    assert "never updates" in by_source["all"] and "zero" not in by_source["all"].split(":")[0]
 
 
 def _ratings(pairs):
@@ -232,6 +249,7 @@ def _catalog() -> DataCatalog:
             "params:data": MemoryDataset(data),
             "params:split": MemoryDataset(SPLIT),
             "params:vocabulary": MemoryDataset({"source": "train"}),
+            **{f"params:{name}.model.output": MemoryDataset(OUTPUT) for name in MODEL_NAMES},
         }
     )
 
@@ -266,3 +284,57 @@ def test_whole_pipeline_on_synthetic_data(tmp_path):
     assert len(train) == users["train_count"].sum()
     assert set(users["id"]) == set(train["user_id"])
     assert set(movies["id"]) == set(train["movie_id"])
+
+
+def _table_catalog(path, **output) -> DataCatalog:
+    data = {"source": "table", "path": str(path)}
+    return DataCatalog(
+        datasets={
+            "params:data": MemoryDataset(data),
+            "params:split": MemoryDataset({**SPLIT, "train_fraction": 0.7}),
+            "params:vocabulary": MemoryDataset({"source": "train"}),
+            **{
+                f"params:{name}.model.output": MemoryDataset({**OUTPUT, **output})
+                for name in MODEL_NAMES
+            },
+        }
+    )
+
+
+def _table(tmp_path, max_rating: int):
+    rng = np.random.default_rng(4)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in rng.integers(0, 40, n)],
+            "item_id": rng.integers(0, 60, n),
+            "rating": rng.integers(1, max_rating + 1, n),
+        }
+    )
+    frame.to_csv(tmp_path / "mine.csv", index=False)
+    return tmp_path / "mine.csv", frame
+
+
+def test_whole_pipeline_on_a_users_table_labels_items_by_id(tmp_path):
+    path, frame = _table(tmp_path, max_rating=5)
+    catalog = _table_catalog(path)
+    outputs = SequentialRunner().run(create_pipeline(), catalog)
+    items = outputs["movies"].load()
+    kept = frame.drop_duplicates(["user_id", "item_id"], keep="last")
+    assert sorted(items["movie_id"]) == sorted(f"movie_{i}" for i in kept["item_id"].unique())
+    assert set(items["title"]) == {f"item {i}" for i in kept["item_id"].unique()}
+    summary = outputs["split_summary"].load()
+    assert summary["train"]["rows"] + summary["validation"]["rows"] + summary["eval"][
+        "rows"
+    ] == len(kept)
+    assert outputs["user_vocabulary"].load()["id"].str.fullmatch(r"user_u\d+").all()
+
+
+def test_ratings_outside_the_output_range_stop_the_run_before_the_split(tmp_path):
+    path, _ = _table(tmp_path, max_rating=10)
+    catalog = _table_catalog(path)
+    with pytest.raises(RatingRangeError, match=r"run from 1 to 10, outside the sigmoid output"):
+        SequentialRunner().run(create_pipeline(), catalog)
+    assert not catalog.exists("train_ratings")  # nothing was split, let alone trained
+    outputs = SequentialRunner().run(create_pipeline(), _table_catalog(path, max_rating=10.0))
+    assert "split_summary" in outputs

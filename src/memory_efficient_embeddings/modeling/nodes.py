@@ -18,7 +18,7 @@ from memory_efficient_embeddings.embeddings import (
     embedding_parameter_count,
     with_string_ids,
 )
-from memory_efficient_embeddings.ingest import dataset_name
+from memory_efficient_embeddings.ingest import dataset_name, side_label
 from memory_efficient_embeddings.modeling.specs import (
     SIDES,
     resolve_embedding_plan,
@@ -201,7 +201,8 @@ def plot_popularity_blocks(
             )
         rule = plan["rule"] + (f", α {plan['alpha']}" if plan["alpha"] is not None else "")
         ax.set_title(
-            f"{SIDES[side]}s: {plan['type']} ({rule}), {plan['parameter_count']:,} parameters",
+            f"{side_label(SIDES[side])}s: {plan['type']} ({rule}), "
+            f"{plan['parameter_count']:,} parameters",
             fontsize=10,
         )
         ax.set_xlabel("popularity rank (log)")

@@ -8,17 +8,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from memory_efficient_embeddings.ingest import load_ratings
+from memory_efficient_embeddings.ingest import check_output_ranges, load_ratings
 from memory_efficient_embeddings.ingest.movies import load_movies
 
 logger = logging.getLogger(__name__)
 
 VOCABULARY_SOURCES = ("train", "all")
+# How a model scores a row whose user or item has no training rating, by `vocabulary.source`.
+UNSEEN_ID_FALLBACK = {
+    "train": (
+        "an id unseen in training is out of vocabulary: its embedding and its bias are zero, so "
+        "the row is scored by the other side's bias plus the global bias (the global bias alone "
+        "when both ids are unseen), through the output activation"
+    ),
+    "all": (
+        "an id unseen in training has a vocabulary row (train_count 0) that training never "
+        "updates: its initial embedding and a zero bias, with the other side's bias and the "
+        "global bias"
+    ),
+}
 
 
 def ingest_ratings(data: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Load MovieLens ratings (local archive, download, or synthetic fallback) with provenance."""
+    """Load the ratings `data.source` names (MovieLens, synthetic, Ciao .mat, table) with provenance."""
     return load_ratings(data)
+
+
+def check_output_range(data_provenance: dict[str, Any], **model_outputs: dict[str, Any]) -> None:
+    """Refuse, before any training, ratings outside a model's sigmoid output range."""
+    check_output_ranges(data_provenance, model_outputs)
 
 
 def _prefixed(ids: pd.Series, prefix: str) -> pd.Series:
@@ -31,7 +49,7 @@ def _prefixed(ids: pd.Series, prefix: str) -> pd.Series:
 def ingest_movies(
     data: dict[str, Any], data_provenance: dict[str, Any], ratings: pd.DataFrame
 ) -> pd.DataFrame:
-    """Movie titles and genres of the ratings' release (synthetic titles for synthetic ratings)."""
+    """Item titles and genres: MovieLens titles, synthetic ones, or the ids where there are none."""
     movies = load_movies(data, data_provenance, ratings["movie_id"].to_numpy())
     return movies.assign(movie_id=_prefixed(movies["movie_id"], "movie_"))
 
@@ -133,8 +151,10 @@ def describe_splits(
     validation_ratings: pd.DataFrame,
     eval_ratings: pd.DataFrame,
     split: dict[str, Any],
+    vocabulary: dict[str, Any],
 ) -> dict[str, Any]:
-    """Rows per split and how many validation and eval rows have an id unseen in training."""
+    """Rows per split, how many validation and eval rows have an id unseen in training, and how
+    the models score those rows."""
     return {
         "train_fraction": split["train_fraction"],
         "validation_fraction": split["validation_fraction"],
@@ -144,6 +164,7 @@ def describe_splits(
         "train": {"rows": len(train_ratings)},
         "validation": _unseen_rows(validation_ratings, train_ratings),
         "eval": _unseen_rows(eval_ratings, train_ratings),
+        "unseen_id_fallback": UNSEEN_ID_FALLBACK[vocabulary["source"]],
     }
 
 
@@ -168,7 +189,7 @@ def build_vocabularies(
     eval_ratings: pd.DataFrame,
     vocabulary: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Build user and movie vocabularies (id, train_count) sorted by count desc, then id.
+    """Build user and item vocabularies (id, train_count) sorted by count desc, then id.
 
     ``vocabulary.source: train`` (default) uses training ids only, so ids seen only in the
     validation or eval split are out-of-vocabulary: the model maps them to an OOV index with a
@@ -184,5 +205,5 @@ def build_vocabularies(
     held_out = pd.concat([validation_ratings, eval_ratings], ignore_index=True)
     users = _vocabulary(train_ratings["user_id"], held_out["user_id"], source)
     movies = _vocabulary(train_ratings["movie_id"], held_out["movie_id"], source)
-    logger.info("Vocabularies (%s): %d users, %d movies", source, len(users), len(movies))
+    logger.info("Vocabularies (%s): %d users, %d items", source, len(users), len(movies))
     return users, movies
