@@ -10,6 +10,7 @@ import hashlib
 import io
 import logging
 import os
+import urllib.error
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +27,11 @@ from memory_efficient_embeddings.ingest.archive import (
     find_local,
     resolve_user_path,
 )
-from memory_efficient_embeddings.ingest.errors import ChecksumMismatchError, DownloadError
+from memory_efficient_embeddings.ingest.errors import (
+    ChecksumMismatchError,
+    DownloadError,
+    NetworkUnavailableError,
+)
 from memory_efficient_embeddings.ingest.sources import _archive_md5
 
 from .helpers import make_zip, ratings_text
@@ -53,25 +58,26 @@ def test_file_md5_is_the_md5_of_every_byte_across_chunks(tmp_path) -> None:
     assert file_md5(tmp_path / "empty") == "d41d8cd98f00b204e9800998ecf8427e"
 
 
-@pytest.mark.parametrize("user_path", [True, False])
 def test_the_mismatch_message_gives_both_sums_and_the_remedy_for_whose_file_it_is(
-    tmp_path, user_path
+    tmp_path,
 ) -> None:
     path = tmp_path / "ml-1m.zip"
-    message = checksum_message(path, ML_1M, "0" * 32, user_path)
-    where = f"{path} (parameter data.path)" if user_path else str(path)
-    assert message.startswith(f"{where} has MD5 {'0' * 32}, but the published MD5 of ml-1m.zip ")
-    assert (
-        f"is {ML_1M.md5}: the file is incomplete, corrupt or not the official release." in message
+    facts = (
+        f"has MD5 {'0' * 32}, but the published MD5 of ml-1m.zip is {ML_1M.md5}: the file is "
+        "incomplete, corrupt or not the official release."
     )
-    assert "`data.verify_checksum: false` (e.g. in conf/local/parameters.yml)" in message
-    if user_path:
-        assert "point data.path at the official ml-1m.zip" in message
-        assert "set data.path to null to download it into data/01_raw/" in message
-        assert "Delete" not in message
-    else:
-        assert "Delete it to download a fresh copy" in message
-        assert "data.path" not in message
+    # A file the project found in raw_dir (the default) may be deleted and downloaded again.
+    assert checksum_message(path, ML_1M, "0" * 32) == (
+        f"{path} {facts} Delete it to download a fresh copy, or, to use your own copy "
+        "deliberately, set `data.verify_checksum: false` (e.g. in conf/local/parameters.yml)."
+    )
+    # A file the user pointed at is theirs: check it, never delete it.
+    assert checksum_message(path, ML_1M, "0" * 32, user_path=True) == (
+        f"{path} (parameter data.path) {facts} If it is your own copy and you mean to use it, "
+        "set `data.verify_checksum: false` (e.g. in conf/local/parameters.yml); otherwise point "
+        "data.path at the official ml-1m.zip, or set data.path to null to download it into "
+        "data/01_raw/."
+    )
 
 
 @pytest.mark.parametrize("verify", [True, False])
@@ -198,35 +204,89 @@ def test_raw_dir_prefers_the_zip_then_each_folder_name_with_the_ratings(tmp_path
 
 
 class _ChunkedResponse(io.BytesIO):
-    """A response that hands over at most 1,000 bytes per read."""
+    """A response that hands over at most 1,000 bytes per read, noting what `raw` holds."""
 
-    def __init__(self, payload: bytes) -> None:
+    def __init__(self, payload: bytes, watched: Path | None = None) -> None:
         super().__init__(payload)
         self.headers = {"Content-Length": str(len(payload))}
+        self.watched = watched
+        self.seen_in_watched: set[str] = set()
 
     def read1(self, size: int = -1) -> bytes:
+        if self.watched is not None and self.watched.is_dir():
+            self.seen_in_watched |= set(os.listdir(self.watched))
         return super().read1(min(size, 1000) if size and size > 0 else 1000)
 
 
-def _serve(monkeypatch, payload: bytes, seen: list) -> None:
+def _serve(monkeypatch, payload: bytes, seen: list, watched: Path | None = None) -> list:
+    responses: list[_ChunkedResponse] = []
+
     def urlopen(url, timeout):
         seen.append((url, timeout))
-        return _ChunkedResponse(payload)
+        responses.append(_ChunkedResponse(payload, watched))
+        return responses[-1]
 
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    return responses
 
 
 def test_a_verified_download_is_the_payload_byte_for_byte(tmp_path, monkeypatch) -> None:
     payload = os.urandom(4321)  # five reads of at most 1,000 bytes
     release = replace(ML_1M, md5=_md5(payload))
     seen: list = []
-    _serve(monkeypatch, payload, seen)
     raw = tmp_path / "fresh" / "raw"  # made on the way, parents included
+    responses = _serve(monkeypatch, payload, seen, watched=raw)
     target = download(release, raw, timeout_s=9, progress=False)
     assert target == raw / "ml-1m.zip"
     assert target.read_bytes() == payload
     assert os.listdir(raw) == ["ml-1m.zip"]  # no temporary file left beside it
     assert seen == [(release.url, 9)]
+    (response,) = responses
+    # While it downloads, the partial file sits beside the target (the final rename is atomic),
+    # hidden and marked as partial; the target itself appears only when verified.
+    (partial,) = response.seen_in_watched
+    assert partial.startswith(".ml-1m.zip.") and partial.endswith(".part")
+
+
+def test_the_download_shows_a_progress_bar_unless_told(tmp_path, monkeypatch) -> None:
+    bars = []
+
+    class Bar:
+        def __init__(self, **kwargs):
+            bars.append(kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            pass
+
+    payload = os.urandom(2000)
+    monkeypatch.setattr(archive_module, "tqdm", Bar)
+    _serve(monkeypatch, payload, [])
+    release = replace(ML_1M, md5=_md5(payload))
+    download(release, tmp_path / "a", timeout_s=5)
+    download(release, tmp_path / "b", timeout_s=5, progress=False)
+    assert [(bar["disable"], bar["total"], bar["desc"]) for bar in bars] == [
+        (False, 2000, "ml-1m.zip"),
+        (True, 2000, "ml-1m.zip"),
+    ]
+
+
+def test_no_network_names_the_reason_and_where_to_put_the_archive(tmp_path, monkeypatch) -> None:
+    def offline(url, timeout):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(NetworkUnavailableError) as caught:
+        download(ML_1M, tmp_path / "raw", timeout_s=5, progress=False)
+    assert str(caught.value) == (
+        f"Could not download {ML_1M.url} (Name or service not known). Download it by other "
+        f"means and put it at {tmp_path / 'raw' / 'ml-1m.zip'}, or set data.path to your copy."
+    )
 
 
 def test_a_download_with_another_md5_is_discarded_or_kept_as_verify_says(

@@ -53,6 +53,7 @@ def _sweep(**changes) -> dict:
             "full": {"embedding": {"type": "full"}, "grid": {"embedding_dim": [64]}},
             "qr": {
                 "user_embedding": {"type": "quotient_remainder", "combiner": "add"},
+                "tune": ["embedding_l2"],
                 "grid": {
                     "user_embedding.ids_per_bucket": [4, None],
                     "embedding_l2": [0.01],
@@ -122,6 +123,61 @@ def test_the_grid_expands_to_named_points_with_full_models() -> None:
         "movie_embedding": {"type": "full"},
     }
     assert all("grid" not in m and "tune" not in m for m in models.values())
+    # A tuned key's candidates share a group named by the other settings.
+    assert {p["point"]: p.get("tuning_group") for p in plan} == {
+        "full(embedding_dim=64)": None,
+        "qr(ids_per_bucket=4, embedding_l2=0.01)": "qr(ids_per_bucket=4)",
+        "qr(ids_per_bucket=auto, embedding_l2=0.01)": "qr(ids_per_bucket=auto)",
+        "shared(combiner=sum)": None,
+        "recipe(plain)": None,
+    }
+
+
+def test_a_tuned_key_outside_the_grid_is_refused_by_name() -> None:
+    sweep = _sweep()
+    sweep["techniques"]["qr"]["tune"] = ["bias_l2", "embedding_l2"]
+    with pytest.raises(
+        ValueError, match=r"^sweep\.techniques\.qr\.tune names no grid key: \['bias_l2'\]$"
+    ):
+        plan_sweep(sweep, BASE_MODEL)
+
+
+def test_a_tuning_group_names_every_other_setting_by_its_last_key_part() -> None:
+    sweep = _sweep(
+        reference="md",
+        techniques={
+            "md": {
+                "embedding": {"type": "mixed_dimension"},
+                "tune": ["embedding_l2"],
+                "grid": {
+                    "embedding.blocks.mean_dim": [4],
+                    "embedding_dim": [None],
+                    "embedding_l2": [0.01, 0.02],
+                },
+            }
+        },
+        recipe=None,
+    )
+    groups = [p["tuning_group"] for p in plan_sweep(sweep, BASE_MODEL)]
+    assert groups == ["md(mean_dim=4, embedding_dim=auto)"] * 2
+
+
+def test_model_names_keep_letters_and_a_dotted_key_makes_missing_parents() -> None:
+    sweep = _sweep(
+        reference="Xtra",
+        techniques={
+            "Xtra": {"embedding": {"type": "full"}},
+            "md": {
+                "embedding": {"type": "mixed_dimension"},
+                "grid": {"embedding.blocks.alpha": [0.2]},
+            },
+        },
+        recipe=None,
+    )
+    xtra, md = plan_sweep(sweep, BASE_MODEL)
+    assert xtra["model"]["name"] == "Xtra"
+    assert md["model"]["name"] == "md_alpha_0.2"
+    assert md["model"]["user_embedding"] == {"type": "mixed_dimension", "blocks": {"alpha": 0.2}}
 
 
 def test_the_grid_leaves_its_inputs_as_they_were() -> None:
@@ -350,6 +406,11 @@ def test_every_point_and_seed_gets_its_own_plan_seed_and_the_merged_regime(monke
     assert trained["skipped"].isna().all()
     qr = runs[runs["technique"] == "qr"]
     assert qr["settings"].tolist()[0] == "ids_per_bucket=4, embedding_l2=0.01"
+    assert (
+        qr["tuning_group"].tolist()
+        == ["qr(ids_per_bucket=4)"] * 2 + ["qr(ids_per_bucket=auto)"] * 2
+    )
+    assert runs.loc[runs["technique"] != "qr", "tuning_group"].isna().all()
 
 
 def test_each_run_reads_the_splits_encoded_on_the_vocabularies(monkeypatch) -> None:
@@ -370,9 +431,35 @@ def test_each_run_reads_the_splits_encoded_on_the_vocabularies(monkeypatch) -> N
     assert data["eval"].targets.dtype == np.float32
 
 
-def test_a_failed_run_is_kept_with_its_error_and_the_others_keep_their_rows(monkeypatch) -> None:
+def test_a_failed_run_is_kept_with_its_error_and_the_others_keep_their_rows(
+    monkeypatch, caplog
+) -> None:
+    tracked = []
+    monkeypatch.setattr(runs_module, "log_sweep_run", tracked.append)
     executor = _Executor(fail="full(embedding_dim=64) seed 3")
-    runs = _run_sweep(monkeypatch, _sweep(), _plans(), executor).set_index(["point", "seed"])
+    with caplog.at_level(logging.INFO, logger=runs_module.__name__):
+        runs = _run_sweep(monkeypatch, _sweep(), _plans(), executor)
+    # Each finished run is logged as it finishes, numbered among the runs to train, and
+    # tracked with its point, seed and results; the failed one is named once at the end.
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Sweep run ")]
+    every_run = [(point, seed) for point in _plans() for seed in (7, 3)]
+    assert [m.split(":")[0] for m in logged] == [
+        f"Sweep run {i}/10 {point} seed {seed}"
+        for i, (point, seed) in enumerate(every_run, start=1)  # the failed run counts as done
+        if (point, seed) != ("full(embedding_dim=64)", 3)
+    ]
+    assert [(row["point"], row["seed"], row["eval_rmse"]) for row in tracked] == [
+        (p, s, s * 1000.0 + len(p))
+        for p in _plans()
+        for s in (7, 3)
+        if (p, s) != ("full(embedding_dim=64)", 3)
+    ]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [
+        "Sweep: 1 of 10 runs failed (kept in sweep_runs, left out of the summary): "
+        "full(embedding_dim=64) seed 3: RuntimeError: boom"
+    ]
+    runs = runs.set_index(["point", "seed"])
     assert runs.loc[("full(embedding_dim=64)", 3), "failed"] == "RuntimeError: boom"
     assert np.isnan(runs.loc[("full(embedding_dim=64)", 3), "eval_rmse"])
     assert runs.loc[("full(embedding_dim=64)", 7), "eval_rmse"] == 7000.0 + len(
@@ -404,6 +491,43 @@ def test_finished_runs_are_checkpointed_and_reused_only_for_the_same_inputs(
     assert len(fourth.calls[0]["tasks"]) == 10
 
 
+@pytest.mark.parametrize("change", ["plans", "quantize", "data"])
+def test_a_change_of_plan_quantization_or_data_trains_every_run_again(
+    monkeypatch, tmp_path, caplog, change
+) -> None:
+    sweep = _sweep(checkpoint_dir=str(tmp_path))
+    _run_sweep(monkeypatch, sweep, _plans(), _Executor())
+    with caplog.at_level(logging.INFO, logger=runs_module.__name__):
+        _run_sweep(monkeypatch, sweep, _plans(), _Executor())
+    assert (
+        f"Sweep: 10 of 10 runs finished earlier with this plan, regime and data; reusing them (from {tmp_path};"
+        in caplog.text
+    )
+    caplog.clear()
+    plans = (
+        {name: {"plan of": name, "rows": 2} for name in _plans()} if change == "plans" else _plans()
+    )
+    again = _Executor()
+    with caplog.at_level(logging.INFO, logger=runs_module.__name__):
+        if change == "data":
+            monkeypatch.setattr(runs_module, "run_tasks", again)
+            other = TRAIN.assign(rating=[4.0, 3.0, 4.5])
+            plan = plan_sweep(sweep, BASE_MODEL)
+            run_sweep(plan, plans, other, VALIDATION, EVAL, USERS, MOVIES, TRAINING, sweep)
+        else:
+            _run_sweep(
+                monkeypatch,
+                sweep | ({"quantize": "int8"} if change == "quantize" else {}),
+                plans,
+                again,
+            )
+    assert len(again.calls[0]["tasks"]) == 10
+    assert (
+        f"Sweep: none of the 10 checkpoint files in {tmp_path} is of a run of this sweep"
+        in caplog.text
+    )
+
+
 def test_a_run_identity_changes_with_every_input_that_decides_its_result(tmp_path) -> None:
     checkpoints = SweepCheckpoints(tmp_path, "data-digest")
     point = {"point": "p", "model": {"name": "p", "embedding_dim": 8}}
@@ -429,6 +553,20 @@ def test_a_run_identity_changes_with_every_input_that_decides_its_result(tmp_pat
         ),
     ]
     assert len({base["inputs_digest"], *(c["inputs_digest"] for c in changed)}) == 7
+    # The order of keys is no input; numpy numbers (as plans may hold) are written as text.
+    reordered = checkpoints.identity(
+        {"model": {"embedding_dim": 8, "name": "p"}, "point": "p"},
+        {"plan": 1},
+        1,
+        {"verbose": 0, "epochs": 3},
+        ["int8"],
+    )
+    assert reordered == base
+    numpy_plan = checkpoints.identity(point, {"plan": np.int64(1)}, 1, {"epochs": 3}, ["int8"])
+    assert numpy_plan["inputs_digest"] != base["inputs_digest"]  # "1" as text, not 1
+    assert numpy_plan == checkpoints.identity(
+        point, {"plan": np.int64(1)}, 1, {"epochs": 3}, ["int8"]
+    )
     # Logging and steps per call cannot change a result.
     same = checkpoints.identity(
         point, {"plan": 1}, 1, {"epochs": 3, "verbose": 2, "steps_per_execution": 64}, ["int8"]
