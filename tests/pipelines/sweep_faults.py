@@ -39,10 +39,13 @@ KILL_TASKS = [(point, seed) for point in (2, 3) for seed in (1, 2)]
 
 
 def shared_ratings() -> dict:
-    """Shared inputs of 8 MB: far more than the 64 KiB a pipe holds unread."""
+    """Shared inputs of 8 MB (far more than the 64 KiB a pipe holds unread), led by an object
+    whose module is slow to import in the first worker, as TensorFlow is in a real sweep's."""
     import numpy as np  # noqa: PLC0415
 
-    return {"ratings": np.random.default_rng(0).random(1_000_000)}
+    from tests.pipelines.slow_import import Model  # noqa: PLC0415
+
+    return {"model": Model(), "ratings": np.random.default_rng(0).random(1_000_000)}
 
 
 def row_of(shared: dict, point: int, seed: int) -> dict:
@@ -84,13 +87,16 @@ def sweep_with_a_worker_killed(delay: float, folder: str) -> list:
     import threading  # noqa: PLC0415
 
     from memory_efficient_embeddings.pipelines.sweep.executors import run_tasks  # noqa: PLC0415
+    from tests.pipelines.slow_import import SLOW_IMPORT_CLAIM  # noqa: PLC0415
 
+    shared = shared_ratings()  # imports slow_import here before the claim is set: at once
     record = Path(folder) / "killed.json"
-    os.environ[RELEASE_FILE] = str(record)  # the spawned workers inherit it
+    os.environ[RELEASE_FILE] = str(record)  # the spawned workers inherit these
+    os.environ[SLOW_IMPORT_CLAIM] = str(Path(folder) / "slow_import_claimed")
     threading.Thread(target=kill_first_worker, args=(delay, record), daemon=True).start()
     outcomes = run_tasks(
         row_of,
-        shared_ratings(),
+        shared,
         KILL_TASKS,
         [f"point {p} seed {s}" for p, s in KILL_TASKS],
         {"type": "processes", "workers": 2, "progress": False},
