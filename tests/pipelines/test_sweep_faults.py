@@ -81,6 +81,11 @@ def test_workers_end_when_the_sweep_process_is_killed(tmp_path) -> None:
         while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not any(_alive(pid) for pid in workers), "a worker outlived the killed sweep"
+        # A sweep killed with SIGKILL cannot remove its shared inputs' file; the next one does.
+        folder = Path(executors.tempfile.gettempdir())
+        (left,) = folder.glob(f"{executors.SHARED_FILE_PREFIX}{parent.pid}-*.pickle")
+        run_tasks(operator.truediv, 12, [(2,)], ["a"], PROCESSES)
+        assert not left.exists()
     finally:
         parent.kill()
         for path in tmp_path.glob("worker_*"):
