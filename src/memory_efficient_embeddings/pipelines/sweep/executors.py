@@ -143,7 +143,7 @@ PARENT_POLL_SECONDS = 0.5  # how soon a worker notices that the sweep's process 
 # How long submitting tasks may take (it spawns the workers). It returns in milliseconds; a pool
 # that has not taken its tasks by then is given up, its workers killed, and its tasks retried.
 SUBMIT_TIMEOUT_SECONDS = 60.0
-SHARED_FILE_PREFIX = "sweep-shared-inputs-"  # <prefix><pid>-<random>.pickle in the temp folder
+SHARED_FILE_PREFIX = "sweep-shared-inputs-"  # <prefix><pid>-<start ticks>-<random>.pickle
 WORKER_DIED = "its worker process died twice (killed, or out of memory)"
 
 

@@ -235,15 +235,20 @@ class RunBookkeeping:
 
     def __init__(self, checkpoints: SweepCheckpoints | None) -> None:
         self.checkpoints = checkpoints
-        self.unwritten: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # label -> args
+        # label -> (identity, row values) of the finished runs whose checkpoint is not written
+        self.unwritten: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self.checkpoint_error: str | None = None
         self.untracked: list[str] = []
 
     def finished(
-        self, label: str, identity: dict[str, Any] | None, values: dict[str, Any], row: dict
+        self,
+        label: str,
+        identity: dict[str, Any] | None,
+        values: dict[str, Any],
+        row: dict[str, Any],
     ) -> None:
         """Record one finished run: checkpoint, then MLflow."""
-        if self.checkpoints is not None and identity is not None:
+        if identity is not None:
             self.unwritten[label] = (identity, values)
             self.write_checkpoints()
         try:
@@ -260,9 +265,11 @@ class RunBookkeeping:
 
     def write_checkpoints(self) -> None:
         """Write the checkpoints not written yet, in order; stop at the first failure."""
+        if self.checkpoints is None:
+            return
         for label, (identity, values) in list(self.unwritten.items()):
             try:
-                self.checkpoints.save(identity, values)  # type: ignore[union-attr]
+                self.checkpoints.save(identity, values)
             except OSError as error:
                 if self.checkpoint_error is None:
                     logger.warning(
@@ -270,7 +277,7 @@ class RunBookkeeping:
                         "kept (its row goes to sweep_runs), and its checkpoint is written again "
                         "after the next run",
                         label,
-                        self.checkpoints.folder,  # type: ignore[union-attr]
+                        self.checkpoints.folder,
                         type(error).__name__,
                         error.strerror or error,
                     )
@@ -278,19 +285,18 @@ class RunBookkeeping:
                 return
             del self.unwritten[label]
         if self.checkpoint_error is not None:
-            logger.info("Sweep: checkpoints are written again to %s", self.checkpoints.folder)  # type: ignore[union-attr]
+            logger.info("Sweep: checkpoints are written again to %s", self.checkpoints.folder)
             self.checkpoint_error = None
 
     def report(self) -> None:
         """Try the unwritten checkpoints once more; name what is left unwritten or untracked."""
-        if self.unwritten:
-            self.write_checkpoints()
-        if self.unwritten:
+        self.write_checkpoints()
+        if self.unwritten and self.checkpoints is not None:
             logger.warning(
                 "Sweep: %d finished run(s) have no checkpoint in %s (%s): %s. Their rows are in "
                 "sweep_runs; resuming this sweep would train them again.",
                 len(self.unwritten),
-                self.checkpoints.folder,  # type: ignore[union-attr]
+                self.checkpoints.folder,
                 self.checkpoint_error,
                 "; ".join(self.unwritten),
             )
