@@ -342,10 +342,12 @@ class SweepBudgets(Strict):
 
     floats_per_id: Annotated[list[PositiveFloat], Field(min_length=1)]
 
-    @field_validator("floats_per_id")
+    @field_validator("floats_per_id", mode="before")
     @classmethod
-    def _distinct(cls, value: list[float]) -> list[float]:
-        if len(set(value)) != len(value):
+    def _distinct(cls, value: Any) -> Any:
+        # Checked as written (1, not 1.0); a value that is no number is left to the type check.
+        numbers = [v for v in value or [] if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(set(numbers)) != len(numbers):
             raise ValueError(
                 f"is {value!r}, which repeats a budget; allowed values: distinct numbers above 0"
             )

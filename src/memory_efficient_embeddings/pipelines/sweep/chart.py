@@ -103,7 +103,7 @@ def plot_compression_frontier(
                 4 * budget,
                 color="grey",
                 linewidth=0.7,
-                linestyle=(0, (1, 3)),
+                linestyle=":",
                 label="budgets (float32 per id × 4 B)" if index == 0 else None,
             )
     peers = summary[summary["technique"] == PEER]

@@ -150,8 +150,10 @@ def largest_fitting(
 ) -> tuple[Probe | None, list[Probe]]:
     """The probe of the largest step in [1, high] whose model fits ``limit``, and every probe.
 
-    Models grow with the step: from ``start`` the step doubles while it fits (or halves while it
-    does not), then the bracket is bisected until adjacent or ``close_enough``.
+    Along the steps, models grow; the steps that build form one run (a layer refuses steps too
+    small for it, the schema steps too large). From ``start`` the step doubles or halves until
+    the largest fitting step is bracketed, then the bracket is bisected until adjacent or
+    ``close_enough``. A step that does not build counts as not fitting.
     """
     probes: list[Probe] = []
 
@@ -159,10 +161,11 @@ def largest_fitting(
         probes.append(probe(step))
         return probes[-1]
 
-    best: Probe | None = None
-    above = at(start)
-    if above.fits(limit):
-        best, above = above, None
+    built = _first_built(at, start, high)
+    if built is None:
+        return None, probes
+    if built.fits(limit):  # double while it fits
+        best, above = built, None
         while best.step < high:
             candidate = at(min(2 * best.step, high))
             if not candidate.fits(limit):
@@ -172,12 +175,10 @@ def largest_fitting(
         if above is None:  # fits up to the cap
             return best, probes
     else:
-        while above.step > 1:
-            candidate = at(above.step // 2)
-            if candidate.fits(limit):
-                best = candidate
-                break
-            above = candidate
+        refused_below = max(
+            (p.step for p in probes if p.refused and p.step < built.step), default=0
+        )
+        best, above = _fitting_below(at, built, refused_below, limit)
         if best is None:
             return None, probes
     while above.step - best.step > 1 and not close_enough(best.step, above.step):
@@ -187,6 +188,40 @@ def largest_fitting(
         else:
             above = candidate
     return best, probes
+
+
+def _fitting_below(
+    at: Callable[[int], Probe], above: Probe, refused_below: int, limit: float
+) -> tuple[Probe | None, Probe]:
+    """A fitting step below a too-large one (halving, then bisecting towards the largest step
+    too small to build), and the smallest too-large step seen; None when none fits."""
+    halving = True
+    while above.step - refused_below > 1:
+        step = max(above.step // 2, refused_below + 1) if halving else None
+        candidate = at(step or (refused_below + above.step) // 2)
+        if candidate.fits(limit):
+            return candidate, above
+        if candidate.refused:  # below it nothing builds: look between it and `above`
+            refused_below, halving = candidate.step, False
+        else:
+            above = candidate
+    return None, above
+
+
+def _first_built(at: Callable[[int], Probe], start: int, high: int) -> Probe | None:
+    """The start's probe if its model builds, else the first that builds doubling up from it,
+    else halving down from it; None when none does."""
+    first = at(start)
+    if not first.refused:
+        return first
+    for direction in (2, 0.5):
+        step = start
+        while (step < high) if direction > 1 else (step > 1):
+            step = min(high, step * 2) if direction > 1 else step // 2
+            candidate = at(step)
+            if not candidate.refused:
+                return candidate
+    return None
 
 
 def _budget_argument(kind: str) -> str:
