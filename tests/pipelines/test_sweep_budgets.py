@@ -252,7 +252,7 @@ def _hashed_bytes(ids_per_bucket: int, width: int) -> int:
     return 4 * (rows * width + NUM_IDS)  # both tables, then the two per-id bias tables
 
 
-@pytest.mark.parametrize("budget", [1.5, 2, 3, 4, 6])
+@pytest.mark.parametrize("budget", [1.5, 2, 2.2, 3, 4, 6])
 def test_hashing_gets_the_fewest_ids_per_bucket_that_fit(budget) -> None:
     technique = {"embedding": {"type": "hashed"}, "budget_knob": "embedding.ids_per_bucket"}
     point = _placed(technique, [budget])[budget]
