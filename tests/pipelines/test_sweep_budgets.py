@@ -201,6 +201,48 @@ def test_the_default_grid_and_its_environments_are_valid() -> None:
     ]
 
 
+def test_the_default_grid_placed_on_ml_100k_sized_vocabularies() -> None:
+    loaded = _parameters("base")
+    rng = np.random.default_rng(0)
+    users, movies = (
+        pd.DataFrame(
+            {
+                "id": [f"{prefix}_{i}" for i in range(size)],
+                "train_count": np.sort(rng.zipf(1.5, size).clip(max=500))[::-1],
+            }
+        )
+        for prefix, size in (("user", 943), ("movie", 1682))
+    )
+    plan = place_sweep_budgets(
+        plan_sweep(loaded["sweep"], loaded["baseline"]["model"]), users, movies
+    )
+    for point in plan:
+        if "placement" in point:
+            limit = 4 * point["budget"]["floats_per_id"]
+            # Within the budget, and not far below it: the largest model the knob allows.
+            assert 0.85 * limit <= point["placement"]["bytes_per_id"] <= limit, point["point"]
+    unreachable = {p["point"] for p in plan if "unreachable" in p}
+    # Uniform tables need 2 floats per id, CCE's 4 int32 assignments per id 4 more.
+    always = {
+        "uniform(budget=0.5, embedding_l2=0.04)",
+        "uniform(budget=0.5, embedding_l2=0.08)",
+        "cce(budget=0.5)",
+        "cce(budget=2)",
+    }
+    compact = ("hashing", "quotient_remainder", "mixed_dimension", "tt_rec", "robe")
+    compact += ("hash_embedding", "dhe")
+    if in_embedding_available():  # which fit 0.5 with the biases in the table: the layers say
+        assert always <= unreachable <= always | {f"{t}(budget=0.5)" for t in compact}
+        assert all(
+            p["placement"]["bias_layout"] == "in_embedding"
+            for p in plan
+            if "placement" in p and p["budget"]["floats_per_id"] == 0.5
+        )
+    else:  # per-id bias tables take 1 float per id: nothing fits 0.5 beside them
+        assert unreachable == always | {f"{t}(budget=0.5)" for t in compact}
+        assert sum("placement" in p for p in plan) == 19
+
+
 # --- the search ---------------------------------------------------------------------------------
 
 
