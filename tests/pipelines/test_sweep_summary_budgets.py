@@ -247,7 +247,13 @@ def test_the_chart_is_per_id_with_budgets_and_peers_marked(summary) -> None:
     dashed = [line for line in serving.lines if line.get_linestyle() == "--"]
     assert [list(line.get_ydata()) for line in dashed] == [[1.0, 1.0]]
     labels = serving.get_legend_handles_labels()[1]
-    assert {"peers (same split)", "peer(global mean): no per-id weights"} <= set(labels)
+    assert {
+        "peers (same split)",
+        "peer(global mean): eval RMSE 1.0000, no per-id weights",
+    } <= set(labels)
+    # Every budget within the axis, and the y axis kept to the models (the mean sits above).
+    assert serving.get_xlim()[0] < 2 and serving.get_xlim()[1] > 36
+    assert serving.get_ylim()[1] < 1.0
     assert "budgets (float32 per id × 4 B)" in labels
     assert serving.xaxis.get_major_formatter()(4, 0) == "4 B"
     assert "per id" in serving.get_xlabel() and "per id" in training.get_xlabel()

@@ -340,7 +340,11 @@ def place_point(point: dict[str, Any], sizer: ModelSizer) -> tuple[dict[str, Any
     reasons, built = [], False
     limit = BYTES_PER_FLOAT * point["budget"]["floats_per_id"] * sizer.total_ids
     for layout in layouts:
-        if layout == SEPARATE and model.get("use_biases", True) and limit <= sizer.total_ids * 4:
+        if (
+            layout == SEPARATE
+            and model.get("use_biases", True)
+            and limit <= BYTES_PER_FLOAT * sizer.total_ids
+        ):
             # A bias table per side holds one float32 per id: nothing is left for the vectors.
             reasons.append(
                 f"with bias_layout {layout}, the per-id bias tables alone take 4 bytes per id, the whole budget"
