@@ -36,7 +36,7 @@ from pydantic import (
 
 from memory_efficient_embeddings.ingest.table import DEFAULT_COLUMNS
 from memory_efficient_embeddings.ingest.table import SUFFIXES as TABLE_SUFFIXES
-from memory_efficient_embeddings.modeling.grid import EMBEDDING_SIDES, plan_sweep
+from memory_efficient_embeddings.modeling.grid import BUDGET_KNOBS, EMBEDDING_SIDES, plan_sweep
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -444,6 +444,48 @@ class ExecutorParameters(Strict):
 
 
 QUANTIZE_MODES = ("int8", "int4")
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class SweepBudgets(Strict):
+    """`sweep.budgets`: the budget axis in float32 values per id (users + movies, biases in)."""
+
+    floats_per_id: Annotated[list[PositiveFloat], Field(min_length=1)]
+
+    @field_validator("floats_per_id", mode="before")
+    @classmethod
+    def _distinct(cls, value: Any) -> Any:
+        # Checked as written (1, not 1.0); a value that is no number is left to the type check.
+        numbers = [v for v in value or [] if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError(
+                f"is {value!r}, which repeats a budget; allowed values: distinct numbers above 0"
+            )
+        return value
+
+
+class SvdPeerOptions(Strict):
+    """Surprise's `SVD` options for the sweep's peers (its own defaults)."""
+
+    n_epochs: PositiveInt = 20
+    lr_all: PositiveFloat = 0.005
+    reg_all: NonNegativeFloat = 0.02
+
+
+class BaselineOnlyPeerOptions(Strict):
+    """Surprise's `BaselineOnly` ALS options (`bsl_options`, its own defaults)."""
+
+    n_epochs: PositiveInt = 10
+    reg_u: NonNegativeFloat = 15
+    reg_i: NonNegativeFloat = 10
+
+
+class SweepPeers(Strict):
+    """`sweep.peers`: the global mean and Surprise's peers, on the sweep's split and seeds."""
+
+    svd_factors: list[PositiveInt] = [1, 4, 16]
+    svd: SvdPeerOptions = SvdPeerOptions()
+    baseline_only: BaselineOnlyPeerOptions = BaselineOnlyPeerOptions()
 
 
 class SweepParameters(Strict):
@@ -456,8 +498,12 @@ class SweepParameters(Strict):
     target: SweepTarget
     training: TrainingOverrides = TrainingOverrides()
     # A technique or recipe model set to null is left out (an overlay can switch it off).
+    # The budget axis: techniques with a `budget_knob` are placed at each budget; null: none.
+    budgets: SweepBudgets | None = None
     techniques: dict[str, dict[str, Any] | None]
     recipe: dict[str, dict[str, Any] | None] | None = None
+    # The global mean and Surprise's peers, scored on the same split; null: none.
+    peers: SweepPeers | None = None
     executor: ExecutorParameters = ExecutorParameters()
     resume: bool = True
     checkpoint_dir: str | None = None
@@ -884,6 +930,7 @@ def grid_problems(sweep: Mapping[str, Any], base_model: Mapping[str, Any]) -> li
     for technique, entry in (sweep.get("techniques") or {}).items():
         grid = entry.get("grid") if isinstance(entry, Mapping) else None
         problems += _tune_problems(technique, entry, grid)
+        problems += _budget_knob_problems(technique, entry, base_model, sweep)
         if not isinstance(grid, Mapping):
             continue
         for key, values in grid.items():
@@ -894,6 +941,38 @@ def grid_problems(sweep: Mapping[str, Any], base_model: Mapping[str, Any]) -> li
             elif not isinstance(values, list) or not values:
                 problems.append(f"`{where}.{key}` is {values!r}: give a non-empty list of values.")
     return problems
+
+
+def _budget_knob_problems(
+    technique: str, entry: Any, base_model: Mapping[str, Any], sweep: Mapping[str, Any]
+) -> list[str]:
+    """A technique's `budget_knob` is a size key of its model that placement knows how to search,
+    outside its grid, with budgets to place it at."""
+    knob = entry.get("budget_knob") if isinstance(entry, Mapping) else None
+    if knob is None:
+        return []
+    where = f"sweep.techniques.{technique}.budget_knob"
+    allowed = (
+        "allowed values: a size key of the technique's model ending in "
+        f"{', '.join(BUDGET_KNOBS)} (e.g. embedding_dim, embedding.ids_per_bucket), or null"
+    )
+    if not isinstance(knob, str) or knob.split(".")[-1] not in BUDGET_KNOBS:
+        return [f"`{where}` is {knob!r}; {allowed}."]
+    problem = _grid_key_problem(knob, entry, base_model, where)
+    if problem is not None:
+        return [problem]
+    if knob in (entry.get("grid") or {}):
+        return [
+            f"`{where}` is {knob!r}, which is also a grid key: placement sets the knob at each "
+            "budget; remove it from the grid, or set budget_knob: null to train the grid's values."
+        ]
+    budgets = sweep.get("budgets")
+    if not isinstance(budgets, Mapping) or not budgets.get("floats_per_id"):
+        return [
+            f"`{where}` is {knob!r}, but `sweep.budgets.floats_per_id` gives no budget to place "
+            "it at: set the budgets, or budget_knob: null with the sizes in the grid."
+        ]
+    return []
 
 
 def _tune_problems(technique: str, entry: Any, grid: Any) -> list[str]:
