@@ -11,6 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from memory_efficient_embeddings.embeddings import backends
 from memory_efficient_embeddings.embeddings.cce import CCEEmbedding
 from memory_efficient_embeddings.embeddings.dhe import DHEEmbedding
 from memory_efficient_embeddings.embeddings.hash_embedding import HashEmbedding
@@ -263,11 +264,36 @@ class StringIdModel(keras.Model):
     ``{"user_id": ..., "movie_id": ...}`` as lists, numpy unicode arrays or pandas Series of
     ``user_<id>`` / ``movie_<id>`` strings; unknown ids score with the OOV fallback; integers
     or bare numbers get a ValueError naming the expected form.
+
+    On TensorFlow the lookups are in the graph. JAX holds no strings in tensors: there, calling
+    the model or ``predict`` maps the ids with each :class:`IdLookup`'s vocabulary in numpy and
+    runs the integer model (:attr:`integer_model`); ``fit`` and ``evaluate`` refuse (train the
+    integer model on indices, as the project does).
     """
+
+    LOOKUPS = {"user_id": "user_lookup", "movie_id": "movie_lookup"}
 
     # Keras' default of 32 rows per batch makes a million-row call take minutes (197 s against
     # 0.6 s at 65,536, measured on an ml-1m-sized model): a lookup model is cheap per row.
     default_predict_batch_size = 65_536
+
+    @property
+    def integer_model(self) -> keras.Model:
+        """The wrapped rating model on integer indices (weights shared with this one)."""
+        return next(layer for layer in self.layers if isinstance(layer, keras.Model))
+
+    def _indices(self, x: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """String ids to vocabulary indices in numpy, each side by its own lookup layer."""
+        return {key: self.get_layer(self.LOOKUPS[key]).indices_of(x[key]) for key in self.LOOKUPS}
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        strings_in_numpy = backends.backend() != "tensorflow" and isinstance(inputs, Mapping)
+        if strings_in_numpy and not any(
+            isinstance(value, keras.KerasTensor) or ops.is_tensor(value)
+            for value in inputs.values()
+        ):
+            return self.integer_model(self._indices(inputs), training=training)
+        return super().call(inputs, training=training, mask=mask)
 
     def predict(self, x: Any, *args: Any, **kwargs: Any) -> np.ndarray:
         if isinstance(x, Mapping):
@@ -275,7 +301,23 @@ class StringIdModel(keras.Model):
             self._check_inputs(x)
         if not args and kwargs.get("batch_size") is None:
             kwargs["batch_size"] = self.default_predict_batch_size
+        if backends.backend() != "tensorflow" and isinstance(x, Mapping):
+            return self.integer_model.predict(self._indices(x), *args, **kwargs)
         return super().predict(x, *args, **kwargs)
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        backends.require_tensorflow(
+            "Training a string-id model (StringLookup in the graph)",
+            "Train its integer_model on vocabulary indices instead (IdLookup.indices_of).",
+        )
+        return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        backends.require_tensorflow(
+            "Evaluating a string-id model with Keras' evaluate",
+            "Score it with predict, or evaluate its integer_model on vocabulary indices.",
+        )
+        return super().evaluate(*args, **kwargs)
 
     def _check_inputs(self, x: Mapping[str, Any]) -> None:
         """A clear error for missing or unknown keys, empty inputs and unequal lengths."""
@@ -302,7 +344,7 @@ class StringIdModel(keras.Model):
     def _ids(self, key: str, values: Any) -> Any:
         if ops.is_tensor(values):
             return values  # already a tensor: Keras takes it as it is
-        lookup = {"user_id": "user_lookup", "movie_id": "movie_lookup"}.get(key)
+        lookup = self.LOOKUPS.get(key)
         names = {layer.name for layer in self.layers}
         prefix = _id_prefix(self.get_layer(lookup).vocabulary) if lookup in names else None
         return string_id_array(values, key, prefix)
