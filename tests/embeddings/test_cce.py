@@ -3,12 +3,12 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import CCEEmbedding, CCEReclusterCallback
 from memory_efficient_embeddings.embeddings.cce import kmeans
 from memory_efficient_embeddings.modeling.specs import _resolve_layer
 from memory_efficient_embeddings.modeling.training import _callbacks
+from tests.embeddings.backend_ops import layer_gradients
 
 P = 2**31 - 1
 
@@ -106,10 +106,8 @@ def test_oov_gradient_reload_and_int8_refused(tmp_path):
     layer = _layer()
     out = np.asarray(layer(np.array([5, 12])))
     assert np.all(out[1] == 0) and np.any(out[0] != 0)
-    with tf.GradientTape() as tape:
-        loss = keras.ops.sum(layer(np.array([5])))
-    grads = tape.gradient(loss, layer.trainable_variables)
-    assert all(np.any(np.asarray(tf.convert_to_tensor(g)) != 0) for g in grads)
+    grads = layer_gradients(layer, np.array([5]), keras.ops.sum)
+    assert len(grads) == 2 and all(np.any(g != 0) for g in grads.values())
     inputs = keras.Input((2,), dtype="int32")
     model = keras.Model(inputs, CCEEmbedding(20, 8, num_chunks=2, num_clusters=3)(inputs))
     model.layers[-1].recluster(iterations=2)  # the reloaded model must keep the new assignments

@@ -330,10 +330,10 @@ class LazyAdam(keras.optimizers.Adam):
         row_shape = [-1] + [1] * (len(variable.shape) - 1)
         touched = ops.reshape(_touched_rows(gradient), row_shape)
         # Keras' Adam, term for term (as in the sparse path), written only where touched.
-        new_m = m + (gradient - m) * (1 - self.beta_1)
-        new_v = v + (ops.square(gradient) - v) * (1 - self.beta_2)
-        self.assign(m, ops.where(touched, new_m, m))
-        self.assign(v, ops.where(touched, new_v, v))
+        new_m = m.value + (gradient - m.value) * (1 - self.beta_1)
+        new_v = v.value + (ops.square(gradient) - v.value) * (1 - self.beta_2)
+        self.assign(m, ops.where(touched, new_m, m.value))
+        self.assign(v, ops.where(touched, new_v, v.value))
         step = (new_m * self._alpha(learning_rate, dtype)) / (ops.sqrt(new_v) + self.epsilon)
         self.assign_sub(variable, ops.where(touched, step, ops.zeros_like(step)))
 
@@ -506,8 +506,9 @@ class RowWiseAdagrad(keras.optimizers.Adagrad):
             # nor moves; the cost is O(table) per step (JAX has no sparse gradients).
             gradient = ops.cast(gradient, variable.dtype)
             self.assign_add(accumulator, ops.mean(ops.square(gradient), axis=1))
-            step = lr * gradient / (ops.expand_dims(ops.sqrt(accumulator), 1) + epsilon)
-            self.assign_sub(variable, step)
+            # 0 / 0 is 0: an untouched row with a zero accumulator and epsilon stays put.
+            denominator = ops.expand_dims(ops.sqrt(accumulator), 1) + epsilon
+            self.assign_sub(variable, lr * ops.divide_no_nan(gradient, denominator))
             return
         if _in_xla_context():
             raise ValueError(
