@@ -135,3 +135,21 @@ def test_budget_dim_resolves_to_each_layer_size():
         assert layer["parameter_budget"] == 800 and "budget_dim" not in layer
     with pytest.raises(ValueError, match="`budget_dim` does not apply to 'hashed'"):
         _resolve_layer({"type": "hashed", "budget_dim": 8}, 100, None, "w")
+
+
+@pytest.mark.both_backends
+def test_a_recluster_inside_fit_reaches_the_training_state():
+    # JAX trains on a copy of the variables' values: the callback's new tables must reach it.
+    keras.utils.set_random_seed(0)
+    layer = CCEEmbedding(8, 4, num_chunks=2, num_clusters=2)
+    inputs = keras.Input((1,), dtype="int32")
+    model = keras.Model(inputs, keras.ops.sum(layer(inputs), axis=(1, 2)))
+    # SGD at rate 0 leaves the weights alone: only the recluster after epoch 1 changes them.
+    jit = keras.backend.backend() == "jax"
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", jit_compile=jit)
+    assert np.any(np.asarray(layer.residual_tables) != 0)
+    x, y = np.arange(8).reshape(8, 1), np.zeros(8)
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[CCEReclusterCallback([1], 3)])
+    # Epoch 2 trained on the reclustered tables (the recluster zeroes the residual tables), and
+    # did not write the pre-recluster values back at its end.
+    np.testing.assert_array_equal(np.asarray(layer.residual_tables), 0)

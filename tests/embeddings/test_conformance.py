@@ -76,6 +76,7 @@ def _slices(values: Any, indices: list[int], dense_shape: list[int], dtype: str)
     return row_gradient(values, indices, dense_shape, dtype)
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("catch_up", [True, False])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_addons_sparse_matches_numpy_adam(dtype: str, catch_up: bool) -> None:
@@ -98,6 +99,7 @@ def test_addons_sparse_matches_numpy_adam(dtype: str, catch_up: bool) -> None:
     assert var0.dtype == dtype
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_addons_repeated_indices_equal_aggregated_gradient(dtype: str) -> None:
     repeated_var = keras.Variable([[1.0], [2.0]], dtype=dtype)
@@ -112,6 +114,7 @@ def test_addons_repeated_indices_equal_aggregated_gradient(dtype: str) -> None:
     assert repeated_var.numpy()[1, 0] < 2.0
 
 
+@pytest.mark.both_backends
 # TF Addons also passes a tf.constant learning rate; Keras 3 optimizers refuse tensors, so a
 # schedule (constant here) stands in for it.
 @pytest.mark.parametrize("learning_rate", ["float", "callable", "schedule"])
@@ -139,6 +142,7 @@ def test_addons_dense_and_learning_rate_kinds_match_numpy_adam(
         np.testing.assert_allclose(var1.numpy(), var1_np, rtol=tol, atol=tol)
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("sparse_min_size", [0, 10**6])
 def test_duplicate_rows_square_the_summed_gradient(sparse_min_size: int) -> None:
     # Dense Adam (and TF Addons, which sums duplicates first) squares a row's summed gradient.
@@ -191,6 +195,7 @@ def _run_steps(
         )
 
 
+@pytest.mark.both_backends
 def test_catch_up_on_1d_variable_matches_keras_adam() -> None:
     # The case: catch_up broadcast its per-row factors as [:, None] and failed on 1-D.
     rng = np.random.default_rng(0)
@@ -208,6 +213,7 @@ def test_catch_up_on_1d_variable_matches_keras_adam() -> None:
     np.testing.assert_allclose(lazy_var.numpy(), dense_var.numpy(), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.both_backends
 def test_3d_table_ends_identical_to_its_2d_view() -> None:
     rng = np.random.default_rng(1)
     initial = rng.normal(size=(6, 2, 3)).astype("float32")
@@ -229,6 +235,7 @@ def test_3d_table_ends_identical_to_its_2d_view() -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_dense_gradients_follow_keras_adam_exactly() -> None:
     rng = np.random.default_rng(2)
     initial = rng.normal(size=(5, 4)).astype("float32")
@@ -310,6 +317,7 @@ def test_catch_up_matches_keras_adam_early_and_late(start: int, steps: int) -> N
     np.testing.assert_array_equal(lazy[2], initial[2])  # never touched
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize(("beta_1", "beta_2"), [(0.5, 0.25), (0.9, 0.81)])
 def test_catch_up_when_beta_1_equals_sqrt_beta_2(beta_1: float, beta_2: float) -> None:
     # r = beta_1 / sqrt(beta_2) = 1 made the geometric sum 0 / 0 (NaN from the first step).

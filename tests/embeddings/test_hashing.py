@@ -21,6 +21,9 @@ from memory_efficient_embeddings.embeddings.hashing import (
 )
 from tests.embeddings.backend_ops import BACKEND
 
+# Runs on JAX too in CI (`make test`): see pyproject.toml's markers.
+pytestmark = pytest.mark.both_backends
+
 P = 2**31 - 1
 # Edge ids (a·i overflows 32 bits for the large ones) and coefficients up to p - 1.
 IDS = [0, 1, 2, 12_345, 2**30, 2**31 - 2]

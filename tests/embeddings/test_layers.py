@@ -100,6 +100,7 @@ def test_hashed_buckets_in_range_and_deterministic():
     np.testing.assert_array_equal(buckets, again)
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("layer", every_layer(), ids=lambda layer: type(layer).__name__)
 def test_out_of_range_indices_give_zero_vectors(layer):
     out = np.asarray(layer(np.array([[0, 30], [-1, 29], [1000, 5]])))
@@ -126,6 +127,7 @@ def test_id_lookup_maps_vocabulary_and_oov():
         IdLookup(["a", "a"])
 
 
+@pytest.mark.both_backends
 def test_id_lookup_numpy_mapping_by_hand():
     lookup = IdLookup(["b", "a", "c"])
     indices = lookup.indices_of(np.array([["a", "zzz"], [b"c", "b"]], dtype=object))
@@ -134,6 +136,7 @@ def test_id_lookup_numpy_mapping_by_hand():
     np.testing.assert_array_equal(lookup.indices_of(["c"]), [2])
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("layer", every_layer(), ids=lambda layer: type(layer).__name__)
 def test_gradients_reach_every_weight(layer):
     indices = np.arange(30)  # touches every MD block and every table row
@@ -196,6 +199,7 @@ def test_mixed_dimension_eager_equals_tf_function():
     np.testing.assert_allclose(np.asarray(traced(tf.constant([[1, 2, 9]]))).shape, (1, 3, 6))
 
 
+@pytest.mark.both_backends
 def test_mixed_dimension_trains_only_the_blocks_of_the_batch_ids():
     layer = MixedDimensionEmbedding([3, 5, 7], [6, 4, 2], 6)
     indices = np.array([4, 6, 7, 3])  # all in the middle block

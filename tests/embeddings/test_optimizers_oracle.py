@@ -12,6 +12,9 @@ import pytest
 from memory_efficient_embeddings.embeddings.optimizers import LazyAdam
 from tests.embeddings.backend_ops import SPARSE_GRADIENTS, embedding_table, row_gradient
 
+# Runs on JAX too in CI (`make test`): see pyproject.toml's markers.
+pytestmark = pytest.mark.both_backends
+
 ROWS, DIM = 6, 3
 LR, BETA_1, BETA_2, EPSILON = 0.01, 0.9, 0.999, 1e-7
 

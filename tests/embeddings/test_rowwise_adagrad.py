@@ -11,6 +11,9 @@ from memory_efficient_embeddings.embeddings import RowWiseAdagrad
 from memory_efficient_embeddings.embeddings.optimizers import OPTIMIZERS
 from tests.embeddings.backend_ops import BACKEND, embedding_table, row_gradient
 
+# Runs on JAX too in CI (`make test`): see pyproject.toml's markers.
+pytestmark = pytest.mark.both_backends
+
 
 def _table(values: np.ndarray, name: str = "table") -> keras.Variable:
     # A path ending in "embeddings", as a keras.layers.Embedding table has.
