@@ -1,9 +1,12 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11 with venv):
 #   make run    create .venv, install the pinned project, run every pipeline (`kedro run`)
-#   make test   create .venv, install the pinned project with dev tools, run the tests
+#   make test   create .venv, install the pinned project with dev tools, run the tests (all of
+#               them on TensorFlow, then those marked both_backends again on JAX)
 #   make mlflow-ui      the MLflow UI over the runs tracked in mlruns/ (kedro-mlflow)
 #   make prune KEEP=3   keep only the 3 newest versions of every dataset under data/
 #   make mutation  plant small bugs in the pure-Python modules (mutmut) and report the share caught
+# Keras' backend: the project's default (src/memory_efficient_embeddings/keras_backend.py), or
+#   KERAS_BACKEND=jax on the command line or in the environment: `make run KERAS_BACKEND=jax`.
 # Kedro telemetry is off everywhere: it would try the network and rewrite pyproject.toml (the
 # project's .telemetry file turns it off for a plain `kedro` call too).
 export KEDRO_DISABLE_TELEMETRY := 1
@@ -25,8 +28,12 @@ install: $(BIN)/kedro
 run: install
 	$(BIN)/kedro run $(ARGS)
 
+# The whole suite on TensorFlow; then, on JAX, the tests marked both_backends (the layers' oracles,
+# the optimizers, batches and training: pyproject.toml's markers). ARGS reach both passes (a -m
+# in ARGS selects in the first only: the second's -m comes last and wins).
 test: install
-	$(BIN)/pytest $(ARGS)
+	KERAS_BACKEND=tensorflow $(BIN)/pytest $(ARGS)
+	KERAS_BACKEND=jax $(BIN)/pytest $(ARGS) -m both_backends
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

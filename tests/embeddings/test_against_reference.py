@@ -27,7 +27,6 @@ from itertools import count, takewhile
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import ops
 
 from memory_efficient_embeddings.embeddings import (
@@ -45,6 +44,7 @@ from memory_efficient_embeddings.embeddings.tt_rec import (
     tt_parameter_count,
 )
 from memory_efficient_embeddings.modeling.specs import _resolve_layer
+from tests.embeddings.backend_ops import layer_gradients
 
 P = 2**31 - 1  # the prime of our universal hashes
 
@@ -80,10 +80,9 @@ def _train(layer: keras.layers.Layer, ids: np.ndarray, steps: int = 4, seed: int
     target = np.random.default_rng(seed).normal(size=(len(ids), layer.output_dim))
     optimizer = keras.optimizers.Adam(learning_rate=0.05)
     for _ in range(steps):
-        with tf.GradientTape() as tape:
-            loss = ops.mean((layer(ids) - target) ** 2)
+        gradients = layer_gradients(layer, ids, lambda out: ops.mean((out - target) ** 2))
         variables = layer.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        optimizer.apply_gradients((ops.convert_to_tensor(gradients[v.path]), v) for v in variables)
 
 
 def _universal(a: np.ndarray, b: np.ndarray, x: np.ndarray, modulus: int) -> np.ndarray:
@@ -122,6 +121,7 @@ def reference_cce_rows(num_params: int, chunk_size: int, n_chunks: int) -> int:
     return rows
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize(("vocab", "num_params", "dimension", "n_chunks"), REFERENCE_CASES)
 def test_cce_forward_equals_the_reference(vocab, num_params, dimension, n_chunks):
     layer = CCEEmbedding(vocab, dimension, num_chunks=n_chunks, parameter_budget=num_params)
@@ -197,6 +197,7 @@ def reference_tt_size(vocab: int, dim: int, n_chunks: int, rank: int) -> int:
     return start_core + end_core + cores
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize(("vocab", "num_params", "dimension", "n_chunks"), REFERENCE_CASES)
 def test_tt_forward_equals_the_reference(vocab, num_params, dimension, n_chunks):
     # Our layer has three cores; the reference's n_chunks - 2 middle cores are one here.
@@ -313,6 +314,7 @@ def test_robe_reads_the_reference_test_case(monkeypatch):
     np.testing.assert_array_equal(np.asarray(layer(np.array([1, 3, 6]))), expected)
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("use_sign", [False, True])
 @pytest.mark.parametrize(("vocab", "num_params", "dimension", "n_chunks"), REFERENCE_CASES)
 def test_robe_forward_equals_the_reference(vocab, num_params, dimension, n_chunks, use_sign):
@@ -376,6 +378,7 @@ def reference_hemb_sizes(num_params: int, dim: int, n_hash: int) -> tuple[int, i
     return B, K
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize(
     ("vocab", "num_params", "dimension", "n_chunks"),
     # The reference's cases, and movielens.py's ppd 200 on the test_all vocabulary: K = 800
@@ -461,6 +464,7 @@ def _reference_dhe_n_hidden(rank: int, n_chunks: int) -> int:
     return int(math.ceil(rank ** (1 / n_chunks)))  # make_embedding, make(rank) for "dhe"
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize(("vocab", "num_params", "dimension", "n_chunks"), REFERENCE_CASES)
 def test_dhe_forward_equals_the_reference(vocab, num_params, dimension, n_chunks):
     # The reference's own sizes for this case: rank hashes, n_hidden Linear(rank, rank) layers.

@@ -11,6 +11,9 @@ import pytest
 
 from memory_efficient_embeddings.embeddings import build_rating_model, with_string_ids
 
+# Runs on JAX too in CI (`make test`): see pyproject.toml's markers.
+pytestmark = pytest.mark.both_backends
+
 USERS = ["user_1", "user_2", "user_3"]
 MOVIES = ["movie_10", "movie_20"]
 

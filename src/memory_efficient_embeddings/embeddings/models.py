@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from memory_efficient_embeddings.embeddings import backends
 from memory_efficient_embeddings.embeddings.cce import CCEEmbedding
 from memory_efficient_embeddings.embeddings.dhe import DHEEmbedding
 from memory_efficient_embeddings.embeddings.hash_embedding import HashEmbedding
@@ -305,20 +306,57 @@ class StringIdModel(keras.Model):
     missing or empty ids, bare numbers, swapped columns, a tuple, wrong shapes) gets one
     :class:`~memory_efficient_embeddings.embeddings.id_inputs.PredictionInputError` naming the
     column and row (see :func:`~memory_efficient_embeddings.embeddings.id_inputs.id_pairs`).
+
+    On TensorFlow the lookups are in the graph. JAX holds no strings in tensors: there, calling
+    the model or ``predict`` maps the ids with each :class:`IdLookup`'s vocabulary in numpy and
+    runs the integer model (:attr:`integer_model`); ``fit`` and ``evaluate`` refuse (train the
+    integer model on indices, as the project does).
     """
+
+    LOOKUPS = {"user_id": "user_lookup", "movie_id": "movie_lookup"}
 
     # Keras' default of 32 rows per batch makes a million-row call take minutes (197 s against
     # 0.6 s at 65,536, measured on an ml-1m-sized model): a lookup model is cheap per row.
     default_predict_batch_size = 65_536
 
+    @property
+    def integer_model(self) -> keras.Model:
+        """The wrapped rating model on integer indices (weights shared with this one)."""
+        return next(layer for layer in self.layers if isinstance(layer, keras.Model))
+
+    def _indices(self, x: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """String ids to vocabulary indices in numpy, each side by its own lookup layer."""
+        return {key: self.get_layer(self.LOOKUPS[key]).indices_of(x[key]) for key in self.LOOKUPS}
+
+    def _strings_in_numpy(self, x: Any) -> bool:
+        """Whether ``x`` holds string ids to map in numpy (any backend but TensorFlow)."""
+        return (
+            backends.backend() != "tensorflow"
+            and isinstance(x, Mapping)
+            and not any(
+                isinstance(value, keras.KerasTensor) or ops.is_tensor(value)
+                for value in x.values()
+            )
+        )
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        if self._strings_in_numpy(inputs):
+            return self.integer_model(self._indices(inputs), training=training)
+        return super().call(inputs, training=training, mask=mask)
+
     def predict(self, x: Any, *args: Any, **kwargs: Any) -> np.ndarray:
         x = self.checked_ids(x, "predict")
         if not args and kwargs.get("batch_size") is None:
             kwargs["batch_size"] = self.default_predict_batch_size
+        if self._strings_in_numpy(x):
+            return self.integer_model.predict(self._indices(x), *args, **kwargs)
         return super().predict(x, *args, **kwargs)
 
     def predict_on_batch(self, x: Any) -> np.ndarray:
-        return super().predict_on_batch(self.checked_ids(x, "predict_on_batch"))
+        x = self.checked_ids(x, "predict_on_batch")
+        if self._strings_in_numpy(x):
+            return self.integer_model.predict_on_batch(self._indices(x))
+        return super().predict_on_batch(x)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # Keras calls the model on tensors inside predict and fit: id_pairs passes them through.
@@ -327,6 +365,20 @@ class StringIdModel(keras.Model):
         elif "inputs" in kwargs:
             kwargs["inputs"] = self.checked_ids(kwargs["inputs"], "model(x)")
         return super().__call__(*args, **kwargs)
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        backends.require_tensorflow(
+            "Training a string-id model (StringLookup in the graph)",
+            "Train its integer_model on vocabulary indices instead (IdLookup.indices_of).",
+        )
+        return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        backends.require_tensorflow(
+            "Evaluating a string-id model with Keras' evaluate",
+            "Score it with predict, or evaluate its integer_model on vocabulary indices.",
+        )
+        return super().evaluate(*args, **kwargs)
 
     def checked_ids(self, x: Any, entry: str) -> Any:
         """``x`` as checked ``{"user_id": ..., "movie_id": ...}`` arrays (see ``id_pairs``)."""

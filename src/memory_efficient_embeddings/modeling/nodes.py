@@ -156,6 +156,7 @@ def evaluate_model(
         "train_samples_per_second": training_history["train_samples_per_second"],
         "train_peak_rss_mib": training_history["peak_rss_mib"],
         "optimizer": training_history["optimizer"],
+        "keras_backend": training_history.get("keras_backend"),
         "splits": split_summary,
         "data": data_provenance,
     }

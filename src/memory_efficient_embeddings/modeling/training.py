@@ -21,7 +21,6 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import (
     embedding_bytes,
@@ -132,10 +131,19 @@ def fit_rating_model(
     validation split (Keras' ``val_*`` metrics); the eval split never reaches it. ``callbacks``
     add observers (a benchmark's per-epoch probe), never selection. With
     ``training.deterministic`` TensorFlow's op determinism is switched on for the rest of the
-    process (TensorFlow has no public switch back), so reruns give identical metrics.
+    process (TensorFlow has no public switch back), so reruns give identical metrics; JAX's XLA
+    programs on CPU are deterministic already.
+
+    The backend is Keras' (``KERAS_BACKEND``, see ``keras_backend.py``). On TensorFlow the steps
+    run as graphs without XLA: the optimizers' row-sparse updates use ``tf.unique``, which XLA
+    cannot compile (and Keras turns XLA off under op determinism anyway). On JAX every step is
+    one XLA program (``jit_compile``): JAX has no sparse gradients, so nothing stands against it.
     """
     keras.utils.set_random_seed(training["seed"])
-    if training.get("deterministic", True):
+    backend = keras.backend.backend()
+    if backend == "tensorflow" and training.get("deterministic", True):
+        import tensorflow as tf  # noqa: PLC0415 - only on the TensorFlow backend
+
         tf.config.experimental.enable_op_determinism()
     # Options for the chosen optimizer live under its own name, e.g. training.lazy_adam.
     optimizer_options = training.get(training["optimizer"]) or {}
@@ -153,9 +161,7 @@ def fit_rating_model(
         ],
         # Several steps per call amortise Python and dispatch overhead at small batch sizes.
         steps_per_execution=training["steps_per_execution"],
-        # LazyAdam's and RowWiseAdagrad's row-sparse updates deduplicate rows (tf.unique), which
-        # XLA cannot compile (and Keras turns XLA off under op determinism anyway).
-        jit_compile=False,
+        jit_compile=backend == "jax",
     )
     timer = _EpochTimer()
     keras_verbose, progress_callbacks = fit_progress(
@@ -190,6 +196,7 @@ def fit_rating_model(
         "peak_rss_mib": resources["peak_rss_mib"],
         "peak_rss_increase_mib": resources["peak_rss_increase_mib"],
         "model": rating_model.name,
+        "keras_backend": backend,
         "optimizer": training["optimizer"],
         "batch_size": training["batch_size"],
     }
