@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from memory_efficient_embeddings.modeling.grid import RECIPE, plan_sweep
+from memory_efficient_embeddings.modeling.grid import plan_sweep
 from memory_efficient_embeddings.parameters import optimizer_names, release_names
 from tests.test_parameters import _parameters
 
@@ -30,9 +30,10 @@ SIDES = ("user_embedding", "movie_embedding")
 # Rows whose default is described rather than given: each is checked another way below.
 DESCRIBED_DEFAULTS = {
     "data.synthetic.*": "the release's shape and the calibrated knobs (synthetic-data.md)",
-    "sweep.techniques": "the counts of techniques and points, against plan_sweep",
+    "sweep.techniques": "the counts of techniques (the recipe's included) and points, by plan_sweep",
     "sweep.recipe": "the recipe's two models, counted by plan_sweep",
     "<model>.model.<side>.blocks": "part of the embedding spec given in full above it",
+    "sweep.peers": "the peer models' settings, in prose (the key itself is checked)",
 }
 ROW = re.compile(r"^\| *(?P<keys>`[^|]*?) *\| *(?P<default>[^|]*?) *\| .*\|$")
 UNSET = object()
@@ -185,22 +186,27 @@ def test_every_described_default_is_checked_elsewhere() -> None:
 
 
 def _grid_size(env: str) -> tuple[int, int]:
-    """(techniques without the recipe, points with it) that the env's grid expands to."""
+    """(techniques, the recipe's included, and points) that the env's grid expands to."""
     parameters = _parameters(env)
     plan = plan_sweep(parameters["sweep"], parameters["baseline"]["model"])
-    return len({p["technique"] for p in plan} - {RECIPE}), len(plan)
+    return len({p["technique"] for p in plan}), len(plan)
+
+
+def _size_claims(path: Path) -> list[tuple[str, tuple[int, int]]]:
+    """Each "N techniques[ (...)], M points" with the env it is about: the last `--env=X` before
+    it in the same sentence or table cell, else the base configuration."""
+    text = " ".join(path.read_text().split())
+    claims = []
+    for match in re.finditer(r"(\d+) techniques(?: \([^)]*\))?, (\d+) points", text):
+        before = re.split(r" \| |\. ", text[max(0, match.start() - 100) : match.start()])[-1]
+        envs = re.findall(r"--env=(\w+)", before)
+        claims.append((envs[-1] if envs else "local", (int(match[1]), int(match[2]))))
+    return claims
 
 
 @pytest.mark.parametrize("path", [PARAMETERS_DOC, README], ids=["docs/parameters.md", "README"])
 def test_the_stated_sweep_sizes_are_what_the_grid_expands_to(path) -> None:
-    text = " ".join(path.read_text().split())
-    claims = [
-        (
-            "frontier_1m" if "frontier_1m" in text[max(0, m.start() - 80) : m.start()] else "local",
-            (int(m[1]), int(m[2])),
-        )
-        for m in re.finditer(r"(\d+) techniques, (\d+) points", text)
-    ]
+    claims = _size_claims(path)
     assert claims, "no sweep size stated"
     for env, stated in claims:
         assert stated == _grid_size(env), env
