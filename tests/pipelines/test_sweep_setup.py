@@ -594,3 +594,54 @@ def test_deep_merge_of_the_regime_replaces_lists_and_merges_dicts() -> None:
         "d": 1,
         "e": None,
     }
+
+
+def test_a_budget_knob_gives_one_point_per_budget_and_grid_setting_by_hand() -> None:
+    sweep = _sweep(
+        reference="hashing",
+        budgets={"floats_per_id": [0.5, 4]},
+        techniques={
+            "hashing": {
+                "embedding": {"type": "hashed"},
+                "budget_knob": "embedding.num_buckets",
+                "tune": ["embedding_l2"],
+                "grid": {"embedding_l2": [0.01, 0.02]},
+            },
+            "full": {"embedding": {"type": "full"}},
+        },
+        recipe=None,
+    )
+    plan = plan_sweep(sweep, BASE_MODEL)
+    assert [(p["point"], p.get("budget"), p.get("tuning_group")) for p in plan] == [
+        (
+            f"hashing(budget={budget}, embedding_l2={l2})",
+            {"floats_per_id": value, "knob": "embedding.num_buckets"},
+            f"hashing(budget={budget})",
+        )
+        for budget, value in (("0.5", 0.5), ("4", 4))
+        for l2 in (0.01, 0.02)
+    ] + [("full", None, None)]
+    # The knob waits at 1 for placement; the budget is no model key.
+    for point in plan[:4]:
+        assert point["model"]["user_embedding"] == {"type": "hashed", "num_buckets": 1}
+        assert point["model"]["movie_embedding"] == {"type": "hashed", "num_buckets": 1}
+        assert "budget_knob" not in point["model"]
+    assert plan[0]["model"]["name"] == "hashing_budget_0.5_embedding_l2_0.01"
+    assert [p["model"]["embedding_l2"] for p in plan[:4]] == [0.01, 0.02, 0.01, 0.02]
+
+
+def test_a_budget_knob_without_budgets_or_also_in_the_grid_is_refused() -> None:
+    technique = {"embedding": {"type": "hashed"}, "budget_knob": "embedding.num_buckets"}
+    no_budgets = _sweep(reference="hashing", techniques={"hashing": technique}, recipe=None)
+    with pytest.raises(ValueError, match=r"^sweep\.techniques\.hashing\.budget_knob needs budgets"):
+        plan_sweep(no_budgets, BASE_MODEL)
+    both = _sweep(
+        reference="hashing",
+        budgets={"floats_per_id": [1]},
+        techniques={"hashing": technique | {"grid": {"embedding.num_buckets": [4]}}},
+        recipe=None,
+    )
+    with pytest.raises(
+        ValueError, match=r"^sweep\.techniques\.hashing: 'embedding\.num_buckets' is both"
+    ):
+        plan_sweep(both, BASE_MODEL)
