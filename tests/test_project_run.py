@@ -46,7 +46,7 @@ ARTIFACTS = [
     "05_model_input/movie_vocabulary.csv",
     "04_feature/baseline_embedding_plan.json",
     "04_feature/memory_efficient_embedding_plan.json",
-    "04_feature/uniform_at_same_bytes_embedding_plan.json",
+    "08_reporting/uniform_at_same_bytes_plan.json",
     "06_models/baseline.keras",
     "06_models/memory_efficient.keras",
     "07_model_output/baseline_training_history.json",

@@ -112,7 +112,8 @@ def create_uniform_at_same_bytes_pipeline(matched: str = MATCHED_MODEL) -> Pipel
                 f"params:{matched}.model",
                 "params:evaluation",
             ],
-            outputs="embedding_plan",
+            # Sized from a reported figure, so it is a report too (kedro-viz: reporting layer).
+            outputs="matched_plan",
             name="size_uniform_table",
             tags=["training"],
         ),
@@ -120,7 +121,7 @@ def create_uniform_at_same_bytes_pipeline(matched: str = MATCHED_MODEL) -> Pipel
             fit_uniform_at_same_bytes,
             # fit_and_score: early stopping on validation; eval scored once, after fit returns.
             inputs=[
-                "embedding_plan",
+                "matched_plan",
                 "train_ratings",
                 "validation_ratings",
                 "eval_ratings",
