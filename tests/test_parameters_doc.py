@@ -184,6 +184,15 @@ def test_every_described_default_is_checked_elsewhere() -> None:
     assert described == set(DESCRIBED_DEFAULTS)
 
 
+# Environments whose sweep sizes a document may state ("--env=frontier_1m: 8 techniques, ...").
+SWEEP_ENVS = ("frontier_1m", "budget_sweep")
+
+
+def _just_before(text: str, index: int) -> str:
+    """The 80 characters before a claim, within its table cell."""
+    return text[max(0, index - 80) : index].rsplit("|", 1)[-1]
+
+
 def _grid_size(env: str) -> tuple[int, int]:
     """(techniques without the recipe, points with it) that the env's grid expands to."""
     parameters = _parameters(env)
@@ -196,7 +205,7 @@ def test_the_stated_sweep_sizes_are_what_the_grid_expands_to(path) -> None:
     text = " ".join(path.read_text().split())
     claims = [
         (
-            "frontier_1m" if "frontier_1m" in text[max(0, m.start() - 80) : m.start()] else "local",
+            next((env for env in SWEEP_ENVS if env in _just_before(text, m.start())), "local"),
             (int(m[1]), int(m[2])),
         )
         for m in re.finditer(r"(\d+) techniques, (\d+) points", text)
