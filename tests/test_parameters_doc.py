@@ -33,7 +33,6 @@ DESCRIBED_DEFAULTS = {
     "sweep.techniques": "the counts of techniques (the recipe's included) and points, by plan_sweep",
     "sweep.recipe": "the recipe's two models, counted by plan_sweep",
     "<model>.model.<side>.blocks": "part of the embedding spec given in full above it",
-    "sweep.peers": "the peer models' settings, in prose (the key itself is checked)",
 }
 ROW = re.compile(r"^\| *(?P<keys>`[^|]*?) *\| *(?P<default>[^|]*?) *\| .*\|$")
 UNSET = object()
