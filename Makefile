@@ -30,10 +30,12 @@ run: install
 
 # The whole suite on TensorFlow; then, on JAX, the tests marked both_backends (the layers' oracles,
 # the optimizers, batches and training: pyproject.toml's markers). ARGS reach both passes (a -m
-# in ARGS selects in the first only: the second's -m comes last and wins).
+# in ARGS selects in the first only: the second's -m comes last and wins). The JAX pass collects only
+# the files that hold such tests (collecting the whole suite a second time would cost minutes).
+JAX_TESTS := tests/embeddings tests/test_batches.py tests/test_training_backends.py
 test: install
 	KERAS_BACKEND=tensorflow $(BIN)/pytest $(ARGS)
-	KERAS_BACKEND=jax $(BIN)/pytest $(ARGS) -m both_backends
+	KERAS_BACKEND=jax $(BIN)/pytest $(JAX_TESTS) $(ARGS) -m both_backends
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -114,7 +114,6 @@ def test_addons_repeated_indices_equal_aggregated_gradient(dtype: str) -> None:
     assert repeated_var.numpy()[1, 0] < 2.0
 
 
-@pytest.mark.both_backends
 # TF Addons also passes a tf.constant learning rate; Keras 3 optimizers refuse tensors, so a
 # schedule (constant here) stands in for it.
 @pytest.mark.parametrize("learning_rate", ["float", "callable", "schedule"])
@@ -213,7 +212,6 @@ def test_catch_up_on_1d_variable_matches_keras_adam() -> None:
     np.testing.assert_allclose(lazy_var.numpy(), dense_var.numpy(), rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.both_backends
 def test_3d_table_ends_identical_to_its_2d_view() -> None:
     rng = np.random.default_rng(1)
     initial = rng.normal(size=(6, 2, 3)).astype("float32")

@@ -21,9 +21,6 @@ from memory_efficient_embeddings.embeddings.hashing import (
 )
 from tests.embeddings.backend_ops import BACKEND
 
-# Runs on JAX too in CI (`make test`): see pyproject.toml's markers.
-pytestmark = pytest.mark.both_backends
-
 P = 2**31 - 1
 # Edge ids (a·i overflows 32 bits for the large ones) and coefficients up to p - 1.
 IDS = [0, 1, 2, 12_345, 2**30, 2**31 - 2]
@@ -38,6 +35,7 @@ def test_the_prime_is_2_to_the_31_minus_1() -> None:
     assert HASH_PRIME == P
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize(("a", "b"), COEFFICIENTS)
 @pytest.mark.parametrize("modulus", [2, 97, 1000, 2**24])
 def test_universal_hash_matches_python_integers(a: int, b: int, modulus: int) -> None:
@@ -57,6 +55,7 @@ def test_universal_hash_reduces_mod_p_before_mod_m() -> None:
     assert universal_hash(np.int64(3), 5, 7, 10) == 2  # (15 + 7) mod 10
 
 
+@pytest.mark.both_backends
 def test_universal_hashes_gives_one_column_per_coefficient_pair() -> None:
     a, b = np.array([3, P - 2], dtype=np.int64), np.array([0, 11], dtype=np.int64)
     ids = [[0, 2**30], [2**31 - 2, 7]]  # shape S = (2, 2): hashes of shape (2, 2, k)
@@ -130,6 +129,7 @@ def test_unquantizable_layers_give_their_reason(make, reason) -> None:
     assert str(error.value) == expected
 
 
+@pytest.mark.both_backends
 @pytest.mark.skipif(BACKEND != "jax", reason="32-bit integers are a JAX setting")
 def test_hashed_layers_refuse_jax_without_64_bit_integers() -> None:
     import jax  # noqa: PLC0415
