@@ -14,6 +14,7 @@ import pytest
 import scipy.io
 
 from memory_efficient_embeddings.modeling.nodes import assign_blocks, build_model
+from memory_efficient_embeddings.modeling.training import Split
 from memory_efficient_embeddings.parameters import ParameterError
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -229,3 +230,28 @@ def test_a_tiny_run_scores_the_project_and_the_peers_on_the_same_split(regime, t
     )
     assert peers["global mean"]["validation"]["rmse"] == pytest.approx(by_hand, rel=1e-6)
     assert peers["BaselineOnly"]["validation"]["rmse"] < peers["global mean"]["validation"]["rmse"]
+
+
+def test_the_mean_item_row_diagnostic_scores_unseen_items_by_hand(regime) -> None:
+    model = _tiny_model({"activation": "sigmoid", "min_rating": 0.0, "max_rating": 5.0})
+    model.get_layer("score").global_bias.assign(0.3)
+    # Rows: (u0, m1) seen; (u1, OOV) and (OOV user 2, OOV) unseen.
+    inputs = {"user_id": np.array([0, 1, 2], np.int32), "movie_id": np.array([1, 3, 3], np.int32)}
+    targets = np.array([3.0, 4.0, 2.0], np.float32)
+    prepared = {"movies": MOVIES, "splits": {"validation": Split(inputs, targets)}}
+    result = regime.unseen_with_mean_item_row(
+        model,
+        {"activation": "sigmoid", "min_rating": 0.0, "max_rating": 5.0},
+        prepared,
+        "validation",
+    )
+    counts = np.array([5.0, 2.0, 1.0])
+    q = np.array(WEIGHTS["movie_embedding"])
+    mean_vector = (counts[:, None] * q).sum(0) / counts.sum()
+    mean_bias = (counts * np.array(WEIGHTS["movie_bias"])[:, 0]).sum() / counts.sum()
+    p_u1, b_u1 = np.array(WEIGHTS["user_embedding"][1]), WEIGHTS["user_bias"][1][0]
+    known_user = 5 / (1 + np.exp(-(0.3 + b_u1 + mean_bias + p_u1 @ mean_vector)))
+    unknown_user = 5 / (1 + np.exp(-(0.3 + mean_bias)))  # an unknown user adds nothing
+    errors = np.array([known_user - 4.0, unknown_user - 2.0])
+    assert result["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-5)
+    assert result["mean_error"] == pytest.approx(errors.mean(), rel=1e-5)
