@@ -478,8 +478,26 @@ def _cell(values: list[float | None], spec: str = ".4f") -> str:
     return f"{statistics.mean(values):{spec}} ± {statistics.stdev(values):.4f}"
 
 
-def render(runs: list[dict[str, Any]], peers: dict[str, Any], with_eval: bool) -> str:
-    """Markdown tables: validation RMSE by setting and model (eval when asked), then the peers."""
+def with_mean_item_row(record: dict[str, Any], unseen_share: float) -> float | None:
+    """Overall RMSE had unseen items taken the mean item row: seen rows as scored, post hoc."""
+    row = record.get("unseen_mean_item_row")
+    if not row:
+        return None
+    return float(
+        np.sqrt((1 - unseen_share) * record["seen"] ** 2 + unseen_share * row["rmse"] ** 2)
+    )
+
+
+def render(
+    runs: list[dict[str, Any]],
+    peers: dict[str, Any],
+    with_eval: bool,
+    unseen_share: dict[str, float],
+) -> str:
+    """Markdown tables: validation RMSE by setting and model (eval when asked), then the peers.
+
+    ``unseen_share``: per split, the share of rows whose item is unseen in training.
+    """
     groups = [label for label, _, _ in COUNT_GROUPS if label != "unseen"]
     splits = [("val", "validation")] + ([("eval", "eval")] if with_eval else [])
     lines = []
@@ -488,10 +506,10 @@ def render(runs: list[dict[str, Any]], peers: dict[str, Any], with_eval: bool) -
             f"{split} RMSE (mean ± sd over seeds; items by training count)",
             "",
             "| setting | model | seeds | best epoch | RMSE | seen items | unseen items | "
-            "unseen mean error | unseen, mean item row | "
+            "unseen mean error | unseen, mean item row | RMSE, mean item row | "
             + " | ".join(f"count {g}" for g in groups)
             + " |",
-            "|---|---|---|---|---|---|---|---|---|" + "---|" * len(groups),
+            "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(groups),
         ]
         keyed: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for run in runs:
@@ -504,6 +522,9 @@ def render(runs: list[dict[str, Any]], peers: dict[str, Any], with_eval: bool) -
                 f"{_cell([r['rmse'] for r in records])} | "
                 f"{_cell([r['seen'] for r in records])} | "
                 f"{_cell([r['unseen'] for r in records])} | "
+                f"{_cell([r.get('unseen_mean_error') for r in records], '+.3f')} | "
+                f"{_cell([(r.get('unseen_mean_item_row') or {}).get('rmse') for r in records])} | "
+                f"{_cell([with_mean_item_row(r, unseen_share[split]) for r in records])} | "
                 + " | ".join(_cell([r["by_count"][g] for r in records]) for g in groups)
                 + " |"
             )
@@ -537,26 +558,38 @@ def render(runs: list[dict[str, Any]], peers: dict[str, Any], with_eval: bool) -
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="ciao", help="ciao, or a MovieLens release")
-    parser.add_argument(
-        "--path", type=Path, required=True, help="ciao-rating.mat or a MovieLens zip"
-    )
+    parser.add_argument("--path", type=Path, help="ciao-rating.mat or a MovieLens zip")
     parser.add_argument("--no-verify-checksum", action="store_true", help="MovieLens only")
     parser.add_argument("--settings", nargs="+", default=["current"], choices=list(SETTINGS))
     parser.add_argument("--models", nargs="+", default=["dim64", "dim4"], choices=list(MODELS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--env", default="base", help="Kedro environment whose parameters the settings override"
+    )
     parser.add_argument("--eval", action="store_true", help="also score the eval split")
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--peers-only", action="store_true")
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument(
+        "--from-json", type=Path, help="print the tables of an earlier --json-out; fit nothing"
+    )
     args = parser.parse_args(argv)
-    if not args.path.exists():
-        raise SystemExit(f"--path {args.path}: no such file.")
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        with_eval = any("eval" in run for run in saved["runs"])
+        print(saved["data"]["description"], saved["data"]["rows"])
+        print(render(saved["runs"], saved["peers"], with_eval, saved["data"]["unseen_item"]))
+        return saved
+    if args.path is None or not args.path.exists():
+        raise SystemExit(
+            f"--path {args.path}: no such file (Ciao's rating.mat or a MovieLens zip)."
+        )
     extra = parse_overrides(args.set)
 
     from memory_efficient_embeddings.modeling.training import encode_split  # noqa: PLC0415
 
-    base = load_parameters("base")
+    base = load_parameters(args.env)
     prepared = load_data(args, base)
     prepared["splits"] = {
         split: encode_split(prepared[split], prepared["users"], prepared["movies"])
@@ -577,7 +610,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.peers_only:
         for setting in args.settings:
             params, overrides = setting_parameters(base, {**SETTINGS[setting], **extra})
-            label = setting + (f" + {extra}" if extra else "")
+            label = (f"{args.env}: " if args.env != "base" else "") + setting
+            label += f" + {extra}" if extra else ""
             for model in args.models:
                 for seed in args.seeds:
                     started = time.perf_counter()
@@ -596,7 +630,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         f"{result['epochs_run']} ({time.perf_counter() - started:.0f} s)",
                         flush=True,
                     )
-    print(render(runs, peers, args.eval))
+    print(render(runs, peers, args.eval, unseen))
     result = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "data": {"description": prepared["description"], "rows": sizes, "unseen_item": unseen},

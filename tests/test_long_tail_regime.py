@@ -255,3 +255,26 @@ def test_the_mean_item_row_diagnostic_scores_unseen_items_by_hand(regime) -> Non
     errors = np.array([known_user - 4.0, unknown_user - 2.0])
     assert result["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-5)
     assert result["mean_error"] == pytest.approx(errors.mean(), rel=1e-5)
+
+
+def test_every_table_row_has_a_cell_per_column(regime) -> None:
+    record = {
+        "rmse": 1.0,
+        "seen": 0.9,
+        "unseen": 1.2,
+        "unseen_mean_error": -0.1,
+        "unseen_mean_item_row": {"rmse": 1.1, "mean_error": 0.0},
+        "by_count": {"1": 1.0, "2-4": 1.0, "5-19": 1.0, "20+": 1.0},
+    }
+    runs = [
+        {"setting": "s", "model": "dim4", "seed": seed, "best_epoch": 3, "val": record}
+        for seed in (1, 2)
+    ]
+    peers = {1: {"global mean": {"validation": record, "eval": record}}}
+    table = regime.render(runs, peers, False, {"validation": 0.25})
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert len(rows) == 6  # header, rule and one row for the project; the same for the peers
+    for header, rule, row in (rows[:3], rows[3:]):
+        assert header.count("|") == rule.count("|") == row.count("|")
+    # The overall RMSE with the mean item row: seen and unseen rows by their shares, by hand.
+    assert f"{np.sqrt(0.75 * 0.9**2 + 0.25 * 1.1**2):.4f} ± 0.0000" in rows[2]
