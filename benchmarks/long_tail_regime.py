@@ -10,21 +10,26 @@ conf/base's memory_efficient model) and seed through the project's fit-and-score
 Surprise's peers (global mean, BaselineOnly, SVD) train on the **same** train split.
 
 Selection reads the validation split only: the default table prints validation RMSE overall, on
-rows whose item was seen in training and on rows whose item was not, and by the item's training
-count. ``--eval`` adds the eval split's RMSE; use it for the settings already chosen, once.
+rows whose item was seen in training and on rows whose item was not (with their mean error, and
+post hoc with the mean item row in place of the zero fallback), and by the item's training count.
+``--eval`` adds the eval split's RMSE; use it for the settings already chosen, once.
+``prototype.*`` keys in ``SETTINGS`` are no project parameters: this script applies them
+(``start_global_bias_at_mean``, ``with_count_scaled_l2``) to test a hypothesis.
 
 Usage (from the repository root, in the project's virtualenv)::
 
-    PYTHONPATH=src python benchmarks/long_tail_regime.py --path ciao-rating.mat \\
-        --settings current l2_0.3 --models dim64 dim4 --seeds 1
-    PYTHONPATH=src python benchmarks/long_tail_regime.py --path ciao-rating.mat \\
-        --settings current chosen --seeds 1 2 3 --eval
-    PYTHONPATH=src python benchmarks/long_tail_regime.py --dataset ml-100k \\
-        --path ml-100k.zip --no-verify-checksum --settings current chosen --seeds 1 2 3 --eval
     PYTHONPATH=src python benchmarks/long_tail_regime.py --path ciao-rating.mat --peers-only
+    PYTHONPATH=src python benchmarks/long_tail_regime.py --path ciao-rating.mat \\
+        --settings current emb_l2_0.3 --models dim64 dim4 --seeds 1
+    PYTHONPATH=src python benchmarks/long_tail_regime.py --path ciao-rating.mat \\
+        --env long_tail --models dim64 dim4 mixed4 --seeds 1 2 3 --eval --json-out ciao.json
+    PYTHONPATH=src python benchmarks/long_tail_regime.py --dataset ml-100k --path ml-100k.zip \\
+        --no-verify-checksum --models dim64 dim4 mixed4 --seeds 1 2 3 --eval
+    PYTHONPATH=src python benchmarks/long_tail_regime.py --from-json ciao.json
 
 ``--set KEY=VALUE`` adds ad-hoc overrides (``training.learning_rate=0.01``,
-``model.embedding_l2=0.3``) to every setting named, for exploring before a setting is recorded.
+``model.embedding_l2=0.3``) to every setting named, for exploring before a setting is recorded;
+``--env`` starts from another Kedro environment's parameters (``long_tail``: docs/long-tail.md).
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def test_the_ciao_reader_names_a_file_without_a_rating_array(regime, tmp_path) -
 
 def test_grouped_rmse_matches_a_loop_over_rows(regime) -> None:
     rng = np.random.default_rng(0)
-    counts = rng.choice([0, 1, 2, 3, 4, 7, 19, 20, 50], size=200)
+    counts = rng.choice([0, 1, 2, 3, 4, 5, 7, 19, 20, 50], size=200)
     predictions = rng.uniform(1, 5, size=200)
     targets = rng.integers(1, 6, size=200).astype(float)
     record = regime.grouped_rmse(predictions, targets, counts)
@@ -278,3 +278,11 @@ def test_every_table_row_has_a_cell_per_column(regime) -> None:
         assert header.count("|") == rule.count("|") == row.count("|")
     # The overall RMSE with the mean item row: seen and unseen rows by their shares, by hand.
     assert f"{np.sqrt(0.75 * 0.9**2 + 0.25 * 1.1**2):.4f} ± 0.0000" in rows[2]
+
+
+def test_the_long_tail_env_changes_only_the_vectors_l2_of_both_models(regime) -> None:
+    base, long_tail = regime.load_parameters("base"), regime.load_parameters("long_tail")
+    for model in ("baseline", "memory_efficient"):
+        assert long_tail[model]["model"]["embedding_l2"] == 0.3
+        long_tail[model]["model"]["embedding_l2"] = base[model]["model"]["embedding_l2"]
+    assert long_tail == base  # the rest (frequency blocks, training) stays conf/base's
