@@ -241,9 +241,10 @@ def test_model_fit_is_called_from_one_function_in_src_and_benchmarks() -> None:
         if path.name != "recipe_reference.py"
         for call in _fit_calls(path)
     )
-    # The one Keras fit, and scikit-surprise's peers (not Keras models: the benchmark's and the
+    # The one Keras fit, and scikit-surprise's peers (not Keras models: the benchmarks' and the
     # sweep's, fitted on the train split only).
     assert calls == [
+        "long_tail_regime.py:surprise_peers:algorithm",
         "peers.py:_fit_surprise:algorithm",
         "time_to_accuracy.py:run_peer:algorithm",
         "training.py:fit_rating_model:rating_model",
