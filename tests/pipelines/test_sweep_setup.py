@@ -633,15 +633,61 @@ def test_a_budget_knob_gives_one_point_per_budget_and_grid_setting_by_hand() -> 
 def test_a_budget_knob_without_budgets_or_also_in_the_grid_is_refused() -> None:
     technique = {"embedding": {"type": "hashed"}, "budget_knob": "embedding.num_buckets"}
     no_budgets = _sweep(reference="hashing", techniques={"hashing": technique}, recipe=None)
-    with pytest.raises(ValueError, match=r"^sweep\.techniques\.hashing\.budget_knob needs budgets"):
+    with pytest.raises(ValueError) as caught:
         plan_sweep(no_budgets, BASE_MODEL)
+    assert str(caught.value) == (
+        "sweep.techniques.hashing.budget_knob needs budgets to place the technique at: set "
+        "sweep.budgets.floats_per_id, or remove the knob and give its sizes in `grid`."
+    )
     both = _sweep(
         reference="hashing",
         budgets={"floats_per_id": [1]},
         techniques={"hashing": technique | {"grid": {"embedding.num_buckets": [4]}}},
         recipe=None,
     )
-    with pytest.raises(
-        ValueError, match=r"^sweep\.techniques\.hashing: 'embedding\.num_buckets' is both"
-    ):
+    with pytest.raises(ValueError) as caught:
         plan_sweep(both, BASE_MODEL)
+    assert str(caught.value) == (
+        "sweep.techniques.hashing: 'embedding.num_buckets' is both the budget_knob and a grid "
+        "key; placement sets the knob at each budget, so keep it out of `grid`."
+    )
+
+
+def test_an_unreachable_budget_is_skipped_with_its_reason_and_the_rest_resolved(
+    monkeypatch,
+) -> None:
+    resolved = []
+
+    def resolve(users, movies, model, popularity_blocks):
+        resolved.append(model["name"])
+        return {"for": model["name"]}
+
+    monkeypatch.setattr(plan_module, "resolve_embedding_plan", resolve)
+    plan = plan_sweep(_sweep(), BASE_MODEL)
+    plan[0] = plan[0] | {
+        "budget": {"floats_per_id": 0.125, "knob": "embedding_dim"},
+        "unreachable": "the smallest model takes 2 floats per id",
+    }
+    plans = assign_sweep_blocks(plan, None, None, {"popularity_blocks": 3})
+    assert plans[plan[0]["point"]] == {
+        "skipped": "budget 0.125 floats per id unreachable: the smallest model takes 2 floats per id"
+    }
+    assert resolved == [p["model"]["name"] for p in plan[1:]]
+    assert list(plans) == [p["point"] for p in plan]
+
+
+def test_runs_whose_checkpoints_cannot_be_written_are_kept_and_each_named(
+    monkeypatch, tmp_path, caplog
+) -> None:
+    def disk_full(self, identity, row):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SweepCheckpoints, "save", disk_full)
+    with caplog.at_level(logging.WARNING, logger=runs_module.__name__):
+        runs = _run_sweep(monkeypatch, _sweep(checkpoint_dir=str(tmp_path)), _plans(), _Executor())
+    assert runs["eval_rmse"].notna().all()  # every run kept
+    labels = "; ".join(f"{point} seed {seed}" for point in _plans() for seed in (7, 3))
+    assert (
+        f"Sweep: 10 finished run(s) have no checkpoint in {tmp_path} (OSError: No space left on "
+        f"device): {labels}." in caplog.text
+    )
