@@ -61,6 +61,8 @@ def test_the_widest_table_that_fits(target: int, use_biases: bool, width: int) -
     assert plan["model"] == "uniform_at_same_bytes"
     assert plan["model_parameters"]["user_embedding"] == {"type": "full"}
     assert plan["model_parameters"]["seed"] == 3 and plan["model_parameters"]["bias_l2"] == 0.02
+    # The matched model's bias layout (a full table's bytes are the same in either).
+    assert plan["bias_layout"] == ("separate" if use_biases else None)
     assert _bytes_at(width, use_biases) <= target < _bytes_at(width + 1, use_biases)
 
 
@@ -108,6 +110,7 @@ def test_it_trains_and_scores_through_fit_and_score_under_the_same_regime() -> N
         plan, train, validation, held_out, USERS, MOVIES, TRAINING, {"source": "x"}, {"s": 1}
     )
     assert metrics["serving_bytes"] == 176 and metrics["embedding_dim"] == 3
+    assert metrics["bias_layout"] == "separate"
     assert (metrics["data"], metrics["splits"]) == ({"source": "x"}, {"s": 1})
     assert "history" not in metrics
     # The same model through fit_and_score by hand (deterministic by seed): the same figures.

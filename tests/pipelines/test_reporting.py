@@ -273,6 +273,7 @@ def _uniform(**overrides):
         "fits": True,
         "matched": {"model": "memory_efficient", "serving_bytes": 12_000},
         "embedding_dim": 2,
+        "bias_layout": "in_embedding",
         "total_parameters": 2_801,
         "embedding_parameters": 2_800,
         "embedding_bytes_float32": 11_200,
@@ -305,6 +306,7 @@ def test_the_uniform_table_at_the_same_bytes_gets_a_row_and_a_verdict() -> None:
         "matched_serving_bytes": 12_000,
         "fits": True,
         "embedding_dim": 2,
+        "bias_layout": "in_embedding",
         "serving_bytes": 11_200,
         "val_rmse": {"memory_efficient": 0.9, "uniform": 0.91},
         "eval_rmse": {"memory_efficient": 0.9274, "uniform": 0.93},
@@ -319,11 +321,13 @@ def test_the_uniform_table_at_the_same_bytes_gets_a_row_and_a_verdict() -> None:
 
 
 def test_a_better_uniform_table_says_so() -> None:
-    comparison = _matched_comparison(_uniform(eval_rmse=0.92736))  # a tie: no win
-    assert comparison["uniform_at_same_bytes"]["blocks_win"] is False
+    comparison = _matched_comparison(_uniform(eval_rmse=0.92736, bias_layout="separate"))
+    assert comparison["uniform_at_same_bytes"]["blocks_win"] is False  # a tie is no win
+    table = render_comparison_table(comparison)
+    assert "plain full tables of width 2 (separate bias tables), 11,200 serving bytes" in table
     assert (
         "a plain table of the same size does as well or better (eval RMSE 0.9274 against 0.9274)"
-    ) in render_comparison_table(comparison)
+    ) in table
 
 
 def test_when_no_plain_table_fits_the_report_says_why() -> None:

@@ -252,6 +252,7 @@ def fit_uniform_at_same_bytes(
         | {key: value for key, value in scores.items() if key not in per_epoch}
         | {
             "embedding_dim": embedding_plan["embedding_dim"],
+            "bias_layout": embedding_plan["bias_layout"],
             "total_parameters": int(rating_model.count_params()),
             "saved_model_bytes": _saved_size_bytes(served),
             "global_mean_rmse": global_mean["rmse"],

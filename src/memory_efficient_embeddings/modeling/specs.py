@@ -411,9 +411,9 @@ def uniform_width_at_bytes(
 ) -> int | None:
     """The widest plain full table (both sides) whose float32 serving bytes fit ``max_bytes``.
 
-    With biases they sit in the embedding (one more column: ``4 · (n_u + n_m) · (d + 1)``
-    bytes), so width 0 is a biases-only model; without, ``4 · (n_u + n_m) · d`` and width 0 is
-    no model. None when not even the smallest one fits.
+    With biases, ``4 · (n_u + n_m) · (d + 1)`` bytes (in separate tables or in the embedding's
+    column 0, the same bytes), so width 0 is a biases-only model; without, ``4 · (n_u + n_m) · d``
+    and width 0 is no model. None when not even the smallest one fits.
     """
     per_column = 4 * (num_users + num_movies)
     width = max_bytes // per_column - (1 if use_biases else 0)
@@ -424,8 +424,12 @@ def uniform_width_at_bytes(
 def uniform_model_at_bytes(
     model: dict[str, Any], num_users: int, num_movies: int, max_bytes: int, name: str
 ) -> dict[str, Any] | None:
-    """``model``'s parameters (seed, L2, output, biases) with plain full tables on both sides at
-    the widest width that fits ``max_bytes``, biases in the embedding; None when none fits."""
+    """``model``'s parameters (seed, L2, output, biases and their layout) with plain full tables on
+    both sides at the widest width that fits ``max_bytes``; None when none fits.
+
+    A full table takes the same bytes with either bias layout; width 0 (biases only) needs
+    them in the embedding.
+    """
     use_biases = model.get("use_biases", True)
     width = uniform_width_at_bytes(num_users, num_movies, max_bytes, use_biases)
     if width is None:
@@ -434,7 +438,7 @@ def uniform_model_at_bytes(
         **copy.deepcopy(model),
         "name": name,
         "embedding_dim": width,
-        "bias_layout": "in_embedding",
+        "bias_layout": model.get("bias_layout", "separate") if width else "in_embedding",
         "user_embedding": {"type": "full"},
         "movie_embedding": {"type": "full"},
     }

@@ -86,6 +86,7 @@ def _matched_bytes(
         }
     return summary | {
         "embedding_dim": uniform["embedding_dim"],
+        "bias_layout": uniform.get("bias_layout"),
         "serving_bytes": uniform["serving_bytes"],
         "val_rmse": {name: round(matched["val_rmse"], 4), "uniform": round(uniform["val_rmse"], 4)},
         "eval_rmse": {
@@ -169,9 +170,14 @@ def _matched_bytes_lines(matched: dict[str, Any] | None) -> list[str]:
         else f"a plain table of the same size does as well or better (eval RMSE "
         f"{held_out['uniform']:.4f} against {held_out[name]:.4f})"
     )
+    biases = {
+        "in_embedding": "biases in the embedding",
+        "separate": "separate bias tables",
+        None: "no biases",
+    }[matched["bias_layout"]]
     text = (
         f"**A uniform table at the same bytes:** `{matched['model']}` is plain full tables of "
-        f"width {matched['embedding_dim']} (biases in the embedding), {matched['serving_bytes']:,} "
+        f"width {matched['embedding_dim']} ({biases}), {matched['serving_bytes']:,} "
         f"serving bytes against `{name}`'s {target:,}, trained and scored the same way "
         f"(validation RMSE {val['uniform']:.4f} against {val[name]:.4f}): {verdict}."
     )
