@@ -220,8 +220,11 @@ def test_the_default_grid_placed_on_ml_100k_sized_vocabularies() -> None:
         if "placement" in point:
             limit = 4 * point["budget"]["floats_per_id"]
             # Within the budget, and not far below it: the largest model the knob allows (sizes
-            # move in steps: a tensor-train rank, a block that stops sharing rows).
-            assert 0.75 * limit <= point["placement"]["bytes_per_id"] <= limit, point["point"]
+            # move in steps: a tensor-train rank, a block that stops sharing rows). Mixed
+            # dimensions below one float per id move in the largest steps (a whole block going
+            # from shared rows to its own), so its floor is lower.
+            floor = 0.4 if point["technique"] == "mixed_dimension" else 0.75
+            assert floor * limit <= point["placement"]["bytes_per_id"] <= limit, point["point"]
     unreachable = {p["point"] for p in plan if "unreachable" in p}
     # Uniform tables need 2 floats per id, CCE's 4 int32 assignments per id 4 more.
     always = {
