@@ -16,6 +16,9 @@ import pytest
 from memory_efficient_embeddings.modeling.grid import UNPLACED_KNOB_VALUE, plan_sweep
 from memory_efficient_embeddings.parameters import ParameterError, validate_parameters
 from memory_efficient_embeddings.pipelines.sweep.placement import (
+    PER_ID_STEPS,
+    PER_ID_TOLERANCE,
+    KnobSearch,
     ModelSizer,
     Probe,
     in_embedding_available,
@@ -201,6 +204,19 @@ def test_the_default_grid_and_its_environments_are_valid() -> None:
     ]
 
 
+def _next_step_up(point: dict, sizer: ModelSizer) -> dict:
+    """The placed model with its knob one search step larger (past the search's tolerance)."""
+    search = KnobSearch(point["budget"]["knob"], sizer.num_ids, point["budget"]["floats_per_id"])
+    value = point["placement"]["value"]
+    if search.kind == "per_id":
+        step = math.ceil(round(value * PER_ID_STEPS) * (1 + 2 * PER_ID_TOLERANCE)) + 1
+    elif search.kind == "inverse_int":
+        step = search.ids_per_bucket.index(value) + 2  # steps count from 1
+    else:
+        step = value + 1
+    return search.apply(point["model"], step)
+
+
 def test_the_default_grid_placed_on_ml_100k_sized_vocabularies() -> None:
     loaded = _parameters("base")
     rng = np.random.default_rng(0)
@@ -216,15 +232,16 @@ def test_the_default_grid_placed_on_ml_100k_sized_vocabularies() -> None:
     plan = place_sweep_budgets(
         plan_sweep(loaded["sweep"], loaded["baseline"]["model"]), users, movies
     )
+    sizer = ModelSizer(users, movies)
     for point in plan:
         if "placement" in point:
-            limit = 4 * point["budget"]["floats_per_id"]
-            # Within the budget, and not far below it: the largest model the knob allows (sizes
-            # move in steps: a tensor-train rank, a block that stops sharing rows). Mixed
-            # dimensions below one float per id move in the largest steps (a whole block going
-            # from shared rows to its own), so its floor is lower.
-            floor = 0.4 if point["technique"] == "mixed_dimension" else 0.75
-            assert floor * limit <= point["placement"]["bytes_per_id"] <= limit, point["point"]
+            budget = point["budget"]["floats_per_id"]
+            limit = 4 * budget * sizer.total_ids
+            assert point["placement"]["serving_bytes"] <= limit, point["point"]
+            # The largest model the knob allows: its next step up does not fit (or build).
+            larger = _next_step_up(point, sizer)
+            size = sizer.serving_bytes(larger)
+            assert isinstance(size, str) or size > limit, point["point"]
     unreachable = {p["point"] for p in plan if "unreachable" in p}
     # Uniform tables need 2 floats per id, CCE's 4 int32 assignments per id 4 more.
     always = {
