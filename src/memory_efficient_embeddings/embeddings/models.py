@@ -334,8 +334,7 @@ class StringIdModel(keras.Model):
             backends.backend() != "tensorflow"
             and isinstance(x, Mapping)
             and not any(
-                isinstance(value, keras.KerasTensor) or ops.is_tensor(value)
-                for value in x.values()
+                isinstance(value, keras.KerasTensor) or ops.is_tensor(value) for value in x.values()
             )
         )
 
