@@ -154,11 +154,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     params = load_parameters(args.env)
     data = prepare_data(data_parameters(params, args), params)
     provenance = data["provenance"]
-    train, evaluation = data["train"], data["eval"]
+    train, validation, evaluation = data["train"], data["validation"], data["eval"]
     users, movies = data["users"], data["movies"]
     sweep = copy.deepcopy(params["sweep"])
     sweep["techniques"] = {name: sweep["techniques"][name] for name in args.techniques}
-    sweep |= {"seeds": args.seeds, "recipe": {}, "quantize": None}
+    # No resuming: every executor must train its runs (the first would leave checkpoints).
+    sweep |= {"seeds": args.seeds, "recipe": {}, "quantize": None, "resume": False}
     if args.epochs is not None:
         sweep["training"] = {**(sweep.get("training") or {}), "epochs": args.epochs}
     training = {**params["training"], "verbose": 0}
@@ -188,7 +189,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 run_settings = {**sweep, "executor": {**executors[name], "progress": False}}
                 start = time.perf_counter()
                 runs = run_sweep(
-                    plan, embedding_plans, train, evaluation, users, movies, training, run_settings
+                    plan,
+                    embedding_plans,
+                    train,
+                    validation,
+                    evaluation,
+                    users,
+                    movies,
+                    training,
+                    run_settings,
                 )
                 seconds[name] = round(time.perf_counter() - start, 1)
                 if "val_rmse" not in runs:  # every run failed: say why, not a KeyError

@@ -154,10 +154,17 @@ def memory_efficient_model(model: dict[str, Any], sizes: dict[str, Any]) -> dict
 
 
 def write_ratings_file(ratings: Any, path: Path) -> Path:
-    """The ratings as an ml-1m ``ratings.dat`` (``::``-separated), for both whole runs."""
+    """The ratings as an ml-1m ``ratings.dat`` (``::``-separated), for both whole runs.
+
+    A ``movies.dat`` beside it names each movie, as a release's folder does (``kedro run``'s
+    ingest reads the titles from there).
+    """
     columns = ["user_id", "movie_id", "rating", "timestamp"]
     lines = ratings[columns].astype("int64").astype(str).agg("::".join, axis=1)
     path.write_text("\n".join(lines) + "\n", encoding="ascii")
+    movies = sorted(int(movie) for movie in ratings["movie_id"].unique())
+    titles = [f"{movie}::Synthetic movie {movie} (2000)::Drama" for movie in movies]
+    path.with_name("movies.dat").write_text("\n".join(titles) + "\n", encoding="ascii")
     return path
 
 

@@ -1,8 +1,8 @@
 """Suite-wide: the Keras backend the tests run on, and the tests that need TensorFlow.
 
-The suite runs on the project's backend (``keras_backend.py``) or on ``KERAS_BACKEND``; CI runs
-``tests/embeddings`` and the training tests a second time under ``KERAS_BACKEND=jax`` (Makefile,
-``test-jax``). A test marked ``tensorflow_only`` checks something JAX does not have
+The suite runs on the project's backend (``keras_backend.py``) or on ``KERAS_BACKEND``; ``make
+test`` (CI) runs it on TensorFlow, then the tests marked ``both_backends`` again under
+``KERAS_BACKEND=jax``. A test marked ``tensorflow_only`` checks something JAX does not have
 (``tf.IndexedSlices`` gradients, ``tf.function`` graphs, strings in tensors) and is skipped there.
 """
 

@@ -276,8 +276,21 @@ def test_fit_steps_per_execution_and_serialization(tmp_path: Path) -> None:
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+@pytest.fixture
+def without_op_determinism():
+    """Op determinism off for the test: Keras turns XLA off under it, and an earlier fit in the
+    process (``fit_rating_model``) may have switched it on. Restored afterwards."""
+    from tensorflow.python.framework import config  # noqa: PLC0415 - no public switch back
+
+    was_on = config.is_op_determinism_enabled()
+    config.disable_op_determinism()
+    yield
+    if was_on:
+        config.enable_op_determinism()
+
+
 @pytest.mark.tensorflow_only
-def test_xla_compilation_gives_a_clear_error() -> None:
+def test_xla_compilation_gives_a_clear_error(without_op_determinism) -> None:
     # tf.unique cannot be compiled by XLA; the sparse path says so up front.
     model = _dot_model()
     model.compile(LazyAdam(), "mse", jit_compile=True)
