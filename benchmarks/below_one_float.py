@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     add_data_arguments,
+    ciao_ratings,
     data_parameters,
     encoded_splits,
     fit_and_score_model,
@@ -138,18 +139,6 @@ VARIANTS["head_dims_hashed_tail_k16_l2_0.3"] = {
     **VARIANTS["head_dims_hashed_tail_k16"],
     "embedding_l2": 0.3,
 }
-
-
-def ciao_ratings(path: Path) -> Any:
-    """Ciao's (user, item, rating) rows: zero ratings dropped, each pair's last row kept."""
-    import pandas as pd  # noqa: PLC0415
-    import scipy.io  # noqa: PLC0415
-
-    table = scipy.io.loadmat(path)["rating"]
-    ratings = pd.DataFrame({"user_id": table[:, 0], "movie_id": table[:, 1], "rating": table[:, 3]})
-    ratings = ratings[ratings["rating"] > 0]
-    ratings = ratings.drop_duplicates(["user_id", "movie_id"], keep="last")
-    return ratings.reset_index(drop=True).astype({"rating": "float32"})
 
 
 def variant_model(base: dict[str, Any], overrides: dict[str, Any], name: str) -> dict[str, Any]:

@@ -160,3 +160,12 @@ def fit_and_score_model(
     splits = data.get("splits") or encoded_splits(data)
     blocks = {side: plan[side]["report_blocks"] for side in SIDES}
     return fit_and_score(model, splits, training, report_blocks=blocks, **options)
+
+
+def ciao_ratings(path: Path | str) -> Any:
+    """Ciao's ratings as ``data.source: ciao`` reads them (the ingest's rules: zero ratings
+    dropped, a repeated (user, item) pair's last row kept)."""
+    from memory_efficient_embeddings.ingest import load_ratings  # noqa: PLC0415
+
+    ratings, _ = load_ratings({"source": "ciao", "path": str(path)})
+    return ratings

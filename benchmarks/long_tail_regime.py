@@ -49,7 +49,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import load_parameters, prepare_data, prepare_ratings  # noqa: E402
+from common import ciao_ratings, load_parameters, prepare_data, prepare_ratings  # noqa: E402
 
 # Settings tried, as overrides of conf/base (``training.*`` and ``model.*``, the baseline's model
 # section, which memory_efficient inherits). ``current`` is conf/base as it stands.
@@ -151,26 +151,15 @@ COUNT_GROUPS: tuple[tuple[str, int, float], ...] = (
 
 
 def load_ciao_ratings(path: Path) -> pd.DataFrame:
-    """Ciao's ``rating`` matrix (user, item, category, rating, helpfulness) as project ratings.
-
-    Zero ratings (not on the 1-5 scale) are dropped and a repeated (user, item) pair keeps its
-    last row, the file's order standing in for time. A scratch reader: switch to the project's
-    ciao reader in ``ingest`` when it lands.
-    """
-    import scipy.io  # noqa: PLC0415 - only this data set needs it
+    """Ciao's ``rating`` matrix as the project reads it (``data.source: ciao``), or a clear exit."""
+    from memory_efficient_embeddings.ingest import IngestError  # noqa: PLC0415
 
     try:
-        matrix = scipy.io.loadmat(str(path))["rating"]
-    except (OSError, ValueError, KeyError) as exc:
+        return ciao_ratings(path)
+    except IngestError as exc:
         raise SystemExit(
             f"--path {path}: not Ciao's rating.mat (a MATLAB file with a `rating` array): {exc}"
         ) from exc
-    ratings = pd.DataFrame(
-        {"user_id": matrix[:, 0], "movie_id": matrix[:, 1], "rating": matrix[:, 3]}
-    ).astype({"user_id": np.int64, "movie_id": np.int64, "rating": np.float32})
-    ratings = ratings[ratings["rating"] > 0]
-    ratings = ratings.drop_duplicates(["user_id", "movie_id"], keep="last")
-    return ratings.reset_index(drop=True)
 
 
 def load_data(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
