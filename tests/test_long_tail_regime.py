@@ -186,6 +186,7 @@ def test_a_bad_override_says_how_to_write_one(regime) -> None:
 
 
 def test_a_tiny_run_scores_the_project_and_the_peers_on_the_same_split(regime, tmp_path) -> None:
+    pytest.importorskip("surprise")  # the peers are Surprise's (the `benchmark` extra)
     rng = np.random.default_rng(1)
     users = rng.integers(1, 40, 1500)
     # Each user rates around a level of their own, so biases beat the global mean.
