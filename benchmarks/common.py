@@ -37,6 +37,28 @@ def add_data_arguments(parser: argparse.ArgumentParser, dataset: str = "ml-100k"
     parser.add_argument("--env", default="base", help="Kedro configuration environment")
 
 
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """``--backend``: the Keras backend(s) the project's runs use, each run in a subprocess.
+
+    Keras reads ``KERAS_BACKEND`` once, when it is imported, so a benchmark never switches
+    backend in its own process: it starts each run with the backend set, interleaving backends.
+    """
+    parser.add_argument(
+        "--backend",
+        dest="backends",
+        nargs="+",
+        choices=("tensorflow", "jax"),
+        default=["tensorflow"],
+        help="Keras backend(s) of the project's runs, interleaved (default: tensorflow)",
+    )
+
+
+def check_backends(parser: argparse.ArgumentParser, backends: list[str]) -> None:
+    """Refuse a backend named twice (its runs would be counted as one)."""
+    if len(set(backends)) != len(backends):
+        parser.error(f"--backend names a backend twice: {' '.join(backends)}")
+
+
 def data_parameters(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """The ``data`` parameters with the benchmark's source choice applied."""
     from memory_efficient_embeddings.ingest import get_release  # noqa: PLC0415

@@ -32,6 +32,10 @@ split is scored once per run, after training, on both sides.
   medians with min-max over ``--repeats``. Quote ``uptime``'s load average with any figure: on a
   loaded machine ratios mean little.
 
+``--backend tensorflow jax`` runs each project model once per Keras backend (a fresh subprocess
+with its ``KERAS_BACKEND``, interleaved with the peer and the other runs) and reports each backend
+against the peer; the peer's runs are shared.
+
 One command, from the repository root in the project's virtualenv with the benchmark extra
 (``pip install -e ".[benchmark]"``)::
 
@@ -59,7 +63,9 @@ BENCHMARK_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARK_DIR))
 
 from common import (  # noqa: E402
+    add_backend_argument,
     add_data_arguments,
+    check_backends,
     data_parameters,
     fit_and_score_model,
     load_parameters,
@@ -130,9 +136,14 @@ def run_project(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     Early stopping and the restored epoch read the validation split; the eval split is scored
     once, after training, by ``fit_and_score``.
     """
+    import keras  # noqa: PLC0415 - the parent set KERAS_BACKEND for this process
+
+    if keras.backend.backend() != spec["backend"]:
+        raise RuntimeError(f"worker runs on {keras.backend.backend()}, spec says {spec['backend']}")
     record = fit_and_score_model(spec["model_params"], spec["training"], data, spec["evaluation"])
     return {
         "model": spec["model"],
+        "backend": spec["backend"],
         "embedding_parameters": int(record["embedding_parameters"]),
         "epoch_seconds": record["epoch_seconds"],
         "epochs_run": record["epochs_run"],
@@ -210,7 +221,12 @@ def run_subprocess(spec: dict[str, Any], workdir: Path, index: int) -> dict[str,
     """Run one project spec in a fresh interpreter and return its result."""
     spec_path, out_path = workdir / f"spec_{index}.json", workdir / f"out_{index}.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KEDRO_DISABLE_TELEMETRY": "1"}
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KEDRO_DISABLE_TELEMETRY": "1",
+        "KERAS_BACKEND": spec["backend"],  # read once, at Keras' import in the child
+    }
     completed = subprocess.run(
         [sys.executable, __file__, "--worker", str(spec_path), str(out_path)],
         env=env,
@@ -219,7 +235,9 @@ def run_subprocess(spec: dict[str, Any], workdir: Path, index: int) -> dict[str,
         check=False,
     )
     if completed.returncode != 0:
-        raise RuntimeError(f"{spec['model']} run failed:\n{completed.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{spec['model']} run on {spec['backend']} failed:\n{completed.stderr[-3000:]}"
+        )
     return json.loads(out_path.read_text())
 
 
@@ -350,8 +368,9 @@ def run_interleaved(
         with open(data_pickle, "wb") as handle:
             pickle.dump({k: v for k, v in data.items() if k != "ratings"}, handle)
         specs = [
-            {**project_spec(params, model, args), "data_pickle": str(data_pickle)}
+            {**project_spec(params, model, args), "data_pickle": str(data_pickle), "backend": b}
             for model in args.models
+            for b in args.backends
         ]
         for repeat in range(args.repeats):
             jobs = [None, *specs]  # None: the peer's runs
@@ -362,7 +381,8 @@ def run_interleaved(
                     continue
                 run = run_subprocess(spec, workdir, len(project_runs))
                 project_runs.append(run)
-                if run["model"] != "baseline":  # the peer at the compact model's size
+                # The peer at the compact model's size (once a repeat: backends share it).
+                if run["model"] != "baseline" and run["backend"] == args.backends[0]:
                     factors = matched_factors(
                         run["embedding_parameters"], len(data["users"]), len(data["movies"])
                     )
@@ -396,8 +416,10 @@ def main(argv: list[str] | None = None) -> None:
         help="epochs,lr,reg of the SVD matched to the compact model's size",
     )
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    add_backend_argument(parser)
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args(argv)
+    check_backends(parser, args.backends)
     if args.worker:
         worker_main(*args.worker)
         return
@@ -409,13 +431,27 @@ def main(argv: list[str] | None = None) -> None:
     params = load_parameters(args.env)
     data = prepare_data(data_parameters(params, args), params)
     peer_runs, project_runs = run_interleaved(params, data, args)
-    result = summarise(peer_runs, project_runs, data)
-    result["data"] = (
-        f"{args.archive} ({args.dataset})" if args.archive else f"synthetic {args.dataset}"
+    shared = {
+        "data": f"{args.archive} ({args.dataset})" if args.archive else f"synthetic {args.dataset}",
+        "load_average": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "machine": machine_info((None, None)),
+    }
+    # Each backend's project runs against the same peer runs.
+    result = {
+        **shared,
+        "by_backend": {
+            backend: summarise(
+                peer_runs, [run for run in project_runs if run["backend"] == backend], data
+            )
+            for backend in args.backends
+        },
+    }
+    print(
+        "\n\n".join(
+            f"Keras backend: {backend}\n" + format_report({**shared, **summary})
+            for backend, summary in result["by_backend"].items()
+        )
     )
-    result["load_average"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    result["machine"] = machine_info((None, None))
-    print(format_report(result))
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -58,12 +58,23 @@ on an idle 2-core machine; 28 min under a load average of 20)::
 ``--threads N`` pins TensorFlow's intra-op and inter-op thread pools (``--inter-op-threads``
 sets the latter apart) in every run, both paths alike; ``--repeats`` (default 3) sets the runs
 per path. No assertions on timings: they depend on the machine and its load, printed at the end.
+
+``--backend tensorflow jax`` runs the project path (per epoch and whole runs) once per Keras
+backend, each run a fresh subprocess with its ``KERAS_BACKEND`` (Keras picks its backend at
+import), interleaved with the recipe's runs, which stay on TensorFlow (``tf.data`` and
+``StringLookup``); the report adds the backends' ratio of median epoch times and their eval MAEs.
+``--threads`` pins TensorFlow's pools only (XLA on JAX has no such switch): to compare backends
+on equal cores, run the whole benchmark under ``taskset -c 0-1`` (children inherit it)::
+
+    taskset -c 0-1 python benchmarks/training_speed.py --archive ml-100k.zip --dataset ml-100k \
+        --no-verify-checksum --backend tensorflow jax --json-out speed_backends.json
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib.metadata
 import json
 import logging
 import os
@@ -86,6 +97,8 @@ BENCHMARK_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARK_DIR))
 
 from common import (  # noqa: E402
+    add_backend_argument,
+    check_backends,
     data_parameters,
     fit_and_score_model,
     load_parameters,
@@ -93,6 +106,8 @@ from common import (  # noqa: E402
 )
 
 PATHS = ("project", "recipe")
+BACKENDS = ("tensorflow", "jax")
+RECIPE_BACKEND = "tensorflow"  # the recipe's tf.data input and StringLookup layers
 SPEEDUP_TARGET = 10.0
 WHOLE_RUN_TARGET = 5.0
 MAE_TOLERANCE = 0.005
@@ -139,10 +154,17 @@ def memory_efficient_model(model: dict[str, Any], sizes: dict[str, Any]) -> dict
 
 
 def write_ratings_file(ratings: Any, path: Path) -> Path:
-    """The ratings as an ml-1m ``ratings.dat`` (``::``-separated), for both whole runs."""
+    """The ratings as an ml-1m ``ratings.dat`` (``::``-separated), for both whole runs.
+
+    A ``movies.dat`` beside it names each movie, as a release's folder does (``kedro run``'s
+    ingest reads the titles from there).
+    """
     columns = ["user_id", "movie_id", "rating", "timestamp"]
     lines = ratings[columns].astype("int64").astype(str).agg("::".join, axis=1)
     path.write_text("\n".join(lines) + "\n", encoding="ascii")
+    movies = sorted(int(movie) for movie in ratings["movie_id"].unique())
+    titles = [f"{movie}::Synthetic movie {movie} (2000)::Drama" for movie in movies]
+    path.with_name("movies.dat").write_text("\n".join(titles) + "\n", encoding="ascii")
     return path
 
 
@@ -178,9 +200,6 @@ def run_one(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
 
     from memory_efficient_embeddings.modeling.resources import ResourceMonitor  # noqa: PLC0415
 
-    sys.path.insert(0, str(BENCHMARK_DIR))
-    import recipe_reference as recipe  # noqa: PLC0415
-
     model_name, path = spec["model"], spec["path"]
     sizes = spec["sizes"]
     cpu_start = time.process_time()
@@ -202,6 +221,10 @@ def run_one(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         peak_rss_mib = record["peak_rss_mib"]
         cpu_end = probe.cpu_end
     else:
+        # Imported here only: it imports TensorFlow, which a JAX project run must not pay for.
+        sys.path.insert(0, str(BENCHMARK_DIR))
+        import recipe_reference as recipe  # noqa: PLC0415
+
         # The recipe as the recipe runs it: it validates on the eval split every epoch, and its
         # last epoch's val_mae is the eval MAE after training (no early stopping: nothing is
         # selected on it).
@@ -259,10 +282,15 @@ def run_one(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
 def worker_main(spec_path: Path, out_path: Path) -> None:
     """Entry point of one benchmark subprocess (``--worker``)."""
     spec = json.loads(spec_path.read_text())
-    _pin_threads(spec.get("intra_op_threads"), spec.get("inter_op_threads"))
+    import keras  # noqa: PLC0415 - the parent set KERAS_BACKEND for this process
+
+    if keras.backend.backend() != spec["backend"]:
+        raise RuntimeError(f"worker runs on {keras.backend.backend()}, spec says {spec['backend']}")
+    if spec["backend"] == "tensorflow":
+        _pin_threads(spec.get("intra_op_threads"), spec.get("inter_op_threads"))
     with open(spec["data_pickle"], "rb") as handle:
         data = pickle.load(handle)  # noqa: S301 - written by the parent process of this run
-    result = run_one(spec, data)
+    result = run_one(spec, data) | {"backend": spec["backend"]}
     out_path.write_text(json.dumps(result), encoding="utf-8")
 
 
@@ -340,8 +368,9 @@ def run_measured(
     }
 
 
-def child_env(threads: tuple[int | None, int | None]) -> dict[str, str]:
+def child_env(threads: tuple[int | None, int | None], backend: str) -> dict[str, str]:
     env = dict(os.environ)
+    env["KERAS_BACKEND"] = backend  # read once, at Keras' import in the child
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])]
     )
@@ -356,9 +385,25 @@ def child_env(threads: tuple[int | None, int | None]) -> dict[str, str]:
     return env
 
 
-def order_for(repeat: int, items: tuple[str, str]) -> tuple[str, str]:
-    """Alternate which one goes first: a, b, then b, a, ... (drifting load hits both alike)."""
-    return items if repeat % 2 == 0 else items[::-1]
+def order_for(repeat: int, items: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Rotate which one goes first each repeat: a, b, then b, a (drifting load hits all alike)."""
+    shift = repeat % len(items)
+    return tuple(items[shift:]) + tuple(items[:shift])
+
+
+def jobs_for(backends: list[str]) -> tuple[tuple[str, str], ...]:
+    """(path, backend) of one repeat: the project on each backend, the recipe on TensorFlow."""
+    return (*(("project", backend) for backend in backends), ("recipe", RECIPE_BACKEND))
+
+
+def backend_comparison(runs: list[dict], backends: list[str], key: str) -> dict[str, Any]:
+    """The project's medians per backend and each backend's ratio to the first (>1: faster)."""
+    medians = {b: statistics.median(r[key] for r in runs if r["backend"] == b) for b in backends}
+    first = backends[0]
+    return {
+        "median": {b: round(m, 4) for b, m in medians.items()},
+        "speedup_over_" + first: {b: round(medians[first] / medians[b], 2) for b in backends[1:]},
+    }
 
 
 def run_epoch_comparison(
@@ -394,17 +439,17 @@ def run_epoch_comparison(
             f"The recipe's memory-efficient sizes do not fit this data; both paths use "
             f"{sizes['num_buckets']} QR buckets and movie blocks at {sizes['boundaries']}."
         )
-    env = child_env(threads)
     runs: list[dict[str, Any]] = []
     for repeat in range(args.repeats):
         for model_name in args.models:
-            for path in order_for(repeat, PATHS):
+            for path, backend in order_for(repeat, jobs_for(args.backends)):
                 model_params = params[model_name]["model"]
                 if model_name == "memory_efficient":
                     model_params = memory_efficient_model(model_params, sizes)
                 spec = {
                     "model": model_name,
                     "path": path,
+                    "backend": backend,
                     "model_params": model_params,
                     "training": training,
                     "sizes": sizes,
@@ -422,29 +467,54 @@ def run_epoch_comparison(
                 spec_path.write_text(json.dumps(spec, default=str), encoding="utf-8")
                 command = [sys.executable, str(Path(__file__).resolve()), "--worker"]
                 command += [str(spec_path), str(out_path)]
+                env = child_env(threads, backend)
                 process = run_measured(command, env, workdir / "worker.log")
                 if process["returncode"] != 0 or not out_path.exists():
                     log_tail = (workdir / "worker.log").read_text()[-3000:]
-                    raise RuntimeError(f"{path} run of {model_name} failed:\n{log_tail}")
+                    raise RuntimeError(
+                        f"{path} run of {model_name} on {backend} failed:\n{log_tail}"
+                    )
                 result = json.loads(out_path.read_text())
                 result["repeat"] = repeat
                 result["process_peak_rss_mib"] = process["peak_rss_mib"]
                 runs.append(result)
                 print(
                     f"  repeat {repeat + 1}/{args.repeats} {model_name:<16} {path:<8} "
-                    f"epochs {result['epoch_seconds']} s, eval MAE {result['eval_mae']:.4f}",
+                    f"{backend:<10} epochs {result['epoch_seconds']} s, "
+                    f"eval MAE {result['eval_mae']:.4f}",
                     flush=True,
                 )
-    comparisons = {}
+    # Per model and project backend: that backend's project runs against the recipe's runs.
+    comparisons: dict[str, dict[str, Any]] = {}
+    backend_comparisons: dict[str, Any] = {}
     for model_name in args.models:
-        by_path = {
-            p: [r for r in runs if r["model"] == model_name and r["path"] == p] for p in PATHS
-        }
-        comparisons[model_name] = {
-            **compare_paths(by_path["recipe"], by_path["project"]),
-            "parameters": {p: by_path[p][0]["parameters"] for p in PATHS},
-            "peak_rss_mib": {p: spread([r["peak_rss_mib"] for r in by_path[p]]) for p in PATHS},
-        }
+        recipe_runs = [r for r in runs if r["model"] == model_name and r["path"] == "recipe"]
+        project_runs = [r for r in runs if r["model"] == model_name and r["path"] == "project"]
+        comparisons[model_name] = {}
+        for backend in args.backends:
+            by_path = {
+                "recipe": recipe_runs,
+                "project": [r for r in project_runs if r["backend"] == backend],
+            }
+            comparisons[model_name][backend] = {
+                **compare_paths(by_path["recipe"], by_path["project"]),
+                "parameters": {p: by_path[p][0]["parameters"] for p in PATHS},
+                "peak_rss_mib": {p: spread([r["peak_rss_mib"] for r in by_path[p]]) for p in PATHS},
+            }
+        if len(args.backends) > 1:
+            backend_comparisons[model_name] = {
+                "mean_epoch_seconds": backend_comparison(
+                    project_runs, args.backends, "mean_epoch_seconds"
+                ),
+                "cpu_seconds": backend_comparison(project_runs, args.backends, "cpu_seconds"),
+                "eval_mae": {
+                    b: round(
+                        statistics.median(r["eval_mae"] for r in project_runs if r["backend"] == b),
+                        5,
+                    )
+                    for b in args.backends
+                },
+            }
     return {
         "data": {
             "description": provenance["description"],
@@ -461,10 +531,15 @@ def run_epoch_comparison(
             "batch_size": args.batch_size,
             "repeats": args.repeats,
             "recipe": {"optimizer": "adam", "learning_rate": 0.001, "steps_per_execution": 1},
-            "project": {"overrides": overrides, "training": training},
+            "project": {
+                "overrides": overrides,
+                "training": training,
+                "backends": list(args.backends),
+            },
         },
         "runs": runs,
         "comparisons": comparisons,
+        "backend_comparisons": backend_comparisons,
     }
 
 
@@ -586,9 +661,13 @@ def run_whole_comparison(
     kedro_params = ",".join(f"data.{k}={v}" for k, v in kedro_data.items())
     project = project_copy(workdir / "project")
     (workdir / "logging.yml").write_text(_LOGGING_YML, encoding="utf-8")
-    env = child_env(threads)
-    env["KEDRO_LOGGING_CONFIG"] = str(workdir / "logging.yml")
-    env["PYTHONPATH"] = os.pathsep.join([str(project / "src"), env["PYTHONPATH"]])
+
+    def env_for(backend: str) -> dict[str, str]:
+        env = child_env(threads, backend)
+        env["KEDRO_LOGGING_CONFIG"] = str(workdir / "logging.yml")
+        env["PYTHONPATH"] = os.pathsep.join([str(project / "src"), env["PYTHONPATH"]])
+        return env
+
     kedro = Path(sys.executable).with_name("kedro")
     commands = {
         "project": [str(kedro), "run", "--params", kedro_params],
@@ -608,13 +687,14 @@ def run_whole_comparison(
     print(f"Whole runs on {ratings_path}: `kedro run --params {kedro_params}` vs the recipe script")
     runs: list[dict[str, Any]] = []
     for repeat in range(args.repeats):
-        for path in order_for(repeat, PATHS):
-            cwd_log = workdir / f"{path}_{repeat}.log"
+        for path, backend in order_for(repeat, jobs_for(args.backends)):
+            label = whole_run_label(path, backend)
+            cwd_log = workdir / f"{label}_{repeat}.log"
             cwd = project if path == "project" else workdir
-            result = run_measured(commands[path], env, cwd_log, cwd)
+            result = run_measured(commands[path], env_for(backend), cwd_log, cwd)
             if result["returncode"] != 0:
-                raise RuntimeError(f"whole {path} run failed:\n{cwd_log.read_text()[-3000:]}")
-            run = {"path": path, "repeat": repeat, **result}
+                raise RuntimeError(f"whole {label} run failed:\n{cwd_log.read_text()[-3000:]}")
+            run = {"path": path, "backend": backend, "repeat": repeat, **result}
             del run["start"]
             if path == "project":
                 run["breakdown_seconds"] = time_breakdown(
@@ -622,29 +702,46 @@ def run_whole_comparison(
                 )
             runs.append(run)
             print(
-                f"  repeat {repeat + 1}/{args.repeats} {path:<8} {result['seconds']:.1f} s, "
+                f"  repeat {repeat + 1}/{args.repeats} {label:<18} {result['seconds']:.1f} s, "
                 f"peak RSS {result['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
             shutil.rmtree(project / "data", ignore_errors=True)
             (project / "data").mkdir()
-    seconds = {p: spread([r["seconds"] for r in runs if r["path"] == p]) for p in PATHS}
-    rss = {p: spread([r["peak_rss_mib"] for r in runs if r["path"] == p]) for p in PATHS}
-    breakdowns = [r["breakdown_seconds"] for r in runs if r["path"] == "project"]
-    speedup = seconds["recipe"]["median"] / seconds["project"]["median"]
+    labels = [whole_run_label(path, backend) for path, backend in jobs_for(args.backends)]
+
+    def of(label: str) -> list[dict[str, Any]]:
+        return [r for r in runs if whole_run_label(r["path"], r["backend"]) == label]
+
+    seconds = {label: spread([r["seconds"] for r in of(label)]) for label in labels}
+    rss = {label: spread([r["peak_rss_mib"] for r in of(label)]) for label in labels}
+    by_backend = {}
+    for backend in args.backends:
+        label = whole_run_label("project", backend)
+        breakdowns = [r["breakdown_seconds"] for r in of(label)]
+        speedup = seconds["recipe"]["median"] / seconds[label]["median"]
+        by_backend[backend] = {
+            "speedup_of_medians": round(speedup, 2),
+            "speedup_pass": speedup >= WHOLE_RUN_TARGET,
+            "rss_pass": rss[label]["median"] <= rss["recipe"]["median"],
+            "project_breakdown_median_seconds": {
+                key: round(statistics.median(b[key] for b in breakdowns), 2)
+                for key in breakdowns[0]
+            },
+        }
     return {
         "ratings": str(ratings_path),
         "commands": {p: " ".join(c) for p, c in commands.items()},
         "runs": runs,
         "seconds": seconds,
         "peak_rss_mib": rss,
-        "speedup_of_medians": round(speedup, 2),
-        "speedup_pass": speedup >= WHOLE_RUN_TARGET,
-        "rss_pass": rss["project"]["median"] <= rss["recipe"]["median"],
-        "project_breakdown_median_seconds": {
-            key: round(statistics.median(b[key] for b in breakdowns), 2) for key in breakdowns[0]
-        },
+        "by_backend": by_backend,
     }
+
+
+def whole_run_label(path: str, backend: str) -> str:
+    """``recipe``, or ``project_<backend>``: one label per kind of whole run."""
+    return path if path == "recipe" else f"project_{backend}"
 
 
 # ----------------------------------------------------------------------------- output
@@ -661,48 +758,68 @@ def format_report(result: dict[str, Any]) -> str:
     if epochs:
         lines += [
             f"Per epoch, median [min-max] of {epochs['settings']['repeats']} interleaved runs per "
-            f"path, {epochs['settings']['epochs']} epochs, batch {epochs['settings']['batch_size']}",
-            f"{'model':<17} {'recipe epoch':>22} {'project epoch':>22} {'speed-up':>16} "
-            f"{'eval MAE recipe / project':>26}",
+            f"path, {epochs['settings']['epochs']} epochs, batch {epochs['settings']['batch_size']}"
+            f" (the recipe on {RECIPE_BACKEND})",
+            f"{'model':<17} {'backend':<11} {'recipe epoch':>22} {'project epoch':>22} "
+            f"{'speed-up':>16} {'eval MAE recipe / project':>26}",
         ]
-        for model_name, c in epochs["comparisons"].items():
+        comparisons = [
+            (model_name, backend, c)
+            for model_name, by_backend in epochs["comparisons"].items()
+            for backend, c in by_backend.items()
+        ]
+        for model_name, backend, c in comparisons:
             lo, hi = c["speedup_range"]
             lines.append(
-                f"{model_name:<17} {_fmt(c['recipe_epoch_seconds']):>22} "
+                f"{model_name:<17} {backend:<11} {_fmt(c['recipe_epoch_seconds']):>22} "
                 f"{_fmt(c['project_epoch_seconds']):>22} "
                 f"{c['speedup_of_medians']:>6.2f}x [{lo:.1f}-{hi:.1f}] "
                 f"{c['recipe_eval_mae']:>13.4f} / {c['project_eval_mae']:.4f}"
             )
-        for model_name, c in epochs["comparisons"].items():
+        for model_name, backend, c in comparisons:
             lines.append(
-                f"{model_name}: training CPU seconds (all threads), median recipe "
+                f"{model_name} ({backend}): training CPU seconds (all threads), median recipe "
                 f"{c['recipe_cpu_seconds']:.1f} / project {c['project_cpu_seconds']:.1f} = "
                 f"{c['cpu_ratio_of_medians']:.2f}x (less sensitive to load than wall time)"
             )
-        for model_name, c in epochs["comparisons"].items():
+        for model_name, backend, c in comparisons:
             lines.append(
-                f"{model_name}: {c['speedup_of_medians']:.2f}x "
+                f"{model_name} ({backend}): {c['speedup_of_medians']:.2f}x "
                 f"[{'PASS' if c['speedup_pass'] else 'FAIL'} >= {SPEEDUP_TARGET:g}x]; "
                 f"eval MAE project - recipe {c['eval_mae_diff']:+.4f} "
                 f"[{'PASS' if c['mae_pass'] else 'FAIL'} <= {MAE_TOLERANCE}]"
             )
+        for model_name, b in epochs.get("backend_comparisons", {}).items():
+            first = next(iter(b["eval_mae"]))
+            for backend, ratio in b["mean_epoch_seconds"][f"speedup_over_{first}"].items():
+                lines.append(
+                    f"{model_name}: project epoch on {backend} vs {first}: {ratio:.2f}x faster "
+                    f"(median epoch {b['mean_epoch_seconds']['median'][backend]:.3f} s against "
+                    f"{b['mean_epoch_seconds']['median'][first]:.3f} s; CPU "
+                    f"{b['cpu_seconds'][f'speedup_over_{first}'][backend]:.2f}x); eval MAE "
+                    f"{b['eval_mae'][backend]:.4f} against {b['eval_mae'][first]:.4f}"
+                )
     whole = result.get("whole_run")
     if whole:
         lines += [
             "",
-            f"Whole run, median [min-max] of {whole['seconds']['project']['n']} interleaved runs",
-            f"  kedro run:      {_fmt(whole['seconds']['project'])}, "
-            f"peak RSS {_fmt(whole['peak_rss_mib']['project'], 'MiB')}",
-            f"  recipe script:  {_fmt(whole['seconds']['recipe'])}, "
-            f"peak RSS {_fmt(whole['peak_rss_mib']['recipe'], 'MiB')}",
-            f"  speed-up {whole['speedup_of_medians']:.2f}x "
-            f"[{'PASS' if whole['speedup_pass'] else 'FAIL'} >= {WHOLE_RUN_TARGET:g}x]; "
-            f"peak RSS [{'PASS' if whole['rss_pass'] else 'FAIL'} <= recipe's]",
-            "  kedro run time (median s): "
-            + ", ".join(
-                f"{k} {v:.1f}" for k, v in whole["project_breakdown_median_seconds"].items()
-            ),
+            f"Whole run, median [min-max] of {whole['seconds']['recipe']['n']} interleaved runs",
         ]
+        for label, seconds in whole["seconds"].items():
+            name = "recipe script" if label == "recipe" else f"kedro run ({label[8:]})"
+            lines.append(
+                f"  {name + ':':<24}{_fmt(seconds)}, peak RSS {_fmt(whole['peak_rss_mib'][label], 'MiB')}"
+            )
+        for backend, b in whole["by_backend"].items():
+            lines += [
+                f"  {backend}: speed-up {b['speedup_of_medians']:.2f}x "
+                f"[{'PASS' if b['speedup_pass'] else 'FAIL'} >= {WHOLE_RUN_TARGET:g}x]; "
+                f"peak RSS [{'PASS' if b['rss_pass'] else 'FAIL'} <= recipe's]",
+                f"  {backend}: kedro run time (median s): "
+                + ", ".join(
+                    f"{k} {v:.1f}" for k, v in b["project_breakdown_median_seconds"].items()
+                ),
+            ]
     machine = result["machine"]
     lines += [
         "",
@@ -714,18 +831,21 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 def machine_info(threads: tuple[int | None, int | None]) -> dict[str, Any]:
-    import keras  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
+    """Versions from package metadata: no backend is imported here."""
+
+    def version(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
 
     return {
         "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)),
         "threads": {"intra_op": threads[0], "inter_op": threads[1]},
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
+        **{package: version(package) for package in ("tensorflow", "jax", "keras", "numpy")},
     }
 
 
@@ -757,10 +877,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="project path; default the recipe's 0.001 (conf/base's regime uses larger batches)",
     )
     parser.add_argument("--num-ratings", type=int, help="synthetic size override (quick runs)")
+    add_backend_argument(parser)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    check_backends(parser, args.backends)
     return args
 
 
@@ -793,9 +915,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
     }
     result["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    passes = [c["pass"] for c in result.get("epochs", {}).get("comparisons", {}).values()]
-    if "whole_run" in result:
-        passes += [result["whole_run"]["speedup_pass"], result["whole_run"]["rss_pass"]]
+    passes = [
+        c["pass"]
+        for by_backend in result.get("epochs", {}).get("comparisons", {}).values()
+        for c in by_backend.values()
+    ]
+    for b in result.get("whole_run", {}).get("by_backend", {}).values():
+        passes += [b["speedup_pass"], b["rss_pass"]]
     result["all_pass"] = bool(passes) and all(passes)
     print()
     print(format_report(result))

@@ -62,6 +62,20 @@ def test_recipe_reads_both_ratings_formats(recipe, tmp_path):
 def test_runs_alternate_which_path_goes_first(training_speed):
     orders = [training_speed.order_for(r, ("project", "recipe")) for r in range(3)]
     assert orders == [("project", "recipe"), ("recipe", "project"), ("project", "recipe")]
+    # With two backends each of the three runs goes first once in three repeats.
+    jobs = training_speed.jobs_for(["tensorflow", "jax"])
+    assert jobs == (("project", "tensorflow"), ("project", "jax"), ("recipe", "tensorflow"))
+    firsts = [training_speed.order_for(r, jobs)[0] for r in range(3)]
+    assert sorted(firsts) == sorted(jobs)
+
+
+def test_backends_are_compared_by_their_medians(training_speed):
+    runs = [{"backend": "tensorflow", "mean_epoch_seconds": s} for s in (2.0, 2.2, 9.0)] + [
+        {"backend": "jax", "mean_epoch_seconds": s} for s in (1.0, 1.1, 0.9)
+    ]
+    result = training_speed.backend_comparison(runs, ["tensorflow", "jax"], "mean_epoch_seconds")
+    assert result["median"] == {"tensorflow": 2.2, "jax": 1.0}
+    assert result["speedup_over_tensorflow"] == {"jax": 2.2}
 
 
 def test_comparison_uses_medians_and_reports_the_ratio_range(training_speed):
@@ -145,7 +159,8 @@ def test_benchmark_interleaves_fresh_runs_of_both_paths(training_speed, tmp_path
     assert len({r["parameters"] for r in runs}) == 1
     for run in runs:
         assert len(run["epoch_seconds"]) == 1 and run["eval_mae"] > 0
-    comparison = result["epochs"]["comparisons"]["baseline"]
+    assert {r["backend"] for r in runs} == {"tensorflow"}  # the default: one backend
+    comparison = result["epochs"]["comparisons"]["baseline"]["tensorflow"]
     assert comparison["project_epoch_seconds"]["n"] == 2
     rows = result["epochs"]["data"]
     assert rows["train_rows"] + rows["validation_rows"] + rows["eval_rows"] == 3000

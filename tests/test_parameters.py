@@ -43,7 +43,7 @@ def _with(base: dict, section: str, **changes) -> dict:
     return parameters
 
 
-@pytest.mark.parametrize("env", ["local", "recipe"])
+@pytest.mark.parametrize("env", ["local", "recipe", "long_tail"])
 def test_the_shipped_parameters_are_valid(env):
     validate_parameters(_parameters(env))
 

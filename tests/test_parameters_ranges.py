@@ -126,7 +126,8 @@ def test_explicit_sizes_and_a_budget_together_are_refused(base):
 
 
 def test_a_bad_budget_dim_in_a_sweep_grid_is_refused_before_training(base):
-    parameters = _set(base, "sweep.techniques.cce.grid", {"embedding.budget_dim": [4, 0]})
+    parameters = _set(base, "sweep.techniques.cce.budget_knob", None)  # sized by the grid
+    parameters = _set(parameters, "sweep.techniques.cce.grid", {"embedding.budget_dim": [4, 0]})
     problems = _problems(parameters)
     assert problems and all(
         "`user_embedding.budget_dim` is 0" in p or "`movie_embedding.budget_dim` is 0" in p
@@ -220,19 +221,18 @@ def test_a_repeated_seed_is_refused(base):
 
 
 def test_tune_as_a_string_gets_a_clear_message(base):
-    parameters = _set(base, "sweep.techniques.uniform_low_dim.tune", "embedding_l2")
+    parameters = _set(base, "sweep.techniques.uniform.tune", "embedding_l2")
     assert _problems(parameters) == [
-        "`sweep.techniques.uniform_low_dim.tune` is 'embedding_l2' (write [embedding_l2]); "
-        "allowed values: a list of this technique's grid keys (embedding_dim, embedding_l2)."
+        "`sweep.techniques.uniform.tune` is 'embedding_l2' (write [embedding_l2]); "
+        "allowed values: a list of this technique's grid keys (embedding_l2)."
     ]
 
 
 def test_tune_naming_no_grid_key_is_refused(base):
-    parameters = _set(base, "sweep.techniques.uniform_low_dim.tune", ["embedding_l3"])
+    parameters = _set(base, "sweep.techniques.uniform.tune", ["embedding_l3"])
     (problem,) = _problems(parameters)
     assert problem.startswith(
-        "`sweep.techniques.uniform_low_dim.tune` is ['embedding_l3'], which names no grid key "
-        "embedding_l3;"
+        "`sweep.techniques.uniform.tune` is ['embedding_l3'], which names no grid key embedding_l3;"
     ), problem
 
 
@@ -247,10 +247,9 @@ def test_a_null_checkpoint_dir_passes(base):
 
 
 def test_an_empty_list_of_grid_values_names_the_key(base):
-    parameters = _set(base, "sweep.techniques.uniform_low_dim.grid.embedding_l2", [])
+    parameters = _set(base, "sweep.techniques.uniform.grid.embedding_l2", [])
     assert _problems(parameters) == [
-        "`sweep.techniques.uniform_low_dim.grid.embedding_l2` is []: give a non-empty list of "
-        "values."
+        "`sweep.techniques.uniform.grid.embedding_l2` is []: give a non-empty list of values."
     ]
 
 

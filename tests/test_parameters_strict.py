@@ -143,6 +143,7 @@ def test_optimizer_options_are_the_optimizers_arguments(base):
 def test_every_sweep_point_is_checked_as_a_model(base):
     parameters = copy.deepcopy(base)
     # A grid key that exists, with a value no model takes: each point is checked as a model.
+    parameters["sweep"]["techniques"]["hashing"]["budget_knob"] = None  # sized by the grid
     parameters["sweep"]["techniques"]["hashing"]["grid"] = {"embedding.ids_per_bucket": [2, 0]}
     assert _problems(parameters) == [
         f"sweep.techniques.hashing (point hashing(ids_per_bucket=0)): `{side}.ids_per_bucket` "

@@ -59,7 +59,7 @@ def test_empty_input_is_a_clear_error(model) -> None:
 def test_unequal_lengths_are_a_clear_error(model) -> None:
     with pytest.raises(ValueError, match="user_id has 2 ids but movie_id has 1"):
         model.predict({"user_id": ["user_1", "user_2"], "movie_id": ["movie_1"]}, verbose=0)
-    with pytest.raises(ValueError, match="score got 2 user ids and 1 movie ids"):
+    with pytest.raises(ValueError, match="user_id has 2 ids but movie_id has 1: score takes"):
         score(model, ["user_1", "user_2"], ["movie_1"])
 
 

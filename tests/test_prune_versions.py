@@ -132,3 +132,94 @@ def test_an_unreadable_live_file_stops_the_prune_before_deleting_anything(data: 
     with pytest.raises(ValueError, match="is not a readable live-run file"):
         prune_versions(data, keep=1)
     assert _all_files(data) == before
+
+
+# -- Stale live-run files are removed, a live one never (issue 30) ----------------------------
+
+
+@pytest.fixture
+def zombie():
+    """A child that has exited but whose exit status nobody collected yet (pid still taken)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    stat = Path(f"/proc/{child.pid}/stat")
+    deadline = time.monotonic() + 30
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield child.pid
+    child.wait()
+
+
+def _live_files(root: Path, zombie: int) -> dict[str, Path]:
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from memory_efficient_embeddings.prune_versions import (  # noqa: PLC0415
+        live_run_record,
+        process_start_ticks,
+    )
+
+    held = root / "08_reporting" / "comparison.md" / VERSIONS[1]
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    records = {
+        "live": live_run_record([held]),  # this test's process: running
+        "ended": {"pid": ended.pid, "start_ticks": 1, "folders": [str(held.resolve())]},
+        "zombie": {
+            "pid": zombie,
+            "start_ticks": process_start_ticks(zombie),
+            "folders": [str(held.resolve())],
+        },
+        "pid reused": {
+            "pid": os.getpid(),
+            "start_ticks": process_start_ticks(os.getpid()) - 1,
+            "folders": [str(held.resolve())],
+        },
+    }
+    return {
+        name: _live_file(root, name.replace(" ", "-"), record) for name, record in records.items()
+    }
+
+
+def test_stale_live_run_files_are_removed_and_a_live_ones_kept(data: Path, zombie: int) -> None:
+    from memory_efficient_embeddings.prune_versions import remove_stale_live_runs  # noqa: PLC0415
+
+    files = _live_files(data, zombie)
+    (data / "09_runs" / "notes.live.json").write_text("not a record")  # someone else's: left
+    removed = remove_stale_live_runs(data / "09_runs")
+    assert sorted(removed) == sorted(files[name] for name in ("ended", "zombie", "pid reused"))
+    assert sorted(p.name for p in (data / "09_runs").iterdir()) == [
+        "live.live.json",
+        "notes.live.json",
+    ]
+
+
+def test_prune_deletes_stale_live_run_files_and_a_dry_run_only_lists_them(data: Path, zombie: int):
+    files = _live_files(data, zombie)
+    stale = sorted(files[name] for name in ("ended", "zombie", "pid reused"))
+    dry = prune_versions(data, keep=1, dry_run=True)
+    assert sorted(dry.stale_live_runs) == stale and all(path.exists() for path in stale)
+    pruned = prune_versions(data, keep=1)
+    assert sorted(pruned.stale_live_runs) == stale and not any(path.exists() for path in stale)
+    assert files["live"].exists()
+    assert pruned.held_by_live_runs == (data / "08_reporting" / "comparison.md" / VERSIONS[1],)
+
+
+def test_a_run_removes_stale_live_run_files_when_it_starts(data: Path, zombie: int) -> None:
+    from kedro.io import DataCatalog, Version  # noqa: PLC0415
+    from kedro_datasets.json import JSONDataset  # noqa: PLC0415
+
+    from memory_efficient_embeddings.hooks import RunRecordHooks  # noqa: PLC0415
+
+    files = _live_files(data, zombie)
+    manifest = JSONDataset(
+        filepath=str(data / "09_runs" / "run_manifest.json"), version=Version(None, None)
+    )
+    RunRecordHooks()._declare_live_run("new-run", DataCatalog({"run_manifest": manifest}), {})
+    left = sorted(p.name for p in (data / "09_runs").iterdir())
+    assert left == ["live.live.json", "new-run.live.json"]
+    assert files["live"].exists()

@@ -2,7 +2,11 @@
 
 import warnings
 
+from memory_efficient_embeddings.keras_backend import choose_keras_backend
 from memory_efficient_embeddings.tensorflow_logs import quiet_tensorflow_startup
+
+# Before anything imports Keras: the project's backend unless KERAS_BACKEND says otherwise.
+choose_keras_backend()
 
 # TensorFlow's C++ lines (oneDNN, CUDA probing, "E0000 ... cuInit") read as errors and drown the
 # pipeline's own logs. TF_CPP_MIN_LOG_LEVEL=0 shows them again.

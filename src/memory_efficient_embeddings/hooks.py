@@ -36,7 +36,11 @@ from memory_efficient_embeddings.lineage import (
 )
 from memory_efficient_embeddings.modeling.resources import current_rss_bytes
 from memory_efficient_embeddings.process_state import PROCESS_STATE_LOCK
-from memory_efficient_embeddings.prune_versions import LIVE_RUN_SUFFIX, live_run_record
+from memory_efficient_embeddings.prune_versions import (
+    LIVE_RUN_SUFFIX,
+    live_run_record,
+    remove_stale_live_runs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +170,9 @@ class RunRecordHooks:
             if getattr(catalog.get(name), "_protocol", "file") == "file"
         ]
         path.parent.mkdir(parents=True, exist_ok=True)
+        stale = remove_stale_live_runs(path.parent)  # left by killed runs; never a live one's
+        if stale:
+            logger.info("Removed %d live-run file(s) of runs that have ended", len(stale))
         temporary = path.with_name(f".{path.name}.tmp")
         temporary.write_text(json.dumps(live_run_record(folders)))
         os.replace(temporary, path)  # whole or absent: prune never reads half a file

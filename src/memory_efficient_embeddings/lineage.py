@@ -1,7 +1,7 @@
 """Data lineage: which data, split and vocabulary an artifact was derived from.
 
-A lineage record holds *components*: `data` (the source: MovieLens release and archive MD5, or the
-synthetic generator's seed and shape), `split` (train fraction and seed) and `vocabulary` (its
+A lineage record holds *components*: `data` (the source: MovieLens release and archive MD5, a Ciao
+.mat or table file and its MD5, or the synthetic generator's seed and shape), `split` (train fraction and seed) and `vocabulary` (its
 source). An artifact inherits the components of the artifacts it was made from, plus those of the
 parameters its node applies. Two inputs of one node that disagree on a component come from
 different data: the node is refused (`LineageMismatchError`) with the artifacts, their versions
@@ -53,6 +53,11 @@ def describe_component(name: str, value: Any) -> str:
                 f"{value.get('num_ratings', 0):,} ratings"
             )
         checksum = f"md5 {value['md5']}" if value.get("md5") else "extracted files"
+        if value.get("source") in ("ciao", "table"):
+            return (
+                f"{value.get('source')} file {value.get('file')} ({checksum}), "
+                f"{value.get('num_ratings', 0):,} ratings"
+            )
         return f"MovieLens {value.get('dataset')} ({checksum}), {value.get('num_ratings', 0):,} ratings"
     if isinstance(value, Mapping):
         return ", ".join(f"{k} {v}" for k, v in value.items())

@@ -19,6 +19,7 @@ import inspect
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -33,7 +34,9 @@ from pydantic import (
     model_validator,
 )
 
-from memory_efficient_embeddings.modeling.grid import EMBEDDING_SIDES, plan_sweep
+from memory_efficient_embeddings.ingest.table import DEFAULT_COLUMNS
+from memory_efficient_embeddings.ingest.table import SUFFIXES as TABLE_SUFFIXES
+from memory_efficient_embeddings.modeling.grid import BUDGET_KNOBS, EMBEDDING_SIDES, plan_sweep
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -59,7 +62,7 @@ def _held_out_fraction(value: float) -> float:
 HeldOutFraction = Annotated[float, AfterValidator(_held_out_fraction)]
 
 VOCABULARY_SOURCES = ("train", "all")
-DATA_SOURCES = ("auto", "movielens", "synthetic")
+DATA_SOURCES = ("auto", "movielens", "synthetic", "ciao", "table")
 
 
 class ParameterError(ValueError):
@@ -130,10 +133,29 @@ class SyntheticParameters(Open):
     min_ratings_per_user: PositiveInt | None = None
 
 
+def _column_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"is {value!r}; allowed values: a column name of the table")
+    return value
+
+
+ColumnName = Annotated[str, AfterValidator(_column_name)]
+
+
+class ColumnParameters(Strict):
+    """`data.columns`: the table's user, item and rating columns (`data.source: table`)."""
+
+    user: ColumnName = DEFAULT_COLUMNS["user"]
+    item: ColumnName = DEFAULT_COLUMNS["item"]
+    rating: ColumnName = DEFAULT_COLUMNS["rating"]
+
+
 class DataParameters(Strict):
     dataset: str = "ml-1m"
-    source: Literal["auto", "movielens", "synthetic"] = "auto"
+    source: Literal["auto", "movielens", "synthetic", "ciao", "table"] = "auto"
     path: str | None = None
+    columns: ColumnParameters = ColumnParameters()
+    drop_zero_ratings: bool = True
     raw_dir: str = "data/01_raw"
     verify_checksum: bool = True
     on_bad_lines: Literal["error", "skip"] = "error"
@@ -425,6 +447,48 @@ class ExecutorParameters(Strict):
 
 
 QUANTIZE_MODES = ("int8", "int4")
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class SweepBudgets(Strict):
+    """`sweep.budgets`: the budget axis in float32 values per id (users + movies, biases in)."""
+
+    floats_per_id: Annotated[list[PositiveFloat], Field(min_length=1)]
+
+    @field_validator("floats_per_id", mode="before")
+    @classmethod
+    def _distinct(cls, value: Any) -> Any:
+        # Checked as written (1, not 1.0); a value that is no number is left to the type check.
+        numbers = [v for v in value or [] if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError(
+                f"is {value!r}, which repeats a budget; allowed values: distinct numbers above 0"
+            )
+        return value
+
+
+class SvdPeerOptions(Strict):
+    """Surprise's `SVD` options for the sweep's peers (its own defaults)."""
+
+    n_epochs: PositiveInt = 20
+    lr_all: PositiveFloat = 0.005
+    reg_all: NonNegativeFloat = 0.02
+
+
+class BaselineOnlyPeerOptions(Strict):
+    """Surprise's `BaselineOnly` ALS options (`bsl_options`, its own defaults)."""
+
+    n_epochs: PositiveInt = 10
+    reg_u: NonNegativeFloat = 15
+    reg_i: NonNegativeFloat = 10
+
+
+class SweepPeers(Strict):
+    """`sweep.peers`: the global mean and Surprise's peers, on the sweep's split and seeds."""
+
+    svd_factors: list[PositiveInt] = [1, 4, 16]
+    svd: SvdPeerOptions = SvdPeerOptions()
+    baseline_only: BaselineOnlyPeerOptions = BaselineOnlyPeerOptions()
 
 
 class SweepParameters(Strict):
@@ -437,8 +501,12 @@ class SweepParameters(Strict):
     target: SweepTarget
     training: TrainingOverrides = TrainingOverrides()
     # A technique or recipe model set to null is left out (an overlay can switch it off).
+    # The budget axis: techniques with a `budget_knob` are placed at each budget; null: none.
+    budgets: SweepBudgets | None = None
     techniques: dict[str, dict[str, Any] | None]
     recipe: dict[str, dict[str, Any] | None] | None = None
+    # The global mean and Surprise's peers, scored on the same split; null: none.
+    peers: SweepPeers | None = None
     executor: ExecutorParameters = ExecutorParameters()
     resume: bool = True
     checkpoint_dir: str | None = None
@@ -873,6 +941,7 @@ def grid_problems(sweep: Mapping[str, Any], base_model: Mapping[str, Any]) -> li
     for technique, entry in (sweep.get("techniques") or {}).items():
         grid = entry.get("grid") if isinstance(entry, Mapping) else None
         problems += _tune_problems(technique, entry, grid)
+        problems += _budget_knob_problems(technique, entry, base_model, sweep)
         if not isinstance(grid, Mapping):
             continue
         for key, values in grid.items():
@@ -883,6 +952,38 @@ def grid_problems(sweep: Mapping[str, Any], base_model: Mapping[str, Any]) -> li
             elif not isinstance(values, list) or not values:
                 problems.append(f"`{where}.{key}` is {values!r}: give a non-empty list of values.")
     return problems
+
+
+def _budget_knob_problems(
+    technique: str, entry: Any, base_model: Mapping[str, Any], sweep: Mapping[str, Any]
+) -> list[str]:
+    """A technique's `budget_knob` is a size key of its model that placement knows how to search,
+    outside its grid, with budgets to place it at."""
+    knob = entry.get("budget_knob") if isinstance(entry, Mapping) else None
+    if knob is None:
+        return []
+    where = f"sweep.techniques.{technique}.budget_knob"
+    allowed = (
+        "allowed values: a size key of the technique's model ending in "
+        f"{', '.join(BUDGET_KNOBS)} (e.g. embedding_dim, embedding.ids_per_bucket), or null"
+    )
+    if not isinstance(knob, str) or knob.split(".")[-1] not in BUDGET_KNOBS:
+        return [f"`{where}` is {knob!r}; {allowed}."]
+    problem = _grid_key_problem(knob, entry, base_model, where)
+    if problem is not None:
+        return [problem]
+    if knob in (entry.get("grid") or {}):
+        return [
+            f"`{where}` is {knob!r}, which is also a grid key: placement sets the knob at each "
+            "budget; remove it from the grid, or set budget_knob: null to train the grid's values."
+        ]
+    budgets = sweep.get("budgets")
+    if not isinstance(budgets, Mapping) or not budgets.get("floats_per_id"):
+        return [
+            f"`{where}` is {knob!r}, but `sweep.budgets.floats_per_id` gives no budget to place "
+            "it at: set the budgets, or budget_knob: null with the sizes in the grid."
+        ]
+    return []
 
 
 def _tune_problems(technique: str, entry: Any, grid: Any) -> list[str]:
@@ -900,6 +1001,49 @@ def _tune_problems(technique: str, entry: Any, grid: Any) -> list[str]:
     if unknown:
         return [f"`{where}` is {tune!r}, which names no grid key {', '.join(unknown)}; {allowed}."]
     return []
+
+
+# What `data.path` may be for each source that reads only that file, by extension.
+DATA_FILE_SUFFIXES = {"ciao": (".mat",), "table": TABLE_SUFFIXES}
+# Files that another source reads, for a hint when `data.source` is auto or movielens.
+OTHER_SOURCE_SUFFIXES = {".mat": "ciao", ".parquet": "table", ".pq": "table", ".tsv": "table"}
+
+
+def data_problems(parameters: Mapping[str, Any]) -> list[str]:
+    """`data.path` fits `data.source`; `data.columns` names three different columns."""
+    data = parameters.get("data")
+    if not isinstance(data, Mapping):
+        return []
+    source, path = data.get("source", "auto"), data.get("path")
+    problems = []
+    suffix = PurePath(path).suffix.lower() if isinstance(path, str) else ""
+    if source in DATA_FILE_SUFFIXES:
+        allowed = DATA_FILE_SUFFIXES[source]
+        if not path:
+            problems.append(
+                f"`data.path` is missing: data.source {source!r} reads the {'/'.join(allowed)} "
+                f"file at data.path; set it (e.g. --params data.path=data/01_raw/"
+                f"{'rating.mat' if source == 'ciao' else 'ratings.csv'})."
+            )
+        elif suffix not in allowed:
+            problems.append(
+                f"`data.path` is {path!r}; allowed values: a {', '.join(allowed)} file for "
+                f"data.source {source!r}."
+            )
+    elif suffix in OTHER_SOURCE_SUFFIXES:
+        problems.append(
+            f"`data.path` is {path!r}, a {suffix} file, which data.source {source!r} (MovieLens) "
+            f"does not read: set data.source: {OTHER_SOURCE_SUFFIXES[suffix]}."
+        )
+    columns = data.get("columns")
+    if isinstance(columns, Mapping):
+        names = [columns.get(role, DEFAULT_COLUMNS[role]) for role in DEFAULT_COLUMNS]
+        if len(set(names)) < len(names):
+            problems.append(
+                f"`data.columns` is {dict(columns)!r}; allowed values: three different column "
+                "names for user, item and rating."
+            )
+    return problems
 
 
 def reference_problems(parameters: Mapping[str, Any]) -> list[str]:
@@ -964,6 +1108,7 @@ def validate_parameters(parameters: Mapping[str, Any]) -> ProjectParameters:
         )
         problems += _model_problems(model, f"{section}.model")
     problems += reference_problems(parameters)
+    problems += data_problems(parameters)
     if isinstance(parameters.get("training"), Mapping):
         problems += optimizer_option_problems(parameters["training"], "training")
     sweep = parameters.get("sweep")

@@ -15,7 +15,7 @@ from memory_efficient_embeddings.hooks import (
     UserErrorHooks,
 )
 from memory_efficient_embeddings.run_summary import RunSummaryHooks
-from memory_efficient_embeddings.tracking import TrackingHooks
+from memory_efficient_embeddings.tracking import GuardedMlflowHooks, TrackingHooks
 
 # MLflow's usage telemetry would try the network: off, like Kedro's (the README says so).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -38,7 +38,11 @@ HOOKS = (
     TrackingHooks(),
     ClearErrorHooks(),
     UserErrorHooks(),
+    # kedro-mlflow's hooks, registered here (below) so that a broken MLflow store turns tracking
+    # off with one warning instead of stopping the run; last, so they run where the plugin's did.
+    GuardedMlflowHooks(),
 )
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")
 
 # ParallelRunner's workers start fresh (spawn) instead of forking: a fork of a process in which
 # TensorFlow has already run crashes (a notebook or test that trained, then ran in parallel).

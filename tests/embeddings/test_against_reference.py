@@ -27,7 +27,6 @@ from itertools import count, takewhile
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import ops
 
 from memory_efficient_embeddings.embeddings import (
@@ -45,6 +44,7 @@ from memory_efficient_embeddings.embeddings.tt_rec import (
     tt_parameter_count,
 )
 from memory_efficient_embeddings.modeling.specs import _resolve_layer
+from tests.embeddings.backend_ops import layer_gradients
 
 P = 2**31 - 1  # the prime of our universal hashes
 
@@ -52,6 +52,9 @@ P = 2**31 - 1  # the prime of our universal hashes
 TEST_ALL = (512, 1024, 16, 4)  # tests/test_all.py, test_make_embedding
 MOVIELENS_DEFAULTS = (6000, 200 * 32, 32, 4)  # movielens.py defaults on the syn-6000 vocabulary
 REFERENCE_CASES = [TEST_ALL, MOVIELENS_DEFAULTS]
+# The forwards on JAX too (`make test`), at the reference's test size: JAX compiles each eager op
+# once per shape, so the larger vocabulary adds CI time and no new path.
+FORWARD_CASES = [pytest.param(*TEST_ALL, marks=pytest.mark.both_backends), MOVIELENS_DEFAULTS]
 SYNTHETIC_VOCABS = [6000, 10_000, 60_000, 95_456, 100_000]  # results/syn-*
 RUN_ALL_PPDS = [2**i for i in range(1, 13)]  # run_all.py: lo_pow=1, hi_pow=12
 DIM, N_CHUNKS = 32, 4  # movielens.py: --dim 32, --n-chunks 4 ("we always used n_chunks=4")
@@ -80,10 +83,9 @@ def _train(layer: keras.layers.Layer, ids: np.ndarray, steps: int = 4, seed: int
     target = np.random.default_rng(seed).normal(size=(len(ids), layer.output_dim))
     optimizer = keras.optimizers.Adam(learning_rate=0.05)
     for _ in range(steps):
-        with tf.GradientTape() as tape:
-            loss = ops.mean((layer(ids) - target) ** 2)
+        gradients = layer_gradients(layer, ids, lambda out: ops.mean((out - target) ** 2))
         variables = layer.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        optimizer.apply_gradients((ops.convert_to_tensor(gradients[v.path]), v) for v in variables)
 
 
 def _universal(a: np.ndarray, b: np.ndarray, x: np.ndarray, modulus: int) -> np.ndarray:
@@ -122,7 +124,7 @@ def reference_cce_rows(num_params: int, chunk_size: int, n_chunks: int) -> int:
     return rows
 
 
-@pytest.mark.parametrize(("vocab", "num_params", "dimension", "n_chunks"), REFERENCE_CASES)
+@pytest.mark.parametrize(("vocab", "num_params", "dimension", "n_chunks"), FORWARD_CASES)
 def test_cce_forward_equals_the_reference(vocab, num_params, dimension, n_chunks):
     layer = CCEEmbedding(vocab, dimension, num_chunks=n_chunks, parameter_budget=num_params)
     ids = _random_ids(vocab, seed=1)
@@ -197,7 +199,7 @@ def reference_tt_size(vocab: int, dim: int, n_chunks: int, rank: int) -> int:
     return start_core + end_core + cores
 
 
-@pytest.mark.parametrize(("vocab", "num_params", "dimension", "n_chunks"), REFERENCE_CASES)
+@pytest.mark.parametrize(("vocab", "num_params", "dimension", "n_chunks"), FORWARD_CASES)
 def test_tt_forward_equals_the_reference(vocab, num_params, dimension, n_chunks):
     # Our layer has three cores; the reference's n_chunks - 2 middle cores are one here.
     layer = TTEmbedding(vocab, dimension, parameter_budget=num_params)
@@ -314,7 +316,7 @@ def test_robe_reads_the_reference_test_case(monkeypatch):
 
 
 @pytest.mark.parametrize("use_sign", [False, True])
-@pytest.mark.parametrize(("vocab", "num_params", "dimension", "n_chunks"), REFERENCE_CASES)
+@pytest.mark.parametrize(("vocab", "num_params", "dimension", "n_chunks"), FORWARD_CASES)
 def test_robe_forward_equals_the_reference(vocab, num_params, dimension, n_chunks, use_sign):
     # make_embedding("robe"): RobeEmbedding(size=num_params, chunk_size=dimension // n_chunks).
     chunk_size = dimension // n_chunks
@@ -380,7 +382,7 @@ def reference_hemb_sizes(num_params: int, dim: int, n_hash: int) -> tuple[int, i
     ("vocab", "num_params", "dimension", "n_chunks"),
     # The reference's cases, and movielens.py's ppd 200 on the test_all vocabulary: K = 800
     # importance rows would exceed the 512 ids, so ours gives every id its own (documented).
-    [*REFERENCE_CASES, (512, 200 * 32, 32, 4)],
+    [*FORWARD_CASES, (512, 200 * 32, 32, 4)],
 )
 def test_hemb_forward_equals_the_reference(vocab, num_params, dimension, n_chunks):
     # make_embedding("hemb_original"): HashEmbedding(num_params, dimension, n_chunks).
@@ -461,7 +463,7 @@ def _reference_dhe_n_hidden(rank: int, n_chunks: int) -> int:
     return int(math.ceil(rank ** (1 / n_chunks)))  # make_embedding, make(rank) for "dhe"
 
 
-@pytest.mark.parametrize(("vocab", "num_params", "dimension", "n_chunks"), REFERENCE_CASES)
+@pytest.mark.parametrize(("vocab", "num_params", "dimension", "n_chunks"), FORWARD_CASES)
 def test_dhe_forward_equals_the_reference(vocab, num_params, dimension, n_chunks):
     # The reference's own sizes for this case: rank hashes, n_hidden Linear(rank, rank) layers.
     rank = _ref_rank(lambda r: reference_dhe_size(dimension, n_chunks, r), num_params)

@@ -3,12 +3,12 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import CCEEmbedding, CCEReclusterCallback
 from memory_efficient_embeddings.embeddings.cce import kmeans
 from memory_efficient_embeddings.modeling.specs import _resolve_layer
 from memory_efficient_embeddings.modeling.training import _callbacks
+from tests.embeddings.backend_ops import layer_gradients
 
 P = 2**31 - 1
 
@@ -106,10 +106,8 @@ def test_oov_gradient_reload_and_int8_refused(tmp_path):
     layer = _layer()
     out = np.asarray(layer(np.array([5, 12])))
     assert np.all(out[1] == 0) and np.any(out[0] != 0)
-    with tf.GradientTape() as tape:
-        loss = keras.ops.sum(layer(np.array([5])))
-    grads = tape.gradient(loss, layer.trainable_variables)
-    assert all(np.any(np.asarray(tf.convert_to_tensor(g)) != 0) for g in grads)
+    grads = layer_gradients(layer, np.array([5]), keras.ops.sum)
+    assert len(grads) == 2 and all(np.any(g != 0) for g in grads.values())
     inputs = keras.Input((2,), dtype="int32")
     model = keras.Model(inputs, CCEEmbedding(20, 8, num_chunks=2, num_clusters=3)(inputs))
     model.layers[-1].recluster(iterations=2)  # the reloaded model must keep the new assignments
@@ -137,3 +135,21 @@ def test_budget_dim_resolves_to_each_layer_size():
         assert layer["parameter_budget"] == 800 and "budget_dim" not in layer
     with pytest.raises(ValueError, match="`budget_dim` does not apply to 'hashed'"):
         _resolve_layer({"type": "hashed", "budget_dim": 8}, 100, None, "w")
+
+
+@pytest.mark.both_backends
+def test_a_recluster_inside_fit_reaches_the_training_state():
+    # JAX trains on a copy of the variables' values: the callback's new tables must reach it.
+    keras.utils.set_random_seed(0)
+    layer = CCEEmbedding(8, 4, num_chunks=2, num_clusters=2)
+    inputs = keras.Input((1,), dtype="int32")
+    model = keras.Model(inputs, keras.ops.sum(layer(inputs), axis=(1, 2)))
+    # SGD at rate 0 leaves the weights alone: only the recluster after epoch 1 changes them.
+    jit = keras.backend.backend() == "jax"
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", jit_compile=jit)
+    assert np.any(np.asarray(layer.residual_tables) != 0)
+    x, y = np.arange(8).reshape(8, 1), np.zeros(8)
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[CCEReclusterCallback([1], 3)])
+    # Epoch 2 trained on the reclustered tables (the recluster zeroes the residual tables), and
+    # did not write the pre-recluster values back at its end.
+    np.testing.assert_array_equal(np.asarray(layer.residual_tables), 0)

@@ -26,7 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 from memory_efficient_embeddings.embeddings import (
     CompactEmbedding,
@@ -41,6 +41,7 @@ from memory_efficient_embeddings.embeddings import (
     alpha_power_dims,
     build_rating_model,
 )
+from tests.embeddings.backend_ops import densified, row_gradient
 
 FLOAT_DTYPES = ["float16", "float32", "float64"]
 # TF Addons' assert_allclose_according_to_type: 1e-3 for half precision, 1e-6 otherwise.
@@ -71,13 +72,11 @@ def numpy_adam_step(
 
 
 def _slices(values: Any, indices: list[int], dense_shape: list[int], dtype: str) -> Any:
-    return tf.IndexedSlices(
-        tf.constant(np.asarray(values), dtype=dtype),
-        tf.constant(indices),
-        tf.constant(dense_shape, dtype="int64"),
-    )
+    # tf.IndexedSlices on TensorFlow; on JAX the dense gradient a lookup gives there.
+    return row_gradient(values, indices, dense_shape, dtype)
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("catch_up", [True, False])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_addons_sparse_matches_numpy_adam(dtype: str, catch_up: bool) -> None:
@@ -100,6 +99,7 @@ def test_addons_sparse_matches_numpy_adam(dtype: str, catch_up: bool) -> None:
     assert var0.dtype == dtype
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_addons_repeated_indices_equal_aggregated_gradient(dtype: str) -> None:
     repeated_var = keras.Variable([[1.0], [2.0]], dtype=dtype)
@@ -132,7 +132,7 @@ def test_addons_dense_and_learning_rate_kinds_match_numpy_adam(
     optimizer = LazyAdam(learning_rate=lr)
     m0 = v0 = m1 = v1 = np.zeros(2)
     for step in range(3):
-        grads = [tf.constant(grads0_np, dtype=dtype), tf.constant(grads1_np, dtype=dtype)]
+        grads = [ops.convert_to_tensor(g, dtype=dtype) for g in (grads0_np, grads1_np)]
         optimizer.apply_gradients(zip(grads, [var0, var1], strict=True))
         var0_np, m0, v0 = numpy_adam_step(var0_np, grads0_np, step, m0, v0)
         var1_np, m1, v1 = numpy_adam_step(var1_np, grads1_np, step, m1, v1)
@@ -141,6 +141,7 @@ def test_addons_dense_and_learning_rate_kinds_match_numpy_adam(
         np.testing.assert_allclose(var1.numpy(), var1_np, rtol=tol, atol=tol)
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("sparse_min_size", [0, 10**6])
 def test_duplicate_rows_square_the_summed_gradient(sparse_min_size: int) -> None:
     # Dense Adam (and TF Addons, which sums duplicates first) squares a row's summed gradient.
@@ -179,9 +180,7 @@ def test_addons_serialization_round_trip() -> None:
     assert restored.get_config() == config
     assert (restored.beta_1, restored.beta_2, restored.epsilon) == (0.8, 0.95, 1e-6)
     assert restored.catch_up is False
-    assert isinstance(restored.learning_rate, tf.Variable | keras.Variable) or callable(
-        restored._learning_rate
-    )
+    assert isinstance(restored.learning_rate, keras.Variable) or callable(restored._learning_rate)
 
 
 def _run_steps(
@@ -195,6 +194,7 @@ def _run_steps(
         )
 
 
+@pytest.mark.both_backends
 def test_catch_up_on_1d_variable_matches_keras_adam() -> None:
     # The issue's case: catch_up broadcast its per-row factors as [:, None] and failed on 1-D.
     rng = np.random.default_rng(0)
@@ -208,7 +208,7 @@ def test_catch_up_on_1d_variable_matches_keras_adam() -> None:
         indices = [0, 1, 2] if step in (0, 4) else [0, 2]
         grad = _slices(rng.normal(size=len(indices)), indices, [3], "float32")
         lazy.apply_gradients([(grad, lazy_var)])
-        dense.apply_gradients([(tf.convert_to_tensor(grad), dense_var)])
+        dense.apply_gradients([(densified(grad), dense_var)])
     np.testing.assert_allclose(lazy_var.numpy(), dense_var.numpy(), rtol=1e-6, atol=1e-7)
 
 
@@ -233,13 +233,14 @@ def test_3d_table_ends_identical_to_its_2d_view() -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_dense_gradients_follow_keras_adam_exactly() -> None:
     rng = np.random.default_rng(2)
     initial = rng.normal(size=(5, 4)).astype("float32")
     lazy_var, dense_var = keras.Variable(initial), keras.Variable(initial)
     lazy, dense = LazyAdam(0.01), keras.optimizers.Adam(0.01)
     for _ in range(20):
-        grad = tf.constant(rng.normal(size=(5, 4)), "float32")
+        grad = ops.convert_to_tensor(rng.normal(size=(5, 4)), "float32")
         lazy.apply_gradients([(grad, lazy_var)])
         dense.apply_gradients([(grad, dense_var)])
     np.testing.assert_array_equal(lazy_var.numpy(), dense_var.numpy())
@@ -257,6 +258,8 @@ def _lazy_and_dense_side_by_side(
     Dense Adam gets the densified gradient (duplicates summed), as Keras' Adam would compute it
     from the IndexedSlices itself. One tf.function step keeps hundreds of steps fast.
     """
+    import tensorflow as tf  # noqa: PLC0415 - one tf.function step: TensorFlow only
+
     rng = np.random.default_rng(seed)
     dense = keras.optimizers.Adam(
         learning_rate=float(lazy.learning_rate.numpy()), beta_1=lazy.beta_1, beta_2=lazy.beta_2
@@ -284,6 +287,7 @@ def _lazy_and_dense_side_by_side(
     return lazy_var.numpy(), dense_var.numpy()
 
 
+@pytest.mark.tensorflow_only
 @pytest.mark.parametrize("catch_up", [True, False])
 def test_rows_touched_every_step_match_keras_adam_over_200_steps(catch_up: bool) -> None:
     # Every row is in every batch (with duplicates), so lazy and dense Adam see the same
@@ -295,6 +299,7 @@ def test_rows_touched_every_step_match_keras_adam_over_200_steps(catch_up: bool)
     np.testing.assert_array_max_ulp(lazy, dense, maxulp=4)
 
 
+@pytest.mark.tensorflow_only
 @pytest.mark.parametrize(("start", "steps"), [(0, 60), (1_000, 60), (5_000, 60), (0, 302)])
 def test_catch_up_matches_keras_adam_early_and_late(start: int, steps: int) -> None:
     # Row 0 is touched at the first and the last step only; dense Adam moves it at every step,
@@ -310,6 +315,7 @@ def test_catch_up_matches_keras_adam_early_and_late(start: int, steps: int) -> N
     np.testing.assert_array_equal(lazy[2], initial[2])  # never touched
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize(("beta_1", "beta_2"), [(0.5, 0.25), (0.9, 0.81)])
 def test_catch_up_when_beta_1_equals_sqrt_beta_2(beta_1: float, beta_2: float) -> None:
     # r = beta_1 / sqrt(beta_2) = 1 made the geometric sum 0 / 0 (NaN from the first step).
@@ -320,14 +326,14 @@ def test_catch_up_when_beta_1_equals_sqrt_beta_2(beta_1: float, beta_2: float) -
     dense = keras.optimizers.Adam(learning_rate=0.01, beta_1=beta_1, beta_2=beta_2)
     first = _slices([[0.1, 0.1]], [1], [4, 2], "float32")
     lazy.apply_gradients([(first, lazy_var)])
-    dense.apply_gradients([(tf.convert_to_tensor(first), dense_var)])
+    dense.apply_gradients([(densified(first), dense_var)])
     np.testing.assert_allclose(lazy_var.numpy()[1], [0.99, 0.99], rtol=1e-6)
     # Row 1 then skips three steps and comes back: the limit sum_j c_j * 1**j applies.
     for step in range(4):
         indices = [0, 1] if step == 3 else [0]
         grad = _slices(rng.normal(size=(len(indices), 2)), indices, [4, 2], "float32")
         lazy.apply_gradients([(grad, lazy_var)])
-        dense.apply_gradients([(tf.convert_to_tensor(grad), dense_var)])
+        dense.apply_gradients([(densified(grad), dense_var)])
     assert np.all(np.isfinite(lazy_var.numpy()))
     np.testing.assert_allclose(lazy_var.numpy()[:2], dense_var.numpy()[:2], rtol=1e-5)
 
@@ -457,7 +463,7 @@ def test_quotient_remainder_mapping_equals_qr_embedding_bag(
         "add": q_rows + r_rows,
         "concat": np.concatenate([q_rows, r_rows], axis=-1),
     }[combiner]
-    np.testing.assert_array_equal(layer(ids.astype("int32")).numpy(), expected)
+    np.testing.assert_array_equal(np.asarray(layer(ids.astype("int32"))), expected)
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,7 +512,7 @@ def _check_policy(layer: CompactEmbedding, policy: str) -> None:
     assert {sublayer.dtype_policy.name for sublayer in sublayers} == {policy}
     assert {variable.dtype for variable in layer.weights} == {"float32"}
     assert keras.backend.standardize_dtype(output.dtype) == "float16"
-    np.testing.assert_array_equal(output.numpy()[-2:], 0)  # OOV rows stay zero
+    np.testing.assert_array_equal(np.asarray(output)[-2:], 0)  # OOV rows stay zero
 
 
 @pytest.mark.parametrize("kind", sorted(LAYER_FACTORIES))
@@ -520,7 +526,9 @@ def test_per_layer_mixed_precision_reaches_sublayers_and_output(kind: str) -> No
         target.assign(source.numpy())
     # DHE's rows come out of two float16 matmuls (values near 1): rounding adds up to ~1e-3.
     atol = 2e-3 if kind == "dhe" else 1e-4
-    np.testing.assert_allclose(layer(IDS).numpy(), reference(IDS).numpy(), rtol=2e-3, atol=atol)
+    np.testing.assert_allclose(
+        np.asarray(layer(IDS)), np.asarray(reference(IDS)), rtol=2e-3, atol=atol
+    )
     restored = type(layer).from_config(layer.get_config())
     assert restored.dtype_policy.name == "mixed_float16"
 

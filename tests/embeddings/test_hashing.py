@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 from memory_efficient_embeddings.embeddings import (
     CCEEmbedding,
@@ -19,6 +19,7 @@ from memory_efficient_embeddings.embeddings.hashing import (
     universal_hash,
     universal_hashes,
 )
+from tests.embeddings.backend_ops import BACKEND
 
 P = 2**31 - 1
 # Edge ids (a·i overflows 32 bits for the large ones) and coefficients up to p - 1.
@@ -34,12 +35,15 @@ def test_the_prime_is_2_to_the_31_minus_1() -> None:
     assert HASH_PRIME == P
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize(("a", "b"), COEFFICIENTS)
 @pytest.mark.parametrize("modulus", [2, 97, 1000, 2**24])
 def test_universal_hash_matches_python_integers(a: int, b: int, modulus: int) -> None:
     expected = [python_hash(i, a, b, modulus) for i in IDS]
-    tensor = tf.constant(IDS, dtype=tf.int64)
-    np.testing.assert_array_equal(universal_hash(tensor, a, b, modulus).numpy(), expected)
+    tensor = ops.convert_to_tensor(IDS, dtype="int64")
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(universal_hash(tensor, a, b, modulus)), expected
+    )
     array = np.array(IDS, dtype=np.int64)
     np.testing.assert_array_equal(universal_hash(array, a, b, modulus), expected)
 
@@ -51,6 +55,7 @@ def test_universal_hash_reduces_mod_p_before_mod_m() -> None:
     assert universal_hash(np.int64(3), 5, 7, 10) == 2  # (15 + 7) mod 10
 
 
+@pytest.mark.both_backends
 def test_universal_hashes_gives_one_column_per_coefficient_pair() -> None:
     a, b = np.array([3, P - 2], dtype=np.int64), np.array([0, 11], dtype=np.int64)
     ids = [[0, 2**30], [2**31 - 2, 7]]  # shape S = (2, 2): hashes of shape (2, 2, k)
@@ -58,12 +63,12 @@ def test_universal_hashes_gives_one_column_per_coefficient_pair() -> None:
         [[python_hash(i, int(aj), int(bj), 50) for aj, bj in zip(a, b, strict=True)] for i in row]
         for row in ids
     ]
-    hashes = universal_hashes(tf.constant(ids, dtype=tf.int32), a, b, 50)
-    assert hashes.dtype == tf.int64
+    hashes = universal_hashes(ops.convert_to_tensor(ids, dtype="int32"), a, b, 50)
+    assert ops.convert_to_numpy(hashes).dtype == np.int64
     np.testing.assert_array_equal(hashes, expected)
     # A scalar `a` broadcasts against per-column offsets (ROBE's block numbers).
     np.testing.assert_array_equal(
-        universal_hashes(tf.constant([5]), P - 1, b, 50),
+        universal_hashes(ops.convert_to_tensor([5]), P - 1, b, 50),
         [[python_hash(5, P - 1, int(bj), 50) for bj in b]],
     )
 
@@ -122,3 +127,17 @@ def test_unquantizable_layers_give_their_reason(make, reason) -> None:
     with pytest.raises(NotImplementedError) as error:
         layer.quantize("int8")
     assert str(error.value) == expected
+
+
+@pytest.mark.both_backends
+@pytest.mark.skipif(BACKEND != "jax", reason="32-bit integers are a JAX setting")
+def test_hashed_layers_refuse_jax_without_64_bit_integers() -> None:
+    import jax  # noqa: PLC0415
+
+    jax.config.update("jax_enable_x64", False)
+    try:
+        with pytest.raises(RuntimeError, match="jax_enable_x64 is False"):
+            HashedEmbedding(100, 7, 4)
+    finally:
+        jax.config.update("jax_enable_x64", True)
+    assert HashedEmbedding(100, 7, 4).num_buckets == 7  # and builds again once it is on

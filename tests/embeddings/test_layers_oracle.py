@@ -11,6 +11,9 @@ from memory_efficient_embeddings.embeddings import (
     QuotientRemainderEmbedding,
 )
 
+# Runs on JAX too in CI (`make test`): see pyproject.toml's markers.
+pytestmark = pytest.mark.both_backends
+
 
 def _row_numbers(rows: int, dim: int, scale: float) -> np.ndarray:
     """A table whose row r holds scale · (r + 1) everywhere, so outputs name the row read."""

@@ -132,6 +132,7 @@ def test_string_model_save_load_round_trip(variant, tmp_path):
     )
 
 
+@pytest.mark.tensorflow_only
 def test_string_model_shares_weights_and_trains():
     inner = small_model("qr_md")
     model = with_string_ids(inner, USERS, MOVIES)
@@ -160,6 +161,7 @@ def test_unknown_string_ids_fall_back_to_biases(variant):
     np.testing.assert_allclose(plain.predict(string_batch(["x"], ["movie_1"]), verbose=0), [2.5])
 
 
+@pytest.mark.tensorflow_only
 def test_large_vocabulary_id_lookup_saves_and_reloads(tmp_path):
     vocabulary = [f"user_{i}" for i in range(50_000)]
     inputs = keras.Input(shape=(), dtype="string", name="user_id")

@@ -1,4 +1,9 @@
-"""Tests for the row-sparse ``LazyAdam`` optimizer (TensorFlow backend)."""
+"""Tests for the row-sparse ``LazyAdam`` optimizer.
+
+On TensorFlow table gradients are ``tf.IndexedSlices`` (the sparse path); on JAX they are dense
+(``catch_up`` gives dense Adam, ``catch_up=False`` the masked lazy update). Tests of the sparse
+path's own mechanics are ``tensorflow_only``; the others run on both backends.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,19 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import ops
 
 from memory_efficient_embeddings.embeddings.optimizers import LazyAdam
+from tests.embeddings.backend_ops import (
+    BACKEND,
+    dense_gradient,
+    embedding_table,
+    layer_gradients,
+    row_gradient,
+)
+
+# Runs on JAX too in CI (`make test`): see pyproject.toml's markers.
+pytestmark = pytest.mark.both_backends
 
 ROWS, DIM = 10, 3
 
@@ -19,28 +33,28 @@ def _table(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(ROWS, DIM)).astype("float32")
 
 
-def _sparse_grad(indices: list[int], seed: int) -> tf.IndexedSlices:
-    values = np.random.default_rng(seed).normal(size=(len(indices), DIM))
-    return tf.IndexedSlices(
-        tf.constant(values, dtype="float32"),
-        tf.constant(indices, dtype="int64"),
-        dense_shape=tf.constant([ROWS, DIM], dtype="int64"),
-    )
+def _sparse_grad(indices: list[int], seed: int) -> tuple[list[int], np.ndarray]:
+    return indices, np.random.default_rng(seed).normal(size=(len(indices), DIM))
 
 
 def _step(
     optimizer: keras.optimizers.Optimizer,
     variable: keras.Variable,
-    grad: tf.IndexedSlices,
+    grad: tuple[list[int], np.ndarray],
     densify: bool,
 ) -> None:
     # Dense Adam receives the densified gradient (duplicates summed). Keras' Adam given the
     # IndexedSlices itself would square each duplicate before summing them into v.
-    optimizer.apply([tf.convert_to_tensor(grad) if densify else grad], [variable])
+    indices, values = grad
+    gradient = dense_gradient if densify else row_gradient
+    optimizer.apply([gradient(values, indices, variable.shape)], [variable])
 
 
+@pytest.mark.tensorflow_only
 def test_lookup_gradients_are_indexed_slices() -> None:
     """The premise: embedding lookups give row-sparse gradients on TF."""
+    import tensorflow as tf  # noqa: PLC0415
+
     table = keras.Variable(_table())
     embedding = keras.layers.Embedding(ROWS, DIM)
     embedding.build((None,))
@@ -53,7 +67,7 @@ def test_lookup_gradients_are_indexed_slices() -> None:
 
 def test_first_step_matches_dense_adam_with_duplicate_indices() -> None:
     initial = _table()
-    lazy_var, dense_var = keras.Variable(initial), keras.Variable(initial)
+    lazy_var, dense_var = embedding_table(initial), keras.Variable(initial)
     grad = _sparse_grad([1, 3, 1, 7, 3, 1], seed=1)
 
     _step(LazyAdam(learning_rate=0.01), lazy_var, grad, densify=False)
@@ -68,10 +82,13 @@ def test_first_step_matches_dense_adam_with_duplicate_indices() -> None:
     np.testing.assert_array_equal(lazy_var.numpy()[untouched], initial[untouched])
 
 
-def test_lazy_rows_versus_dense_momentum_over_steps() -> None:
+@pytest.mark.parametrize("catch_up", [False, pytest.param(True, marks=pytest.mark.tensorflow_only)])
+def test_lazy_rows_versus_dense_momentum_over_steps(catch_up: bool) -> None:
+    # Between visits a row stays put, also with catch_up on TensorFlow (it catches up when it is
+    # touched again); catch_up on JAX is dense Adam, whose momentum moves it.
     initial = _table()
-    lazy_var, dense_var = keras.Variable(initial), keras.Variable(initial)
-    lazy, dense = LazyAdam(learning_rate=0.01), keras.optimizers.Adam(0.01)
+    lazy_var, dense_var = embedding_table(initial), keras.Variable(initial)
+    lazy, dense = LazyAdam(learning_rate=0.01, catch_up=catch_up), keras.optimizers.Adam(0.01)
     # Row 1 is touched every step; rows 0, 2, 3 once each; 4..9 never.
     batches = [[1, 0], [1, 2, 2], [1, 3]]
 
@@ -99,25 +116,27 @@ def test_lazy_rows_versus_dense_momentum_over_steps() -> None:
     np.testing.assert_allclose(lazy_final[3], dense_final[3], rtol=1e-6, atol=1e-7)
 
 
-def test_dense_gradients_follow_dense_adam() -> None:
+@pytest.mark.parametrize("catch_up", [True, False])
+def test_dense_gradients_follow_dense_adam(catch_up: bool) -> None:
     layer_lazy, layer_dense = keras.layers.Dense(4), keras.layers.Dense(4)
     layer_lazy.build((None, 5))
     layer_dense.build((None, 5))
     layer_dense.set_weights(layer_lazy.get_weights())
-    lazy, dense = LazyAdam(learning_rate=0.01), keras.optimizers.Adam(0.01)
+    lazy, dense = LazyAdam(learning_rate=0.01, catch_up=catch_up), keras.optimizers.Adam(0.01)
     rng = np.random.default_rng(3)
     for _ in range(3):
         x = rng.normal(size=(8, 5)).astype("float32")
+        # A kernel row whose input is always 0 has a zero gradient: Dense kernels are no tables,
+        # so even without catch_up they move with their momentum, as in Adam.
+        x[:, 0] = 0.0
         for layer, opt in ((layer_lazy, lazy), (layer_dense, dense)):
-            with tf.GradientTape() as tape:
-                loss = ops.mean(ops.square(layer(x)))
-            grads = tape.gradient(loss, layer.trainable_variables)
-            assert not any(isinstance(g, tf.IndexedSlices) for g in grads)
-            opt.apply(grads, layer.trainable_variables)
+            grads = layer_gradients(layer, x, lambda out: ops.mean(ops.square(out)))
+            opt.apply([ops.convert_to_tensor(g) for g in grads.values()], layer.trainable_variables)
     for w_lazy, w_dense in zip(layer_lazy.get_weights(), layer_dense.get_weights()):
         np.testing.assert_array_equal(w_lazy, w_dense)
 
 
+@pytest.mark.tensorflow_only
 def test_tables_below_sparse_min_size_get_exact_dense_adam() -> None:
     initial = _table()
     small_var, dense_var, lazy_var = (keras.Variable(initial) for _ in range(3))
@@ -136,6 +155,7 @@ def test_tables_below_sparse_min_size_get_exact_dense_adam() -> None:
     assert LazyAdam.from_config(small.get_config()).sparse_min_size == initial.size + 1
 
 
+@pytest.mark.tensorflow_only
 @pytest.mark.parametrize("catch_up", [True, False])
 def test_catch_up_reproduces_dense_adam_on_revisited_rows(catch_up: bool) -> None:
     initial = _table()
@@ -188,7 +208,7 @@ def _fit_item_table(optimizer: keras.optimizers.Optimizer, batches: int) -> np.n
     # Batch 1 touches items 0-3, batch 2 items 4-7; users 0-3 in both.
     x = {"user": _ids([0, 1, 2, 3] * 2), "item": _ids(list(range(8)))}
     y = np.linspace(-1.0, 1.0, 8, dtype="float32")[:, None]
-    model.compile(optimizer, "mse", steps_per_execution=2, jit_compile=False)
+    model.compile(optimizer, "mse", steps_per_execution=2, jit_compile=BACKEND == "jax")
     model.fit(
         {k: v[: 4 * batches] for k, v in x.items()},
         y[: 4 * batches],
@@ -200,16 +220,21 @@ def _fit_item_table(optimizer: keras.optimizers.Optimizer, batches: int) -> np.n
     return model.get_layer("item_embedding").embeddings.numpy()
 
 
-@pytest.mark.parametrize(
-    ("optimizer_cls", "is_lazy"), [(LazyAdam, True), (keras.optimizers.Adam, False)]
-)
+LAZY_IN_FIT = [
+    pytest.param(LazyAdam, True, marks=pytest.mark.tensorflow_only, id="LazyAdam-True"),
+    pytest.param(lambda **kw: LazyAdam(catch_up=False, **kw), True, id="LazyAdam-no-catch-up"),
+    pytest.param(keras.optimizers.Adam, False, id="Adam-False"),
+]
+
+
+@pytest.mark.parametrize(("optimizer_cls", "is_lazy"), LAZY_IN_FIT)
 def test_sparse_path_is_taken_inside_model_fit(
     optimizer_cls: type[keras.optimizers.Optimizer], is_lazy: bool
 ) -> None:
     # Rows 0-3 are touched at step 1 only. Inside the compiled train step (a
-    # tf.function, steps_per_execution=2) LazyAdam must leave them alone at
-    # step 2, while dense Adam moves them with momentum: this would fail if
-    # Keras densified the gradient before update_step.
+    # tf.function, or one XLA program on JAX; steps_per_execution=2) LazyAdam must leave them
+    # alone at step 2, while dense Adam moves them with momentum: this would fail if
+    # Keras densified the gradient before update_step (TF) or the mask were lost (JAX).
     after_one = _fit_item_table(optimizer_cls(learning_rate=0.05), batches=1)
     after_two = _fit_item_table(optimizer_cls(learning_rate=0.05), batches=2)
     if is_lazy:
@@ -232,7 +257,7 @@ def test_fit_steps_per_execution_and_serialization(tmp_path: Path) -> None:
 
     model = _dot_model()
     optimizer = LazyAdam(learning_rate=0.02)
-    model.compile(optimizer, "mse", steps_per_execution=4, jit_compile=False)
+    model.compile(optimizer, "mse", steps_per_execution=4, jit_compile=BACKEND == "jax")
     history = model.fit({"user": users, "item": items}, y, batch_size=32, epochs=5, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < losses[0]
@@ -251,10 +276,46 @@ def test_fit_steps_per_execution_and_serialization(tmp_path: Path) -> None:
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-def test_xla_compilation_gives_a_clear_error() -> None:
+@pytest.fixture
+def without_op_determinism():
+    """Op determinism off for the test: Keras turns XLA off under it, and an earlier fit in the
+    process (``fit_rating_model``) may have switched it on. Restored afterwards."""
+    from tensorflow.python.framework import config  # noqa: PLC0415 - no public switch back
+
+    was_on = config.is_op_determinism_enabled()
+    config.disable_op_determinism()
+    yield
+    if was_on:
+        config.enable_op_determinism()
+
+
+@pytest.mark.tensorflow_only
+def test_xla_compilation_gives_a_clear_error(without_op_determinism) -> None:
     # tf.unique cannot be compiled by XLA; the sparse path says so up front.
     model = _dot_model()
     model.compile(LazyAdam(), "mse", jit_compile=True)
     x = {"user": _ids([0, 1]), "item": _ids([2, 3])}
     with pytest.raises(ValueError, match="jit_compile=False"):
         model.fit(x, np.zeros((2, 1), "float32"), verbose=0)
+
+
+def test_dense_steps_between_sparse_ones_are_not_replayed() -> None:
+    # A table whose gradient is sometimes dense (every row moves, as in dense Adam) and sometimes
+    # row-sparse: the catch-up after the dense steps must not replay them a second time.
+    initial = _table()
+    lazy_var, dense_var = embedding_table(initial), keras.Variable(initial)
+    lazy, dense = LazyAdam(learning_rate=0.01), keras.optimizers.Adam(0.01)
+    for step, (indices, densify) in enumerate([([0, 1], False), ([0, 2], True), ([1], True)]):
+        grad = _sparse_grad(indices, seed=40 + step)
+        _step(lazy, lazy_var, grad, densify=densify)
+        _step(dense, dense_var, grad, densify=True)
+    last = _sparse_grad([0, 3], seed=50)  # row 0 back on the sparse path after two dense steps
+    _step(lazy, lazy_var, last, densify=False)
+    _step(dense, dense_var, last, densify=True)
+    # The rows the last step touched are where dense Adam has them (rows 1 and 2, untouched at
+    # the last step, wait for their catch-up on TensorFlow).
+    touched = [0, 3]
+    np.testing.assert_allclose(
+        lazy_var.numpy()[touched], dense_var.numpy()[touched], rtol=1e-5, atol=1e-6
+    )
+    assert not np.allclose(lazy_var.numpy()[0], initial[0])

@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
+import pytest
+from keras import ops
 
 from memory_efficient_embeddings.embeddings import RowWiseAdagrad
 from memory_efficient_embeddings.embeddings.optimizers import OPTIMIZERS
+from tests.embeddings.backend_ops import BACKEND, embedding_table, row_gradient
+
+# Runs on JAX too in CI (`make test`): see pyproject.toml's markers.
+pytestmark = pytest.mark.both_backends
 
 
 def _table(values: np.ndarray, name: str = "table") -> keras.Variable:
     # A path ending in "embeddings", as a keras.layers.Embedding table has.
-    layer = keras.layers.Embedding(*values.shape, name=name)
-    layer.build()
-    layer.embeddings.assign(values)
-    return layer.embeddings
+    return embedding_table(values, name)
 
 
-def _slices(values, indices, rows: int, width: int) -> tf.IndexedSlices:
-    return tf.IndexedSlices(
-        tf.constant(np.asarray(values, np.float32)),
-        tf.constant(indices, dtype="int32"),
-        tf.constant([rows, width], dtype="int64"),
-    )
+def _slices(values, indices, rows: int, width: int):
+    # tf.IndexedSlices on TensorFlow; the dense gradient a lookup gives on JAX.
+    return row_gradient(values, indices, (rows, width))
 
 
 def numpy_rowwise_adagrad(weights, accumulators, indices, values, lr, epsilon):
@@ -81,7 +80,7 @@ def test_a_dense_table_gradient_gives_the_sparse_result() -> None:
     sparse_optimizer, dense_optimizer = RowWiseAdagrad(0.2), RowWiseAdagrad(0.2)
     for _ in range(2):
         sparse_optimizer.apply_gradients([(_slices(values, [3, 0, 3], 5, 2), sparse_table)])
-        dense_optimizer.apply_gradients([(tf.constant(dense_gradient), dense_table)])
+        dense_optimizer.apply_gradients([(ops.convert_to_tensor(dense_gradient), dense_table)])
     np.testing.assert_allclose(dense_table.numpy(), sparse_table.numpy(), rtol=1e-6)
     # Rows with a zero gradient keep their weights under the dense path too.
     np.testing.assert_array_equal(dense_table.numpy()[[1, 2, 4]], 1.0)
@@ -91,7 +90,7 @@ def test_other_variables_get_keras_adagrad_exactly() -> None:
     kernel = keras.Variable(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), name="kernel")
     reference = keras.Variable(kernel.numpy(), name="kernel")
     ours, keras_adagrad = RowWiseAdagrad(0.3), keras.optimizers.Adagrad(0.3)
-    gradient = tf.constant([[0.5, -1.0], [2.0, 0.0]])
+    gradient = ops.convert_to_tensor([[0.5, -1.0], [2.0, 0.0]])
     for _ in range(3):
         ours.apply_gradients([(gradient, kernel)])
         keras_adagrad.apply_gradients([(gradient, reference)])
@@ -105,6 +104,8 @@ def test_other_variables_get_keras_adagrad_exactly() -> None:
 
 
 def _update_ops(optimizer: RowWiseAdagrad, gradient, table) -> set[str]:
+    import tensorflow as tf  # noqa: PLC0415
+
     @tf.function
     def step():
         optimizer.apply_gradients([(gradient, table)])
@@ -112,16 +113,17 @@ def _update_ops(optimizer: RowWiseAdagrad, gradient, table) -> set[str]:
     return {op.type for op in step.get_concrete_function().graph.get_operations()}
 
 
+@pytest.mark.tensorflow_only
 def test_the_sparse_path_touches_only_the_rows_with_scatter_ops() -> None:
     rows = 200_000  # a dense update of this table would rewrite 800,000 floats per step
     start = np.random.default_rng(1).normal(size=(rows, 4)).astype(np.float32)
     table = _table(start)
     optimizer = RowWiseAdagrad(0.1)
     gradient = _slices(np.ones((3, 4)), [7, 123_456, 7], rows, 4)
-    ops = _update_ops(optimizer, gradient, table)
+    op_types = _update_ops(optimizer, gradient, table)
     # Row updates are scatters; no whole-variable assignment or read of the table for the step.
-    assert {"ResourceScatterUpdate", "ResourceScatterSub"} <= ops
-    assert "AssignSubVariableOp" not in ops and "AssignAddVariableOp" not in ops
+    assert {"ResourceScatterUpdate", "ResourceScatterSub"} <= op_types
+    assert "AssignSubVariableOp" not in op_types and "AssignAddVariableOp" not in op_types
     before_slot = optimizer._accumulators[0].numpy().copy()
     optimizer.apply_gradients([(gradient, table)])
     after = table.numpy()
@@ -134,11 +136,12 @@ def test_the_sparse_path_touches_only_the_rows_with_scatter_ops() -> None:
     np.testing.assert_allclose(after_slot[[7, 123_456]], [0.1 + 4.0, 0.1 + 1.0], rtol=1e-6)
 
 
+@pytest.mark.tensorflow_only
 def test_a_dense_gradient_on_a_table_takes_the_dense_path() -> None:
     # The contrast that makes the test above meaningful: a dense gradient assigns whole tensors.
     table = _table(np.zeros((10, 2), np.float32))
-    ops = _update_ops(RowWiseAdagrad(0.1), tf.ones((10, 2)), table)
-    assert "AssignSubVariableOp" in ops and "ResourceScatterSub" not in ops
+    op_types = _update_ops(RowWiseAdagrad(0.1), ops.ones((10, 2)), table)
+    assert "AssignSubVariableOp" in op_types and "ResourceScatterSub" not in op_types
 
 
 def test_config_round_trip_and_registry() -> None:
@@ -154,7 +157,7 @@ def test_config_round_trip_and_registry() -> None:
 def test_a_model_trains_with_it() -> None:
     ids = keras.Input(shape=(), dtype="int32")
     model = keras.Model(ids, keras.layers.Embedding(20, 1)(ids))
-    model.compile(optimizer=RowWiseAdagrad(0.5), loss="mse", jit_compile=False)
+    model.compile(optimizer=RowWiseAdagrad(0.5), loss="mse", jit_compile=BACKEND == "jax")
     x, y = np.arange(20, dtype="int32"), np.linspace(-1, 1, 20)[:, None]
     first = model.evaluate(x, y, verbose=0)
     model.fit(x, y, epochs=20, batch_size=5, verbose=0)

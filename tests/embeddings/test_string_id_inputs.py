@@ -11,6 +11,9 @@ import pytest
 
 from memory_efficient_embeddings.embeddings import build_rating_model, with_string_ids
 
+# Runs on JAX too in CI (`make test`): see pyproject.toml's markers.
+pytestmark = pytest.mark.both_backends
+
 USERS = ["user_1", "user_2", "user_3"]
 MOVIES = ["movie_10", "movie_20"]
 
@@ -62,3 +65,20 @@ def test_a_bare_number_string_is_refused_rather_than_scored_as_unknown(
 ) -> None:
     with pytest.raises(ValueError, match=r"`movie_id` holds '10'.*pass 'movie_10'"):
         saved_model.predict({"user_id": ["user_1"], "movie_id": ["10"]}, verbose=0)
+
+
+def test_string_ids_score_as_their_vocabulary_indices(saved_model: keras.Model) -> None:
+    # Vocabulary positions by hand (unknown -> the OOV index, len(vocabulary)), scored by the
+    # integer model itself: the lookup, in the graph or in numpy, must give exactly these.
+    by_index = saved_model.get_layer("rating_model")(
+        {"user_id": np.array([1, 2, 3], "int32"), "movie_id": np.array([1, 0, 0], "int32")}
+    )
+    by_string = saved_model(
+        {
+            "user_id": np.array(["user_2", "user_3", "nobody"], dtype=object),
+            "movie_id": np.array(["movie_20", "movie_10", "movie_10"], dtype=object),
+        }
+    )
+    np.testing.assert_allclose(np.asarray(by_string), np.asarray(by_index), rtol=1e-6)
+    np.testing.assert_allclose(_reference(saved_model), np.asarray(by_index), rtol=1e-6)
+    assert len(set(np.asarray(by_index).round(6).tolist())) == 3  # the three pairs differ

@@ -3,10 +3,10 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import TTEmbedding
 from memory_efficient_embeddings.embeddings.tt_rec import factor_rows, factor_width
+from tests.embeddings.backend_ops import layer_gradients
 
 
 def _oracle_row(cores, row_factors, i):
@@ -72,10 +72,9 @@ def test_oov_zero_gradient_flow_and_reload(tmp_path):
     layer = TTEmbedding(30, 8, tt_rank=3)
     out = np.asarray(layer(np.array([4, 30])))
     assert np.all(out[1] == 0) and np.any(out[0] != 0)
-    with tf.GradientTape() as tape:
-        loss = keras.ops.sum(layer(np.array([4])))
-    grads = tape.gradient(loss, layer.trainable_variables)
-    assert all(g is not None and np.any(np.asarray(tf.convert_to_tensor(g)) != 0) for g in grads)
+    grads = layer_gradients(layer, np.array([4]), keras.ops.sum)
+    assert len(grads) == len(layer.trainable_variables)
+    assert all(np.any(g != 0) for g in grads.values())
     inputs = keras.Input((2,), dtype="int32")
     model = keras.Model(inputs, TTEmbedding(30, 8, parameter_budget=200)(inputs))
     model.save(tmp_path / "tt.keras")

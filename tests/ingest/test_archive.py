@@ -42,7 +42,7 @@ def test_raw_dir_zip_with_published_md5_is_verified(tmp_path, monkeypatch):
     assert provenance["archive"] == "ml-1m.zip"
     assert provenance["num_users"] == 3
     assert provenance["num_movies"] == 3
-    assert provenance["skipped_lines"] == 0
+    assert provenance["bad_rows_skipped"] == 0
 
 
 def test_checksum_mismatch_strict_refuses_and_lenient_accepts(tmp_path):

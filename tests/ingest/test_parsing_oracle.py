@@ -14,6 +14,28 @@ from memory_efficient_embeddings.ingest.parsing import parse_ratings_bytes
 COLUMNS = ("user_id", "movie_id", "rating", "timestamp")
 
 
+def _reason(fields: list[str], release: Release) -> str | None:
+    """Why a line of four fields is bad (checked in order: formats, ids, scale), or None."""
+    for name, field in zip(COLUMNS, fields, strict=True):
+        if name == "rating":
+            ok = re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", field)
+        else:
+            ok = re.fullmatch(r"[+-]?\d{1,18}", field)
+        if not ok:
+            return f"{name} is not {'a number' if name == 'rating' else 'an integer'}"
+    for name, field in zip(COLUMNS[:2], fields[:2], strict=True):
+        if int(field) < 1:
+            return f"{name} is not a positive integer (MovieLens ids start at 1)"
+    rating = float(fields[2])
+    steps = (rating - release.rating_min) / release.rating_step
+    if not (release.rating_min <= rating <= release.rating_max) or steps != round(steps):
+        return (
+            f"rating outside the {release.name} scale {release.rating_min:g}.."
+            f"{release.rating_max:g} in steps of {release.rating_step:g}"
+        )
+    return None
+
+
 def _naive_parse(text: str, release: Release) -> tuple[list[tuple], list[tuple[int, str]]]:
     """Good rows, and (line number, reason) of each bad line, one line at a time."""
     rows, bad = [], []
@@ -28,25 +50,9 @@ def _naive_parse(text: str, release: Release) -> tuple[list[tuple], list[tuple[i
         if len(fields) != 4:
             bad.append((number, f"expected 4 fields separated by {release.separator!r}"))
             continue
-        reason = None
-        for name, field in zip(COLUMNS, fields, strict=True):
-            if name == "rating":
-                ok = re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", field)
-            else:
-                ok = re.fullmatch(r"[+-]?\d{1,18}", field)
-            if not ok:
-                reason = f"{name} is not {'a number' if name == 'rating' else 'an integer'}"
-                break
+        reason = _reason(fields, release)
         if reason is None:
-            rating = float(fields[2])
-            steps = (rating - release.rating_min) / release.rating_step
-            if not (release.rating_min <= rating <= release.rating_max) or steps != round(steps):
-                reason = (
-                    f"rating outside the {release.name} scale {release.rating_min:g}.."
-                    f"{release.rating_max:g} in steps of {release.rating_step:g}"
-                )
-        if reason is None:
-            rows.append((int(fields[0]), int(fields[1]), rating, int(fields[3])))
+            rows.append((int(fields[0]), int(fields[1]), float(fields[2]), int(fields[3])))
         else:
             bad.append((number, reason))
     return rows, bad
@@ -69,6 +75,9 @@ MUTATIONS = [
     lambda f, s: s.join([*f, "7"]),  # one field too many
     lambda f, s: s.join(["abc", *f[1:]]),  # user id not an integer
     lambda f, s: s.join([f[0], "1.5", *f[2:]]),  # movie id not an integer
+    lambda f, s: s.join(["0", *f[1:]]),  # user id 0: MovieLens ids start at 1
+    lambda f, s: s.join([f[0], "-4", *f[2:]]),  # a negative movie id
+    lambda f, s: s.join(["-0", "0", "9", f[3]]),  # both ids and the rating bad: the first named
     lambda f, s: s.join([*f[:2], "x", f[3]]),  # rating not a number
     lambda f, s: s.join([*f[:3], "12:30"]),  # timestamp not an integer
     lambda f, s: s.join([*f[:2], "6", f[3]]),  # above the scale

@@ -129,7 +129,9 @@ def test_the_default_release_is_ml_1m() -> None:
 def test_bad_source_names_the_parameter_and_the_choices() -> None:
     with pytest.raises(MovieLensError) as info:
         load_ratings({"dataset": "ml-1m", "source": "grouplens"})
-    assert str(info.value) == ("data.source is 'grouplens'; use one of auto, movielens, synthetic.")
+    assert str(info.value) == (
+        "data.source is 'grouplens'; use one of auto, movielens, synthetic, ciao, table."
+    )
 
 
 def _params(tmp_path, **extra):
@@ -256,7 +258,14 @@ def test_local_archive_with_the_published_md5_is_used_without_download(
         "num_ratings": 4,
         "num_users": 3,
         "num_movies": 3,
-        "skipped_lines": 0,
+        "rating_min": 1.0,
+        "rating_max": 5.0,
+        "rows_read": 4,
+        "bad_rows_skipped": 0,
+        "zero_rated_dropped": 0,
+        "out_of_range_dropped": 0,
+        "duplicates_dropped": 0,
+        "rows_kept": 4,
         "description": f"MovieLens ml-1m (md5 {md5(path)}), 4 ratings",
     }
 
@@ -282,7 +291,9 @@ def test_skip_mode_drops_bad_lines_and_counts_them(tmp_path) -> None:
         _params(tmp_path, path=str(path), verify_checksum=False, on_bad_lines="skip")
     )
     assert len(ratings) == 4
-    assert provenance["skipped_lines"] == 2
+    # "9::9::9::9" is a valid line with a rating off the 1-5 scale; "5::50::x::1" is malformed.
+    assert (provenance["bad_rows_skipped"], provenance["out_of_range_dropped"]) == (1, 1)
+    assert (provenance["rows_read"], provenance["rows_kept"]) == (6, 4)
     with pytest.raises(MalformedRatingsError, match="line 5"):
         load_ratings(_params(tmp_path, path=str(path), verify_checksum=False))
 

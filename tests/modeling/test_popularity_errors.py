@@ -93,6 +93,9 @@ def test_the_comparison_reports_every_models_blocks() -> None:
         "eval_mae": 0.5,
     }
     table = render_comparison_table(comparison)
-    assert "| b | movie | tail | 8 | 4 | 1.2000 | 0.9000 |" in table
+    assert (
+        "| b | item | tail | 8 | 4 | 1.2000 | 0.9000 |" in table
+    )  # the movie side, as users read it
     figure = plot_error_by_popularity(comparison)
-    assert len(figure.axes) == 2
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == ["users, most popular first", "items, most popular first"]

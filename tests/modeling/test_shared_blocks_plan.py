@@ -137,7 +137,7 @@ def test_the_plot_names_each_blocks_rows_share_storage_and_bytes() -> None:
         "dim 1 hashed\n2 shared rows\n5 ids\n20% of ratings\n16 B",
     ]
     assert figure.axes[1].get_title() == (
-        "movies: mixed_dimension (alpha_power, α 1.0), 76 B, 2.71 floats per id"
+        "items: mixed_dimension (alpha_power, α 1.0), 76 B, 2.71 floats per id"
     )
 
 

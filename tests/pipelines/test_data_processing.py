@@ -9,8 +9,12 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 
+from memory_efficient_embeddings.hooks import user_error
+from memory_efficient_embeddings.ingest import RatingRangeError
+from memory_efficient_embeddings.model_names import MODEL_NAMES
 from memory_efficient_embeddings.pipelines.data_processing import create_pipeline
 from memory_efficient_embeddings.pipelines.data_processing.nodes import (
+    EmptySplitError,
     build_vocabularies,
     describe_splits,
     prefix_ids,
@@ -18,6 +22,7 @@ from memory_efficient_embeddings.pipelines.data_processing.nodes import (
 )
 
 SPLIT = {"train_fraction": 0.85, "validation_fraction": 0.1, "seed": 42}
+OUTPUT = {"activation": "sigmoid", "min_rating": 0.0, "max_rating": 5.0}
 
 
 @pytest.fixture
@@ -94,21 +99,79 @@ def test_no_validation_fraction_validates_on_eval_and_warns(prefixed, caplog):
     assert "read the eval split" in caplog.text
 
 
-def test_a_split_left_empty_is_refused_with_the_counts():
-    tiny = prefix_ids(
+def _six_ratings() -> pd.DataFrame:
+    return prefix_ids(
         pd.DataFrame(
-            {"user_id": [1, 2], "movie_id": [1, 2], "rating": [3.0, 4.0], "timestamp": [0, 1]}
+            {
+                "user_id": [1, 2, 3, 4, 5, 6],
+                "movie_id": [1, 2, 3, 4, 5, 6],
+                "rating": [3.0, 4.0, 5.0, 1.0, 2.0, 3.0],
+                "timestamp": [0, 1, 2, 3, 4, 5],
+            }
         )
     )
-    with pytest.raises(ValueError, match=r"left \d+ train, \d+ validation and \d+ eval rows"):
+
+
+# Seeds found by drawing the same uniforms by hand: the (train, validation, eval) rows each gives
+# six ratings at train_fraction 0.7, and the one split left empty.
+@pytest.mark.parametrize(
+    ("seed", "validation_fraction", "rows", "message"),
+    [
+        (
+            16,
+            0.3,
+            "4 train, 2 validation and 0 eval",
+            r"The eval split is empty: .*lower "
+            r"split\.train_fraction \(0\.7\)\.$",
+        ),
+        (
+            0,
+            0.3,
+            "4 train, 0 validation and 2 eval",
+            r"The validation split is empty: .*raise "
+            r"split\.validation_fraction \(0\.3\)\.$",
+        ),
+        (
+            124,
+            0.3,
+            "0 train, 1 validation and 5 eval",
+            r"The train split is empty: .*raise "
+            r"split\.train_fraction \(0\.7\) or lower split\.validation_fraction \(0\.3\)\.$",
+        ),
+        # The recipe's mode: validation is the eval split, so both are empty; one remedy.
+        (
+            16,
+            0,
+            "6 train, 0 validation and 0 eval",
+            r"The validation split and the eval split "
+            r"are empty: .*or lower split\.train_fraction \(0\.7\)\.$",
+        ),
+    ],
+)
+def test_an_empty_split_is_named_with_the_rows_and_the_parameter_to_change(
+    seed, validation_fraction, rows, message
+):
+    split = {"train_fraction": 0.7, "validation_fraction": validation_fraction, "seed": seed}
+    with pytest.raises(EmptySplitError, match=message) as caught:
+        split_ratings(_six_ratings(), split)
+    assert f"splitting 6 ratings (split.seed {seed}) gave {rows} rows" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_empty_split_is_a_user_error_printed_without_a_traceback():
+    tiny = _six_ratings().head(2)
+    with pytest.raises(
+        EmptySplitError, match=r"raise split\.validation_fraction \(0\.1\) and lower"
+    ) as caught:
         split_ratings(tiny, SPLIT)
+    assert user_error(caught.value) is caught.value
 
 
 def test_split_summary_counts_rows_with_ids_unseen_in_training():
     train = _ratings([("u1", "m1"), ("u2", "m2")])
     validation = _ratings([("u1", "m2"), ("u3", "m1"), ("u1", "m9")])
     evaluation = _ratings([("u3", "m9"), ("u2", "m1"), ("u4", "m2"), ("u2", "m8")])
-    summary = describe_splits(train, validation, evaluation, SPLIT)
+    summary = describe_splits(train, validation, evaluation, SPLIT, {"source": "train"})
     assert summary["train"] == {"rows": 2}
     assert summary["validation"] == {
         "rows": 3,
@@ -123,9 +186,23 @@ def test_split_summary_counts_rows_with_ids_unseen_in_training():
         "unseen_either_rows": 3,
     }
     assert summary["validation_is_eval"] is False
-    assert describe_splits(train, evaluation, evaluation, {**SPLIT, "validation_fraction": 0})[
+    recipe = {**SPLIT, "validation_fraction": 0}
+    assert describe_splits(train, evaluation, evaluation, recipe, {"source": "train"})[
         "validation_is_eval"
     ]
+
+
+def test_split_summary_states_the_fallback_for_unseen_ids_by_vocabulary_source():
+    train, held_out = _ratings([("u1", "m1")]), _ratings([("u2", "m1")])
+    by_source = {
+        source: describe_splits(train, held_out, held_out, SPLIT, {"source": source})[
+            "unseen_id_fallback"
+        ]
+        for source in ("train", "all")
+    }
+    assert "out of vocabulary: its embedding and its bias are zero" in by_source["train"]
+    assert "the other side's bias plus the global bias" in by_source["train"]
+    assert "never updates" in by_source["all"] and "zero" not in by_source["all"].split(":")[0]
 
 
 def _ratings(pairs):
@@ -172,6 +249,7 @@ def _catalog() -> DataCatalog:
             "params:data": MemoryDataset(data),
             "params:split": MemoryDataset(SPLIT),
             "params:vocabulary": MemoryDataset({"source": "train"}),
+            **{f"params:{name}.model.output": MemoryDataset(OUTPUT) for name in MODEL_NAMES},
         }
     )
 
@@ -206,3 +284,57 @@ def test_whole_pipeline_on_synthetic_data(tmp_path):
     assert len(train) == users["train_count"].sum()
     assert set(users["id"]) == set(train["user_id"])
     assert set(movies["id"]) == set(train["movie_id"])
+
+
+def _table_catalog(path, **output) -> DataCatalog:
+    data = {"source": "table", "path": str(path)}
+    return DataCatalog(
+        datasets={
+            "params:data": MemoryDataset(data),
+            "params:split": MemoryDataset({**SPLIT, "train_fraction": 0.7}),
+            "params:vocabulary": MemoryDataset({"source": "train"}),
+            **{
+                f"params:{name}.model.output": MemoryDataset({**OUTPUT, **output})
+                for name in MODEL_NAMES
+            },
+        }
+    )
+
+
+def _table(tmp_path, max_rating: int):
+    rng = np.random.default_rng(4)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in rng.integers(0, 40, n)],
+            "item_id": rng.integers(0, 60, n),
+            "rating": rng.integers(1, max_rating + 1, n),
+        }
+    )
+    frame.to_csv(tmp_path / "mine.csv", index=False)
+    return tmp_path / "mine.csv", frame
+
+
+def test_whole_pipeline_on_a_users_table_labels_items_by_id(tmp_path):
+    path, frame = _table(tmp_path, max_rating=5)
+    catalog = _table_catalog(path)
+    outputs = SequentialRunner().run(create_pipeline(), catalog)
+    items = outputs["movies"].load()
+    kept = frame.drop_duplicates(["user_id", "item_id"], keep="last")
+    assert sorted(items["movie_id"]) == sorted(f"movie_{i}" for i in kept["item_id"].unique())
+    assert set(items["title"]) == {f"item {i}" for i in kept["item_id"].unique()}
+    summary = outputs["split_summary"].load()
+    assert summary["train"]["rows"] + summary["validation"]["rows"] + summary["eval"][
+        "rows"
+    ] == len(kept)
+    assert outputs["user_vocabulary"].load()["id"].str.fullmatch(r"user_u\d+").all()
+
+
+def test_ratings_outside_the_output_range_stop_the_run_before_the_split(tmp_path):
+    path, _ = _table(tmp_path, max_rating=10)
+    catalog = _table_catalog(path)
+    with pytest.raises(RatingRangeError, match=r"run from 1 to 10, outside the sigmoid output"):
+        SequentialRunner().run(create_pipeline(), catalog)
+    assert not catalog.exists("train_ratings")  # nothing was split, let alone trained
+    outputs = SequentialRunner().run(create_pipeline(), _table_catalog(path, max_rating=10.0))
+    assert "split_summary" in outputs

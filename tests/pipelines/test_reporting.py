@@ -36,6 +36,7 @@ SPLITS = {
     "train": {"rows": 900},
     "validation": {"rows": 100, "unseen_user_rows": 1, "unseen_movie_rows": 2},
     "eval": {"rows": 1_800, "unseen_user_rows": 3, "unseen_movie_rows": 4, "unseen_either_rows": 6},
+    "unseen_id_fallback": "zero rows, biases only",
 }
 
 
@@ -165,7 +166,8 @@ def test_comparison_table_by_hand(comparison) -> None:
         "",
         "Early stopping selected on the validation split (100 rows carved from training); the "
         "eval split was scored once, after training. Eval: 6 of its 1,800 rows have a user or "
-        "item unseen in training.",
+        "item unseen in training (3 an unseen user, 4 an unseen item); they are scored by the "
+        "fallback: zero rows, biases only.",
         "",
         "## Error by popularity block",
         "",
@@ -178,8 +180,8 @@ def test_comparison_table_by_hand(comparison) -> None:
         "| baseline | user | head | 3 | 40 | 0.8123 | 0.6124 |",
         "| baseline | user | tail | 1,200 | 12 | 1.0400 | 0.8000 |",
         "| baseline | user | unseen | 0 | 2 | 1.5000 | 1.2500 |",
-        "| baseline | movie | all | 50 | 54 | 0.9000 | 0.7000 |",
-        "| baseline | movie | empty | 7 | 0 | – | – |",
+        "| baseline | item | all | 50 | 54 | 0.9000 | 0.7000 |",
+        "| baseline | item | empty | 7 | 0 | – | – |",
         "| memory_efficient | user | head | 3 | 40 | 0.9556 | 0.7444 |",
     ]
     assert render_comparison_table(comparison).endswith("| 0.9556 | 0.7444 |\n")

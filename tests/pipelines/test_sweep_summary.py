@@ -177,6 +177,7 @@ def test_points_are_ordered_by_listed_technique_then_size_and_skips_left_out(sum
         "meets_target",
         "is_reference",
         "on_frontier",
+        "budget_floats_per_id",  # without the placed plan: none
     ]
 
 
@@ -256,10 +257,12 @@ def test_summary_without_quantization_has_no_quantized_columns() -> None:
     table = render_sweep_table(summary, {"description": "d"}, {**SWEEP, "quantize": None})
     assert "int8" not in table and "int4" not in table
     assert table.splitlines()[6] == (
-        "| technique | settings | embedding params | KiB float32 | train KiB | compression | "
-        "eval RMSE | eval MAE | RMSE vs ref | val RMSE | train s | epochs | target |"
+        "| technique | settings | bytes per id | embedding params | KiB float32 | train KiB | "
+        "compression | eval RMSE | eval MAE | RMSE vs ref | val RMSE | train s | epochs | target |"
     )
-    assert "| qr ★ | b=10 | 128 | 0.5 | 1.5 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 |" in table
+    assert (
+        "| qr ★ | b=10 | – | 128 | 0.5 | 1.5 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 |" in table
+    )
 
 
 def test_one_mode_given_as_a_string_is_a_list_of_one() -> None:
@@ -358,28 +361,30 @@ def test_sweep_table_by_hand(summary) -> None:
         "float32 serving bytes against `full(dim=8)`. Target: at least 4× compression and eval RMSE "
         "at most 25% above the reference's. KiB: serving bytes of the embedding layers as stored (float32, then after post-training "
         "quantization: scales, zero points and index maps included); train KiB adds the "
-        "optimizer's slots for them. ★ marks a point on its technique's Pareto frontier "
-        "(float32 serving bytes against RMSE)."
+        "optimizer's slots for them. Bytes per id: float32 serving bytes of both sides, biases "
+        "included, over users + movies. ★ marks a point on its technique's Pareto frontier "
+        "(float32 serving bytes against RMSE). Peers (`peer`) are fitted on the same train split "
+        "per seed and scored on the same eval split; their sizes count per-id weights as float32."
     )
     assert lines[6] == (
-        "| technique | settings | embedding params | KiB float32 | KiB int8 | KiB int4 | "
+        "| technique | settings | bytes per id | embedding params | KiB float32 | KiB int8 | KiB int4 | "
         "train KiB | compression | eval RMSE | eval MAE | eval RMSE int8 | eval RMSE int4 | "
         "RMSE vs ref | val RMSE | train s | epochs | target |"
     )
-    assert lines[7] == "|" + "---|" * 17
+    assert lines[7] == "|" + "---|" * 18
     # KiB by hand (one decimal, ties to even): 160 B = 0.15625 -> 0.2, 96 B -> 0.1, 800 B -> 0.8.
     assert lines[8:] == [
-        "| qr ★ | b=20 | 64 | 0.2 | 0.2 | 0.1 | 0.8 | 16.00× | 0.7500 ± 0.0000 | 0.5000 ± 0.0000 "
+        "| qr ★ | b=20 | – | 64 | 0.2 | 0.2 | 0.1 | 0.8 | 16.00× | 0.7500 ± 0.0000 | 0.5000 ± 0.0000 "
         "| 0.8750 ± 0.0000 | 1.0000 ± 0.0000 | +50.00% | 1.0000 ± 0.0000 | 1.0 | 2.0 |  |",
-        "| qr ★ | b=10 | 128 | 0.5 | 0.3 | 0.2 | 1.5 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 "
+        "| qr ★ | b=10 | – | 128 | 0.5 | 0.3 | 0.2 | 1.5 | 8.00× | 0.6250 ± 0.1768 | 0.5000 ± 0.0000 "
         "| 0.7500 ± 0.1768 | 0.8750 ± 0.1768 | +25.00% | 0.8750 ± 0.1768 | 2.0 | 2.0 | ✓ |",
-        "| qr | b=5 | 256 | 1.0 | 0.6 | 0.4 | 3.0 | 4.00× | 0.6250 ± 0.0000 | 0.5000 ± 0.0000 "
+        "| qr | b=5 | – | 256 | 1.0 | 0.6 | 0.4 | 3.0 | 4.00× | 0.6250 ± 0.0000 | 0.5000 ± 0.0000 "
         "| 0.7500 ± 0.0000 | 0.8750 ± 0.0000 | +25.00% | 0.8750 ± 0.0000 | 3.0 | 2.0 | ✓ |",
-        "| full ★ | dim=4 | 512 | 2.0 | 0.8 | 0.5 | 6.0 | 2.00× | 0.5625 ± 0.0000 "
+        "| full ★ | dim=4 | – | 512 | 2.0 | 0.8 | 0.5 | 6.0 | 2.00× | 0.5625 ± 0.0000 "
         "| 0.5000 ± 0.0000 | 0.6875 ± 0.0000 | 0.8125 ± 0.0000 | +12.50% | 0.8125 ± 0.0000 | 6.0 | 4.0 |  |",
-        "| full ★ | dim=8 | 1,024 | 4.0 | 1.2 | 0.8 | 768.0 | 1.00× | 0.5000 ± 0.0000 "
+        "| full ★ | dim=8 | – | 1,024 | 4.0 | 1.2 | 0.8 | 768.0 | 1.00× | 0.5000 ± 0.0000 "
         "| 0.3750 ± 0.1768 | 0.6250 ± 0.0000 | 0.7500 ± 0.0000 | +0.00% | 0.7500 ± 0.0000 | 15.0 | 4.0 |  |",
-        "| recipe | baseline | 640 | 2.5 | 0.9 | 0.6 | 7.5 | 1.60× | 0.5000 ± 0.0000 "
+        "| recipe | baseline | – | 640 | 2.5 | 0.9 | 0.6 | 7.5 | 1.60× | 0.5000 ± 0.0000 "
         "| 0.4000 ± 0.0000 | 0.6250 ± 0.0000 | 0.7500 ± 0.0000 | +0.00% | 0.7500 ± 0.0000 | 5.0 | 3.0 |  |",
     ]
 
@@ -393,7 +398,7 @@ def test_sweep_table_shows_a_dash_for_points_without_settings() -> None:
     runs = _runs(skipped=False)
     runs.loc[runs["point"] == "full(dim=8)", "settings"] = ""
     table = render_sweep_table(summarize_sweep(runs, SWEEP), {"description": "d"}, SWEEP)
-    assert "| full ★ | – | 1,024 |" in table
+    assert "| full ★ | – | – | 1,024 |" in table
 
 
 def _plotted(axis) -> set[tuple[float, float]]:

@@ -1,5 +1,10 @@
-"""Compact embedding layers for Keras 3 (no Kedro dependency): lift this package as is."""
+"""Compact embedding layers for Keras 3 (no Kedro dependency): lift this package as is.
 
+They run on Keras' TensorFlow and JAX backends alike (``backends.py``); under JAX, importing the
+package switches on 64-bit integers, which the hashed layers need.
+"""
+
+from memory_efficient_embeddings.embeddings import backends
 from memory_efficient_embeddings.embeddings.blocks import (
     PopularityBlocks,
     alpha_power_dims,
@@ -34,6 +39,9 @@ from memory_efficient_embeddings.embeddings.models import (
 from memory_efficient_embeddings.embeddings.optimizers import LazyAdam, RowWiseAdagrad
 from memory_efficient_embeddings.embeddings.robe import ROBEEmbedding
 from memory_efficient_embeddings.embeddings.tt_rec import TTEmbedding
+
+# Before any layer makes an array (none does at import): exact int64 hashes under JAX.
+backends.enable_int64()
 
 __all__ = [
     "BIAS_LAYOUTS",

@@ -13,13 +13,16 @@ from typing import Any
 import numpy as np
 from keras import ops
 
+from memory_efficient_embeddings.embeddings import backends
+
 HASH_PRIME = 2**31 - 1
 
 
 def check_hashable(num_ids: int) -> None:
-    """Refuse a vocabulary whose ids could overflow the exact int64 hash."""
+    """Refuse a vocabulary whose ids could overflow the exact int64 hash, or a 32-bit backend."""
     if num_ids >= HASH_PRIME:
         raise ValueError(f"`num_ids` must be below {HASH_PRIME} for exact int64 hashing.")
+    backends.check_int64("A hashed embedding layer")
 
 
 def draw_coefficients(rng: np.random.Generator, count: int | None = None) -> tuple[Any, Any]:

@@ -89,6 +89,10 @@ class IdLookup(keras.layers.Layer):
     the table layers turn it into a zero vector. The vocabulary is kept in ``get_config`` so the
     layer is self-contained (StringLookup also writes it as a saving asset; both agree).
     Outputs int32.
+
+    StringLookup is TensorFlow's, and only TensorFlow holds strings in tensors: on another backend
+    (JAX) :meth:`indices_of` does the same mapping in numpy, outside the graph, and
+    :class:`~.models.StringIdModel` calls it before running its integer model.
     """
 
     def __init__(self, vocabulary: Sequence[str], **kwargs: Any) -> None:
@@ -118,6 +122,21 @@ class IdLookup(keras.layers.Layer):
     def oov_index(self) -> int:
         """Index that unknown ids map to (= the vocabulary size)."""
         return len(self.vocabulary)
+
+    def indices_of(self, values: Any) -> np.ndarray:
+        """The same mapping in numpy (int32, the input's shape): for backends without strings."""
+        if getattr(self, "_positions", None) is None:
+            self._positions = {token: i for i, token in enumerate(self.vocabulary)}
+        array = np.asarray(values, dtype=object)
+        tokens = (
+            token.decode("utf-8") if isinstance(token, bytes) else token
+            for token in array.reshape(-1).tolist()
+        )
+        oov = self.oov_index
+        indices = np.fromiter(
+            (self._positions.get(token, oov) for token in tokens), np.int32, count=array.size
+        )
+        return indices.reshape(array.shape)
 
     def call(self, inputs: Any) -> Any:
         shifted = ops.cast(self._string_lookup(inputs), "int32")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, get_args
 
@@ -11,9 +10,15 @@ import keras
 import numpy as np
 from keras import ops
 
+from memory_efficient_embeddings.embeddings import backends
 from memory_efficient_embeddings.embeddings.cce import CCEEmbedding
 from memory_efficient_embeddings.embeddings.dhe import DHEEmbedding
 from memory_efficient_embeddings.embeddings.hash_embedding import HashEmbedding
+from memory_efficient_embeddings.embeddings.id_inputs import (
+    IdVocabularies,
+    cached_vocabularies,
+    id_pairs,
+)
 from memory_efficient_embeddings.embeddings.layers import (
     PACKAGE,
     CompactEmbedding,
@@ -291,98 +296,102 @@ def embedding_bytes(model: keras.Model) -> int:
     return serving_bytes(model)
 
 
-_TRAILING_NUMBER = re.compile(r"^(\D*?)\d+$")
-
-
-def _id_prefix(vocabulary: Sequence[str]) -> str | None:
-    """The prefix before the number in ids like ``user_42`` (None when ids have no such form)."""
-    match = _TRAILING_NUMBER.match(str(vocabulary[0])) if len(vocabulary) else None
-    return match.group(1) if match and match.group(1) else None
-
-
-def string_id_array(values: Any, name: str, prefix: str | None = None) -> np.ndarray:
-    """Raw ids as the object array of str that Keras takes; a clear error for anything else.
-
-    Accepts a str, a list or tuple, a numpy array (unicode, bytes or object) or a pandas Series
-    or Index of strings. Integers, or digit-only strings when ids look like ``<prefix><number>``,
-    raise a ValueError naming the expected form.
-    """
-    if isinstance(values, (str, bytes)):
-        values = [values]
-    raw = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values).reshape(-1)
-    if raw.dtype.kind == "S":
-        raw = np.char.decode(raw, "utf-8")
-    array = raw.astype(object)
-    example = f"'{prefix}42'" if prefix else "'user_42'"
-    for value in array[:1000].tolist():  # a sample is enough to tell the kind of ids
-        if isinstance(value, (int, float)):
-            raise ValueError(
-                f"`{name}` holds numbers (e.g. {value!r}); this model takes string ids such as "
-                f"{example}: pass e.g. [f'{prefix or 'user_'}{{i}}' for i in ids]."
-            )
-        if not isinstance(value, str):
-            raise ValueError(
-                f"`{name}` holds {type(value).__name__} values; this model takes string ids such "
-                f"as {example} (a list, numpy array or pandas Series of str)."
-            )
-        if prefix and value.isdigit():
-            raise ValueError(
-                f"`{name}` holds {value!r}, but this model's ids look like {example}: pass "
-                f"'{prefix}{value}' (a bare number is not an id and would score as unknown)."
-            )
-    return array
-
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class StringIdModel(keras.Model):
-    """A rating model on raw string ids: ``predict`` takes what a user naturally passes.
+    """A rating model on raw string ids: every entry point takes what a user naturally passes.
 
-    ``{"user_id": ..., "movie_id": ...}`` as lists, numpy unicode arrays or pandas Series of
-    ``user_<id>`` / ``movie_<id>`` strings; unknown ids score with the OOV fallback; integers
-    or bare numbers get a ValueError naming the expected form.
+    ``predict``, ``predict_on_batch`` and ``model(x)`` take ``{"user_id": ..., "movie_id": ...}``
+    (lists, numpy arrays or pandas Series of ``user_<id>`` / ``movie_<id>`` strings) or a pandas
+    DataFrame with those columns; unknown ids score with the OOV fallback. Anything else (numbers,
+    missing or empty ids, bare numbers, swapped columns, a tuple, wrong shapes) gets one
+    :class:`~memory_efficient_embeddings.embeddings.id_inputs.PredictionInputError` naming the
+    column and row (see :func:`~memory_efficient_embeddings.embeddings.id_inputs.id_pairs`).
+
+    On TensorFlow the lookups are in the graph. JAX holds no strings in tensors: there, calling
+    the model or ``predict`` maps the ids with each :class:`IdLookup`'s vocabulary in numpy and
+    runs the integer model (:attr:`integer_model`); ``fit`` and ``evaluate`` refuse (train the
+    integer model on indices, as the project does).
     """
+
+    LOOKUPS = {"user_id": "user_lookup", "movie_id": "movie_lookup"}
 
     # Keras' default of 32 rows per batch makes a million-row call take minutes (197 s against
     # 0.6 s at 65,536, measured on an ml-1m-sized model): a lookup model is cheap per row.
     default_predict_batch_size = 65_536
 
+    @property
+    def integer_model(self) -> keras.Model:
+        """The wrapped rating model on integer indices (weights shared with this one)."""
+        return next(layer for layer in self.layers if isinstance(layer, keras.Model))
+
+    def _indices(self, x: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """String ids to vocabulary indices in numpy, each side by its own lookup layer."""
+        return {key: self.get_layer(self.LOOKUPS[key]).indices_of(x[key]) for key in self.LOOKUPS}
+
+    def _strings_in_numpy(self, x: Any) -> bool:
+        """Whether ``x`` holds string ids to map in numpy (any backend but TensorFlow)."""
+        return (
+            backends.backend() != "tensorflow"
+            and isinstance(x, Mapping)
+            and not any(
+                isinstance(value, keras.KerasTensor) or ops.is_tensor(value) for value in x.values()
+            )
+        )
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        if self._strings_in_numpy(inputs):
+            return self.integer_model(self._indices(inputs), training=training)
+        return super().call(inputs, training=training, mask=mask)
+
     def predict(self, x: Any, *args: Any, **kwargs: Any) -> np.ndarray:
-        if isinstance(x, Mapping):
-            x = {key: self._ids(key, values) for key, values in x.items()}
-            self._check_inputs(x)
+        x = self.checked_ids(x, "predict")
         if not args and kwargs.get("batch_size") is None:
             kwargs["batch_size"] = self.default_predict_batch_size
+        if self._strings_in_numpy(x):
+            return self.integer_model.predict(self._indices(x), *args, **kwargs)
         return super().predict(x, *args, **kwargs)
 
-    def _check_inputs(self, x: Mapping[str, Any]) -> None:
-        """A clear error for missing or unknown keys, empty inputs and unequal lengths."""
-        expected = {"user_id", "movie_id"}
-        if set(x) != expected:
-            missing, unknown = sorted(expected - set(x)), sorted(set(x) - expected)
-            raise ValueError(
-                "predict takes {'user_id': [...], 'movie_id': [...]}"
-                + (f"; missing: {missing}" if missing else "")
-                + (f"; unknown keys: {unknown}" if unknown else "")
-                + "."
-            )
-        lengths = {key: int(ops.shape(values)[0]) for key, values in x.items()}
-        if lengths["user_id"] != lengths["movie_id"]:
-            raise ValueError(
-                f"user_id has {lengths['user_id']} ids but movie_id has {lengths['movie_id']}: "
-                "predict scores aligned (user, movie) pairs, so both need the same length."
-            )
-        if lengths["user_id"] == 0:
-            raise ValueError(
-                "predict got no ids (user_id and movie_id are empty): nothing to score."
-            )
+    def predict_on_batch(self, x: Any) -> np.ndarray:
+        x = self.checked_ids(x, "predict_on_batch")
+        if self._strings_in_numpy(x):
+            return self.integer_model.predict_on_batch(self._indices(x))
+        return super().predict_on_batch(x)
 
-    def _ids(self, key: str, values: Any) -> Any:
-        if ops.is_tensor(values):
-            return values  # already a tensor: Keras takes it as it is
-        lookup = {"user_id": "user_lookup", "movie_id": "movie_lookup"}.get(key)
-        names = {layer.name for layer in self.layers}
-        prefix = _id_prefix(self.get_layer(lookup).vocabulary) if lookup in names else None
-        return string_id_array(values, key, prefix)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Keras calls the model on tensors inside predict and fit: id_pairs passes them through.
+        if args:
+            args = (self.checked_ids(args[0], "model(x)"), *args[1:])
+        elif "inputs" in kwargs:
+            kwargs["inputs"] = self.checked_ids(kwargs["inputs"], "model(x)")
+        return super().__call__(*args, **kwargs)
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        backends.require_tensorflow(
+            "Training a string-id model (StringLookup in the graph)",
+            "Train its integer_model on vocabulary indices instead (IdLookup.indices_of).",
+        )
+        return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        backends.require_tensorflow(
+            "Evaluating a string-id model with Keras' evaluate",
+            "Score it with predict, or evaluate its integer_model on vocabulary indices.",
+        )
+        return super().evaluate(*args, **kwargs)
+
+    def checked_ids(self, x: Any, entry: str) -> Any:
+        """``x`` as checked ``{"user_id": ..., "movie_id": ...}`` arrays (see ``id_pairs``)."""
+        return id_pairs(x, self._id_vocabularies(), entry)
+
+    def _id_vocabularies(self) -> IdVocabularies | None:
+        """The lookups' vocabularies, indexed once per model (None without the lookup layers)."""
+        lookups = {layer.name: layer for layer in self.layers if isinstance(layer, IdLookup)}
+        users, movies = lookups.get("user_lookup"), lookups.get("movie_lookup")
+        return cached_vocabularies(
+            self,
+            users.vocabulary if users is not None else None,
+            movies.vocabulary if movies is not None else None,
+        )
 
 
 def with_string_ids(
@@ -391,8 +400,8 @@ def with_string_ids(
     """Wrap an integer-id rating model so that it takes raw string ids (weights are shared).
 
     Inputs: dict ``{"user_id": string (batch,), "movie_id": string (batch,)}``; unknown ids map to
-    the OOV index (zero vector) instead of failing. ``predict`` accepts lists, numpy unicode
-    arrays and pandas Series (see :class:`StringIdModel`).
+    the OOV index (zero vector) instead of failing. Every entry point accepts lists, numpy arrays,
+    pandas Series and DataFrames, and refuses bad ids clearly (see :class:`StringIdModel`).
     """
     user_id = keras.Input(shape=(), dtype="string", name="user_id")
     movie_id = keras.Input(shape=(), dtype="string", name="movie_id")

@@ -1,4 +1,4 @@
-"""Row-sparse ("lazy") Adam for embedding tables on the TensorFlow backend.
+"""Row-sparse ("lazy") Adam and row-wise Adagrad for embedding tables.
 
 Keras 3's :class:`keras.optimizers.Adam` writes its update with dense ``ops``
 calls, so a ``tf.IndexedSlices`` gradient of an embedding table (what
@@ -12,6 +12,10 @@ TF1's ``LazyAdamOptimizer``: for a sparse gradient only the touched rows of
 correction from the global step. Rows a batch does not touch keep their moments
 and weights unchanged (dense Adam would keep moving them with their momentum).
 Dense gradients (Dense kernels, biases) get exactly ordinary Adam.
+
+**JAX** has no sparse gradients: every table gets a dense gradient, so no update there can be
+proportional to the rows a batch touches. Both optimizers compute the same numbers as on
+TensorFlow at the cost of dense Adam / Adagrad (see each class).
 """
 
 from __future__ import annotations
@@ -21,28 +25,45 @@ import re
 from typing import Any
 
 import keras
-import tensorflow as tf
 from keras import ops
 
-try:  # TF-internal helper, used only to give a clear error under XLA.
-    from tensorflow.python.ops import control_flow_util as _control_flow_util
-except ImportError:  # pragma: no cover - depends on TF internals
-    _control_flow_util = None
+from memory_efficient_embeddings.embeddings import backends
 
 __all__ = ["LazyAdam", "RowWiseAdagrad"]
 
+# Keras' Embedding layer names its table variable "embeddings": every table of this library.
+TABLE_VARIABLES = r"(^|/)embeddings$"
+
 
 def _in_xla_context() -> bool:
-    """Whether the op being built is inside an XLA (``jit_compile``) cluster.
+    """Whether the op being built is inside an XLA (``jit_compile``) cluster (TensorFlow).
 
     ``tf.unique`` has a data-dependent output shape and XLA cannot compile it,
     so the sparse path is only usable with ``jit_compile=False``. This reads a
     TensorFlow-internal helper; if it moves, we assume no XLA and let TF raise.
     """
-    if _control_flow_util is None:  # pragma: no cover
+    import tensorflow as tf  # noqa: PLC0415 - the sparse path runs on TensorFlow only
+
+    try:
+        from tensorflow.python.ops import control_flow_util  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - depends on TF internals
         return False
     graph = tf.compat.v1.get_default_graph()
-    return bool(_control_flow_util.GraphOrParentsInXlaContext(graph))
+    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+
+
+def _densified(gradient: Any) -> Any:
+    """A ``tf.IndexedSlices`` gradient as the dense tensor dense Adam expects (TF only)."""
+    import tensorflow as tf  # noqa: PLC0415 - IndexedSlices exist on TensorFlow only
+
+    return tf.convert_to_tensor(gradient)
+
+
+def _touched_rows(gradient: Any) -> Any:
+    """Per row of a dense gradient, whether any of its entries is non-zero (a row read)."""
+    if len(gradient.shape) == 1:
+        return ops.not_equal(gradient, 0)
+    return ops.any(ops.not_equal(gradient, 0), axis=tuple(range(1, len(gradient.shape))))
 
 
 # Skipped steps replayed one by one (each with its own bias correction) before the closed-form
@@ -65,44 +86,44 @@ def _skipped_steps_weight(beta_1: Any, beta_2: Any, last_step: Any, skipped: Any
 
     ``beta_1`` and ``beta_2`` come rounded to the variable's dtype, as dense Adam uses them.
     """
-    beta_1 = tf.cast(beta_1, "float64")
-    beta_2 = tf.cast(beta_2, "float64")
-    log_ratio = tf.math.log(beta_1) - 0.5 * tf.math.log(beta_2)
-    last_step = tf.cast(last_step, "float64")
-    skipped = tf.cast(skipped, "float64")
-    offsets = tf.range(1, EXACT_SKIPPED_STEPS + 1, dtype="float64")
+    beta_1 = ops.cast(beta_1, "float64")
+    beta_2 = ops.cast(beta_2, "float64")
+    log_ratio = ops.log(beta_1) - 0.5 * ops.log(beta_2)
+    last_step = ops.cast(last_step, "float64")
+    skipped = ops.cast(skipped, "float64")
+    offsets = ops.arange(1, EXACT_SKIPPED_STEPS + 1, dtype="float64")
     # beta**(t0 + j) as beta**t0 * beta**j: one power per row and one per offset, not per pair.
-    beta_1_last, beta_2_last = tf.pow(beta_1, last_step), tf.pow(beta_2, last_step)
-    bias_correction = tf.sqrt(1 - beta_2_last[:, None] * tf.pow(beta_2, offsets)) / (
-        1 - beta_1_last[:, None] * tf.pow(beta_1, offsets)
+    beta_1_last, beta_2_last = ops.power(beta_1, last_step), ops.power(beta_2, last_step)
+    bias_correction = ops.sqrt(1 - beta_2_last[:, None] * ops.power(beta_2, offsets)) / (
+        1 - beta_1_last[:, None] * ops.power(beta_1, offsets)
     )
-    terms = bias_correction * tf.exp(offsets * log_ratio)
-    head = tf.reduce_sum(tf.where(offsets <= skipped[:, None], terms, tf.zeros_like(terms)), axis=1)
+    terms = bias_correction * ops.exp(offsets * log_ratio)
+    head = ops.sum(ops.where(offsets <= skipped[:, None], terms, ops.zeros_like(terms)), axis=1)
 
     # Steps EXACT_SKIPPED_STEPS + 1 .. k: c(centre) * r**(EXACT_SKIPPED_STEPS + 1) * sum_{i<n} r**i.
-    tail_steps = tf.maximum(skipped - EXACT_SKIPPED_STEPS, 0)
-    near_one = tf.abs(log_ratio) < 1e-12
-    safe_log_ratio = tf.where(near_one, tf.ones_like(log_ratio), log_ratio)
-    geometric = tf.where(
+    tail_steps = ops.maximum(skipped - EXACT_SKIPPED_STEPS, 0)
+    near_one = ops.abs(log_ratio) < 1e-12
+    safe_log_ratio = ops.where(near_one, ops.ones_like(log_ratio), log_ratio)
+    geometric = ops.where(
         near_one,
         tail_steps,
-        tf.math.expm1(tail_steps * safe_log_ratio) / tf.math.expm1(safe_log_ratio),
+        ops.expm1(tail_steps * safe_log_ratio) / ops.expm1(safe_log_ratio),
     )
     # Mean offset of a geometric weight over n steps: r / (1 - r) - n r**n / (1 - r**n) for r < 1;
     # (n - 1) / 2 otherwise (exact at r == 1).
-    steps = tf.maximum(tail_steps, 1)
-    ratio = tf.exp(safe_log_ratio)
-    ratio_n = tf.exp(steps * safe_log_ratio)
-    mean_offset = tf.where(
+    steps = ops.maximum(tail_steps, 1)
+    ratio = ops.exp(safe_log_ratio)
+    ratio_n = ops.exp(steps * safe_log_ratio)
+    mean_offset = ops.where(
         log_ratio < -1e-12,
         ratio / (1 - ratio) - steps * ratio_n / (1 - ratio_n),
         (steps - 1) / 2,
     )
     centre = EXACT_SKIPPED_STEPS + 1 + mean_offset
-    centre_correction = tf.sqrt(1 - beta_2_last * tf.pow(beta_2, centre)) / (
-        1 - beta_1_last * tf.pow(beta_1, centre)
+    centre_correction = ops.sqrt(1 - beta_2_last * ops.power(beta_2, centre)) / (
+        1 - beta_1_last * ops.power(beta_1, centre)
     )
-    first_tail_weight = tf.exp((EXACT_SKIPPED_STEPS + 1) * log_ratio)
+    first_tail_weight = ops.exp((EXACT_SKIPPED_STEPS + 1) * log_ratio)
     return head + centre_correction * first_tail_weight * geometric
 
 
@@ -181,6 +202,15 @@ class LazyAdam(keras.optimizers.Adam):
     The sparse path uses ``tf.unique``, which XLA cannot compile: compile the
     model with ``jit_compile=False`` (Keras' ``"auto"`` already resolves to
     ``False`` on CPU-only machines and for models with ``StringLookup``).
+
+    **On JAX** (dense gradients only) the same numbers come at dense Adam's cost, O(table) per
+    step: with ``catch_up`` every variable gets Keras' dense Adam, which is exactly what the
+    catch-up replays (untouched rows keep moving with their momentum); with ``catch_up=False``
+    each table (a variable whose path matches ``embeddings``, i.e. every ``Embedding`` table, of
+    at least ``sparse_min_size`` elements) gets the lazy update with its untouched rows masked
+    out. A row counts as touched when its gradient is not all zero (on TensorFlow: when the
+    batch reads it; the two differ only for a row read with an exactly zero gradient). A dense
+    step records every row as updated, so the optimizer state stays valid on either path.
     """
 
     def __init__(
@@ -234,6 +264,11 @@ class LazyAdam(keras.optimizers.Adam):
         if self.built:
             return
         super().build(var_list)
+        # update_step may see the backend's variable, which has no path: decide here, by key.
+        table_pattern = re.compile(TABLE_VARIABLES)
+        self._table_keys = {
+            self._var_key(v) for v in var_list if table_pattern.search(getattr(v, "path", ""))
+        }
         if self.catch_up:
             # One counter per row (scalars and vectors get one per element; they are never
             # sparse, so these stay unused and tiny).
@@ -248,33 +283,68 @@ class LazyAdam(keras.optimizers.Adam):
             ]
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        """Row-sparse Adam for ``tf.IndexedSlices``, ordinary Adam otherwise."""
-        if not isinstance(gradient, tf.IndexedSlices):
-            super().update_step(gradient, variable, learning_rate)
+        """Row-sparse Adam for ``tf.IndexedSlices``, masked lazy Adam or ordinary Adam otherwise."""
+        if backends.is_indexed_slices(gradient):
+            if math.prod(variable.shape) < self.sparse_min_size:
+                self._dense_update_step(_densified(gradient), variable, learning_rate)
+                return
+            if _in_xla_context():
+                raise ValueError(
+                    "LazyAdam's sparse update uses tf.unique, which XLA cannot "
+                    "compile. Compile the model with jit_compile=False."
+                )
+            self._sparse_update_step(gradient, variable, learning_rate)
             return
-        if math.prod(variable.shape) < self.sparse_min_size:
-            super().update_step(tf.convert_to_tensor(gradient), variable, learning_rate)
+        if (
+            not self.catch_up
+            and self._var_key(variable) in self._table_keys
+            and math.prod(variable.shape) >= self.sparse_min_size
+        ):
+            self._masked_update_step(gradient, variable, learning_rate)
             return
-        if _in_xla_context():
-            raise ValueError(
-                "LazyAdam's sparse update uses tf.unique, which XLA cannot "
-                "compile. Compile the model with jit_compile=False."
-            )
-        self._sparse_update_step(gradient, variable, learning_rate)
+        self._dense_update_step(gradient, variable, learning_rate)
 
-    def _sparse_update_step(
-        self, gradient: tf.IndexedSlices, variable: Any, learning_rate: Any
-    ) -> None:
+    def _dense_update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        """Keras' Adam; every row moved, so every row's last update is now (``catch_up``)."""
+        super().update_step(gradient, variable, learning_rate)
+        if self.catch_up and len(variable.shape):
+            last_update = self._last_updates[self._get_variable_index(variable)]
+            now = ops.cast(self.iterations + 1, "int64")
+            self.assign(last_update, ops.full(last_update.shape, now, dtype="int64"))
+
+    def _alpha(self, learning_rate: Any, dtype: str) -> Any:
+        """Adam's step size at the global step ``iterations + 1``, bias corrections included."""
+        # Global step, not a per-row count: same bias correction as dense Adam
+        # and as TF-Addons / TF1 LazyAdam.
+        local_step = ops.cast(self.iterations + 1, dtype)
+        beta_1_power = ops.power(ops.cast(self.beta_1, dtype), local_step)
+        beta_2_power = ops.power(ops.cast(self.beta_2, dtype), local_step)
+        return ops.cast(learning_rate, dtype) * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+
+    def _masked_update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        """Lazy Adam without catch-up on a dense gradient: rows with a zero gradient keep all."""
+        dtype = variable.dtype
+        gradient = ops.cast(gradient, dtype)
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        row_shape = [-1] + [1] * (len(variable.shape) - 1)
+        touched = ops.reshape(_touched_rows(gradient), row_shape)
+        # Keras' Adam, term for term (as in the sparse path), written only where touched.
+        new_m = m.value + (gradient - m.value) * (1 - self.beta_1)
+        new_v = v.value + (ops.square(gradient) - v.value) * (1 - self.beta_2)
+        self.assign(m, ops.where(touched, new_m, m.value))
+        self.assign(v, ops.where(touched, new_v, v.value))
+        step = (new_m * self._alpha(learning_rate, dtype)) / (ops.sqrt(new_v) + self.epsilon)
+        self.assign_sub(variable, ops.where(touched, step, ops.zeros_like(step)))
+
+    def _sparse_update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        import tensorflow as tf  # noqa: PLC0415 - IndexedSlices exist on TensorFlow only
+
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         beta_1 = ops.cast(self.beta_1, dtype)
         beta_2 = ops.cast(self.beta_2, dtype)
-        # Global step, not a per-row count: same bias correction as dense Adam
-        # and as TF-Addons / TF1 LazyAdam.
-        local_step = ops.cast(self.iterations + 1, dtype)
-        beta_1_power = ops.power(beta_1, local_step)
-        beta_2_power = ops.power(beta_2, local_step)
-        alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        alpha = self._alpha(learning_rate, dtype)
 
         # Sum duplicate rows first: Adam is nonlinear in g, so updating a row
         # once per occurrence would differ from dense Adam, and scatter_update
@@ -341,10 +411,6 @@ class LazyAdam(keras.optimizers.Adam):
         }
 
 
-# Keras' Embedding layer names its table variable "embeddings": every table of this library.
-TABLE_VARIABLES = r"(^|/)embeddings$"
-
-
 @keras.saving.register_keras_serializable(package="memory_efficient_embeddings")
 class RowWiseAdagrad(keras.optimizers.Adagrad):
     """Adagrad with one accumulator per table row (FBGEMM's ``rowwise_adagrad``), row-sparse.
@@ -367,6 +433,8 @@ class RowWiseAdagrad(keras.optimizers.Adagrad):
     :class:`keras.optimizers.Adagrad` step, element-wise, unchanged.
 
     The sparse path uses ``tf.unique``, which XLA cannot compile: use ``jit_compile=False``.
+    On JAX (dense gradients only) every table takes the dense form: the same numbers, at
+    O(table) per step.
 
     Args:
         table_variables: regular expression on ``variable.path`` naming the tables.
@@ -433,17 +501,27 @@ class RowWiseAdagrad(keras.optimizers.Adagrad):
         accumulator = self._accumulators[self._get_variable_index(variable)]
         lr = ops.cast(learning_rate, variable.dtype)
         epsilon = ops.cast(self.epsilon, variable.dtype)
-        if not isinstance(gradient, tf.IndexedSlices):
+        if not backends.is_indexed_slices(gradient):
+            # Also the JAX path: an untouched row has a zero gradient, so it neither accumulates
+            # nor moves; the cost is O(table) per step (JAX has no sparse gradients).
             gradient = ops.cast(gradient, variable.dtype)
             self.assign_add(accumulator, ops.mean(ops.square(gradient), axis=1))
-            step = lr * gradient / (ops.expand_dims(ops.sqrt(accumulator), 1) + epsilon)
-            self.assign_sub(variable, step)
+            # 0 / 0 is 0: an untouched row with a zero accumulator and epsilon stays put.
+            denominator = ops.expand_dims(ops.sqrt(accumulator), 1) + epsilon
+            self.assign_sub(variable, lr * ops.divide_no_nan(gradient, denominator))
             return
         if _in_xla_context():
             raise ValueError(
                 "RowWiseAdagrad's sparse update uses tf.unique, which XLA cannot compile. "
                 "Compile the model with jit_compile=False."
             )
+        self._sparse_update_step(gradient, variable, accumulator, lr, epsilon)
+
+    def _sparse_update_step(
+        self, gradient: Any, variable: Any, accumulator: Any, lr: Any, epsilon: Any
+    ) -> None:
+        import tensorflow as tf  # noqa: PLC0415 - IndexedSlices exist on TensorFlow only
+
         # Duplicate ids are summed first: the row's gradient is the sum over the batch, as dense.
         rows, positions = tf.unique(gradient.indices)
         row_gradients = tf.math.unsorted_segment_sum(

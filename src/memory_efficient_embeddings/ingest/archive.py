@@ -27,6 +27,7 @@ from .errors import (
     DownloadError,
     MemberNotFoundError,
     NetworkUnavailableError,
+    UnsupportedArchiveError,
 )
 from .releases import Release
 
@@ -76,12 +77,49 @@ def resolve_user_path(path: str | os.PathLike, release: Release) -> RatingsLocat
     if p.is_file():
         if zipfile.is_zipfile(p) or p.suffix.lower() == ".zip":
             return RatingsLocation(p, release.member, "zip")
+        kind = other_archive_kind(p)
+        if kind is not None:
+            raise UnsupportedArchiveError(
+                f"data.path {p} is a {kind}, not a zip: the ingest reads zips only. Extract it "
+                f"and point data.path at the extracted folder (or its {release.member_name}), "
+                f"or use the official {release.archive_name}."
+            )
         return RatingsLocation(p, p.name, "file")
     raise ArchiveNotFoundError(
         f"data.path is {str(path)!r}, but nothing exists there. Set it to the official "
         f"{release.archive_name} (or the folder extracted from it), or set it to null to use "
         f"data/01_raw/ and the automatic download."
     )
+
+
+# Leading bytes of archive and compression formats other than zip, and what to call them.
+_MAGIC = (
+    (b"\x1f\x8b", ".gz (gzip)"),
+    (b"BZh", ".bz2 (bzip2)"),
+    (b"\xfd7zXZ\x00", ".xz"),
+    (b"7z\xbc\xaf\x27\x1c", ".7z"),
+    (b"Rar!\x1a\x07", ".rar"),
+    (b"\x28\xb5\x2f\xfd", ".zst (zstandard)"),
+)
+_TAR_MAGIC_OFFSET = 257  # "ustar" in a tar header
+
+
+def other_archive_kind(path: Path) -> str | None:
+    """What kind of non-zip archive a file is, by its leading bytes (None when it is none).
+
+    A gzip whose name ends .tar.gz or .tgz is called a .tar.gz, as users know it.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(_TAR_MAGIC_OFFSET + 8)
+    name = path.name.lower()
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            if kind.startswith(".gz") and name.endswith((".tar.gz", ".tgz")):
+                return ".tar.gz"
+            return kind
+    if head[_TAR_MAGIC_OFFSET : _TAR_MAGIC_OFFSET + 5] == b"ustar":
+        return ".tar"
+    return None
 
 
 def find_local(release: Release, raw_dir: str | os.PathLike) -> RatingsLocation | None:

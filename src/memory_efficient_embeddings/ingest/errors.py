@@ -1,10 +1,14 @@
-"""User-facing errors of the MovieLens ingest: each says what failed, where, and how to fix it."""
+"""User-facing errors of the ingest: each says what failed, where, and how to fix it."""
 
 from __future__ import annotations
 
 
-class MovieLensError(Exception):
-    """Base class of every error raised while locating, downloading or parsing MovieLens data."""
+class IngestError(Exception):
+    """Base class of every error raised while locating, reading or validating ratings."""
+
+
+class MovieLensError(IngestError):
+    """An error locating, downloading or parsing MovieLens data."""
 
 
 class UnknownReleaseError(MovieLensError, ValueError):
@@ -27,8 +31,8 @@ class MemberNotFoundError(MovieLensError):
     """The ratings file is missing from the archive or folder."""
 
 
-class MalformedRatingsError(MovieLensError):
-    """A line of the ratings file cannot be parsed or holds an invalid value."""
+class MalformedRatingsError(IngestError):
+    """A line or row of a ratings file cannot be parsed or holds an invalid value (any source)."""
 
 
 class DownloadError(MovieLensError):
@@ -41,3 +45,16 @@ class NetworkUnavailableError(DownloadError):
 
 class SyntheticConfigError(MovieLensError, ValueError):
     """The synthetic generator's parameters describe an impossible data set."""
+
+
+class UnsupportedArchiveError(MovieLensError):
+    """`data.path` is an archive of another kind than zip (a .tar.gz, ...)."""
+
+
+class DataFileError(IngestError):
+    """A Ciao/Epinions .mat file or an interactions table cannot be used: missing, unreadable,
+    empty, or without the columns the parameters name."""
+
+
+class RatingRangeError(IngestError, ValueError):
+    """The data's ratings fall outside a model's output range."""

@@ -1,4 +1,6 @@
-"""Movie titles and genres of a MovieLens release (u.item, movies.dat or movies.csv)."""
+"""Titles of the items: a MovieLens release's movie titles and genres (u.item, movies.dat or
+movies.csv), made-up titles for synthetic ratings, and the ids themselves where there are none
+(Ciao/Epinions, tables, a bare MovieLens ratings file)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .archive import RatingsLocation, find_local, read_member_bytes, resolve_user_path
-from .errors import MovieLensError
+from .errors import MemberNotFoundError, MovieLensError
 from .releases import Release, get_release
 
 logger = logging.getLogger(__name__)
@@ -147,12 +149,30 @@ def synthetic_movies(movie_ids: np.ndarray) -> pd.DataFrame:
     )
 
 
+def id_titles(movie_ids: np.ndarray | pd.Series) -> pd.DataFrame:
+    """Items labelled by their ids ("item 42"), without genres: for data that has no titles."""
+    ids = pd.Series(movie_ids).drop_duplicates().sort_values(ignore_index=True)
+    return pd.DataFrame(
+        {
+            "movie_id": ids,
+            "title": pd.array([f"item {i}" for i in ids.tolist()], dtype="str"),
+            "genres": pd.array([""] * len(ids), dtype="str"),
+        }
+    )
+
+
 def load_movies(
     data: Mapping[str, Any], provenance: Mapping[str, Any], movie_ids: np.ndarray
 ) -> pd.DataFrame:
-    """Titles and genres from the archive the ratings came from; synthetic titles otherwise."""
-    if provenance.get("source") != "movielens":
+    """Titles and genres from the archive the ratings came from; synthetic titles for synthetic
+    ratings; the ids as titles where the data has no titles."""
+    if provenance.get("source") == "synthetic":
         return synthetic_movies(movie_ids)
+    if provenance.get("source") != "movielens":
+        logger.info(
+            "%s has no item titles: items are labelled by their ids.", provenance.get("file")
+        )
+        return id_titles(movie_ids)
     release = get_release(provenance.get("dataset") or data.get("dataset", "ml-1m"))
     if data.get("path"):
         ratings = resolve_user_path(data["path"], release)
@@ -164,6 +184,16 @@ def load_movies(
             f"{data.get('raw_dir', 'data/01_raw')}: put it back or set data.path."
         )
     location = movies_location(ratings, release)
-    frame = parse_movies_bytes(read_member_bytes(location), release.name, location.display)
+    try:
+        text = read_member_bytes(location)
+    except MemberNotFoundError:
+        # E.g. data.path is a bare u.data: the ratings are all the models need.
+        logger.info(
+            "No %s beside the ratings (%s): items are labelled by their ids.",
+            MOVIES_FILES[release.name].name,
+            location.display,
+        )
+        return id_titles(movie_ids)
+    frame = parse_movies_bytes(text, release.name, location.display)
     logger.info("Loaded %d movie titles from %s", len(frame), location.display)
     return frame

@@ -26,14 +26,20 @@ _INT_PATTERN = r"^[+-]?\d{1,18}$"
 _FLOAT_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 
 OnBadLines = Literal["error", "skip"]
+_SNIFF_BYTES = 1 << 16  # how far to look for a NUL byte (binary, not text)
 
 
 @dataclass(frozen=True)
 class ParsedRatings:
-    """Ratings in the canonical dtypes, plus how many bad lines were skipped."""
+    """Ratings in the canonical dtypes, plus how many bad lines were skipped.
+
+    ``skipped_lines`` counts every bad line dropped (`data.on_bad_lines: skip`); of them,
+    ``out_of_scale_lines`` held a valid row whose rating is off the release's scale.
+    """
 
     ratings: pd.DataFrame
     skipped_lines: int
+    out_of_scale_lines: int = 0
 
 
 def _read_table(data: bytes, delimiter: str, has_header: bool, typed: bool) -> tuple[pa.Table, int]:
@@ -134,6 +140,8 @@ def _fast_parse(data: bytes, delimiter: str, release: Release) -> pd.DataFrame |
     frame = _to_frame(table)
     if _rating_problem(frame["rating"].to_numpy(np.float64), release).any():
         return None
+    if (frame["user_id"].to_numpy() < 1).any() or (frame["movie_id"].to_numpy() < 1).any():
+        return None
     return frame
 
 
@@ -177,15 +185,24 @@ def _diagnosing_parse(
         "timestamp": pc.cast(good["timestamp"], pa.int64()),
     }
     frame = _to_frame(pa.table(numbers))
-    out_of_scale = _rating_problem(numbers["rating"].to_numpy(), release)
     good_lines = kept_lines[valid]
+    # MovieLens ids start at 1 (its READMEs): 0 or a negative id is a malformed line.
+    bad_id = np.zeros(len(frame), dtype=bool)
+    for name in ("user_id", "movie_id"):
+        not_positive = ~bad_id & (frame[name].to_numpy() < 1)
+        for line in good_lines[not_positive][:1].tolist():
+            reasons.setdefault(line, f"{name} is not a positive integer (MovieLens ids start at 1)")
+        bad_id |= not_positive
+    out_of_scale = ~bad_id & _rating_problem(numbers["rating"].to_numpy(), release)
     for line in good_lines[out_of_scale][:1].tolist():
         reasons.setdefault(
             line,
             f"rating outside the {release.name} scale {release.rating_min:g}..{release.rating_max:g} "
             f"in steps of {release.rating_step:g}",
         )
-    skipped = len(bad_field_lines) + int((~valid).sum()) + int(out_of_scale.sum())
+    skipped = (
+        len(bad_field_lines) + int((~valid).sum()) + int(bad_id.sum()) + int(out_of_scale.sum())
+    )
     if skipped and on_bad_lines == "error":
         line = min(reasons)
         raise MalformedRatingsError(
@@ -195,8 +212,8 @@ def _diagnosing_parse(
         )
     if skipped:
         logger.warning("Skipped %d bad line(s) of %s (data.on_bad_lines: skip)", skipped, where)
-    frame = frame[~out_of_scale].reset_index(drop=True)
-    return ParsedRatings(frame, skipped)
+    frame = frame[~(bad_id | out_of_scale)].reset_index(drop=True)
+    return ParsedRatings(frame, skipped, int(out_of_scale.sum()))
 
 
 def parse_ratings_bytes(
@@ -209,6 +226,13 @@ def parse_ratings_bytes(
         )
     if not data.strip():
         raise MalformedRatingsError(f"{where} holds no ratings. Is it the right file?")
+    if b"\x00" in data[:_SNIFF_BYTES]:
+        # Text never holds a NUL byte: printing such "lines" would only show binary noise.
+        raise MalformedRatingsError(
+            f"{where} is a binary file, not a text ratings file of {release.name}. Point "
+            f"data.path at the official {release.archive_name}, the folder extracted from it, or "
+            f"its {release.member_name}."
+        )
     delimiter = release.separator
     if len(delimiter) > 1:
         # pyarrow's C reader takes one-byte delimiters: `::` becomes a byte absent from the data.

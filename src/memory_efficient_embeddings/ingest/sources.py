@@ -1,9 +1,11 @@
-"""Choose the ratings source (local archive, download or synthetic) and record its provenance."""
+"""Choose the ratings source and record its provenance: MovieLens (local archive or download),
+its synthetic stand-in, Tang's Ciao/Epinions `.mat` files, or a user's own table."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,28 +18,44 @@ from .archive import (
     find_local,
     resolve_user_path,
 )
-from .errors import ChecksumMismatchError, MovieLensError, NetworkUnavailableError
+from .ciao import read_ciao
+from .errors import ChecksumMismatchError, DataFileError, MovieLensError, NetworkUnavailableError
 from .parsing import read_ratings
 from .releases import Release, get_release
+from .rules import ReadRatings, apply_rules, rating_range
 from .synthetic import SyntheticSpec, generate_ratings
+from .table import read_table
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("auto", "movielens", "synthetic")
+SOURCES = ("auto", "movielens", "synthetic", "ciao", "table")
+FILE_SOURCES = ("ciao", "table")  # read only the file at data.path
+# What users read for each side of the model: the `movie` side (its internal name, as in
+# `movie_id` and `movie_embedding`) holds items of any kind.
+SIDE_LABELS = {"user": "user", "movie": "item"}
 
 
-def _shape(ratings: pd.DataFrame) -> dict[str, int]:
+def side_label(side: str) -> str:
+    """The word reports use for a side: "user" or "item" (the internal `movie` side)."""
+    return SIDE_LABELS.get(side, side)
+
+
+def _shape(ratings: pd.DataFrame) -> dict[str, Any]:
     return {
         "num_ratings": len(ratings),
         "num_users": int(ratings["user_id"].nunique()),
         "num_movies": int(ratings["movie_id"].nunique()),
+        **rating_range(ratings),
     }
 
 
 def dataset_name(provenance: Mapping[str, Any]) -> str:
-    """A short name of the data for titles, e.g. "MovieLens ml-1m" or "synthetic data shaped like ml-1m"."""
+    """A short name of the data for titles, e.g. "MovieLens ml-1m", "synthetic data shaped like
+    ml-1m" or the file's name for Ciao/Epinions and table data."""
     if provenance.get("source") == "synthetic":
         return f"synthetic data shaped like {provenance.get('shaped_like', '?')}"
+    if provenance.get("source") in FILE_SOURCES and provenance.get("file"):
+        return str(provenance["file"])
     if provenance.get("dataset"):
         return f"MovieLens {provenance['dataset']}"
     return str(provenance.get("description", "unknown data"))
@@ -122,12 +140,46 @@ def _locate(release: Release, data: Mapping[str, Any], source: str) -> RatingsLo
     return RatingsLocation(path, release.member, "zip")
 
 
+def file_ratings(data: Mapping[str, Any]) -> tuple[pd.DataFrame, dict]:
+    """Ratings of a Ciao/Epinions .mat file or a table at data.path, with the rules' counts."""
+    source = data["source"]
+    if not data.get("path"):
+        raise DataFileError(
+            f"data.source is {source!r}, which reads the file at data.path, but data.path is not "
+            "set: e.g. --params data.path=data/01_raw/rating.mat."
+        )
+    path = Path(data["path"]).expanduser()
+    on_bad_lines = data.get("on_bad_lines", "error")
+    if source == "ciao":
+        read, what = read_ciao(path, on_bad_lines), "Ciao/Epinions ratings"
+    else:
+        read, what = read_table(path, data.get("columns"), on_bad_lines), "table"
+    drop_zero = bool(data.get("drop_zero_ratings", True))
+    ratings, counts = apply_rules(read, drop_zero, str(path))
+    md5 = file_md5(path)
+    shape = _shape(ratings)
+    provenance = {
+        "source": source,
+        "file": path.name,
+        "md5": md5,
+        **({"columns": dict(data["columns"])} if source == "table" and data.get("columns") else {}),
+        "drop_zero_ratings": drop_zero,
+        **shape,
+        **counts,
+        "description": f"{what} {path.name} (md5 {md5}), {shape['num_ratings']:,} ratings",
+    }
+    logger.info("Loaded %s", provenance["description"])
+    return ratings, provenance
+
+
 def load_ratings(data: Mapping[str, Any]) -> tuple[pd.DataFrame, dict]:
     """Ratings and their provenance, following the `data` parameters (see parameters file)."""
-    release = get_release(data.get("dataset", "ml-1m"))
     source = data.get("source", "auto")
     if source not in SOURCES:
         raise MovieLensError(f"data.source is {source!r}; use one of {', '.join(SOURCES)}.")
+    if source in FILE_SOURCES:
+        return file_ratings(data)  # data.dataset names a MovieLens release: not used here
+    release = get_release(data.get("dataset", "ml-1m"))
     if source == "synthetic":
         return synthetic_ratings(release, data.get("synthetic") or {})
     location = _locate(release, data, source)
@@ -137,7 +189,14 @@ def load_ratings(data: Mapping[str, Any]) -> tuple[pd.DataFrame, dict]:
         location, release, bool(data.get("verify_checksum", True)), user_path=bool(data.get("path"))
     )
     parsed = read_ratings(location, release, data.get("on_bad_lines", "error"))
-    shape = _shape(parsed.ratings)
+    read = ReadRatings(
+        parsed.ratings,
+        rows_read=len(parsed.ratings) + parsed.skipped_lines,
+        bad_rows_skipped=parsed.skipped_lines - parsed.out_of_scale_lines,
+        out_of_range_dropped=parsed.out_of_scale_lines,
+    )
+    ratings, counts = apply_rules(read, drop_zero=False, where=location.display)
+    shape = _shape(ratings)
     provenance = {
         "source": "movielens",
         "dataset": release.name,
@@ -146,11 +205,11 @@ def load_ratings(data: Mapping[str, Any]) -> tuple[pd.DataFrame, dict]:
         "md5": md5,
         "checksum_verified": verified,
         **shape,
-        "skipped_lines": parsed.skipped_lines,
+        **counts,
         "description": (
             f"MovieLens {release.name} ({'md5 ' + md5 if md5 else 'extracted folder, no checksum'}), "
             f"{shape['num_ratings']:,} ratings"
         ),
     }
     logger.info("Loaded %s", provenance["description"])
-    return parsed.ratings, provenance
+    return ratings, provenance

@@ -18,6 +18,25 @@ logger = logging.getLogger(__name__)
 
 RECIPE = "recipe"  # technique name of the keras-io recipe's models: marked, not a frontier
 EMBEDDING_SIDES = ("user_embedding", "movie_embedding")
+# The size keys a technique's `budget_knob` may name, by their last part, with how placement
+# (pipelines/sweep/placement.py) searches each: an int that grows the model, ids per bucket (fewer
+# is larger), or a float of weights per id (a mixed-dimension side's mean_dim; budget_dim, set on
+# each side as its layer's budget of that many weights per id).
+BUDGET_KNOBS = {
+    "embedding_dim": "int",
+    "num_buckets": "int",
+    "ids_per_bucket": "inverse_int",
+    "budget_dim": "per_id",
+    "mean_dim": "per_id",
+}
+# A budgeted point holds its size knob at this value until placement (pipelines/sweep/placement.py)
+# sets it for the vocabulary: every size key accepts 1, so the schema checks the point as a model.
+UNPLACED_KNOB_VALUE = 1
+
+
+def budget_label(floats_per_id: float) -> str:
+    """A budget as the points name it: 0.125, 1, 4 (float32 values per id)."""
+    return f"{floats_per_id:g}"
 
 
 def quantize_modes(quantize: str | list[str] | None) -> list[str]:
@@ -54,8 +73,30 @@ def _model_overrides(template: dict[str, Any]) -> dict[str, Any]:
     return overrides
 
 
+def _budget_axis(technique: str, knob: str | None, grid: dict, sweep: dict) -> list[Any]:
+    """The budgets a technique is placed at: each of `sweep.budgets` with a knob, else [None]."""
+    if knob is None:
+        return [None]
+    budgets = (sweep.get("budgets") or {}).get("floats_per_id") or []
+    if not budgets:
+        raise ValueError(
+            f"sweep.techniques.{technique}.budget_knob needs budgets to place the technique at: "
+            "set sweep.budgets.floats_per_id, or remove the knob and give its sizes in `grid`."
+        )
+    if knob in grid:
+        raise ValueError(
+            f"sweep.techniques.{technique}: {knob!r} is both the budget_knob and a grid key; "
+            "placement sets the knob at each budget, so keep it out of `grid`."
+        )
+    return list(budgets)
+
+
 def plan_sweep(sweep: dict[str, Any], base_model: dict[str, Any]) -> list[dict[str, Any]]:
-    """Expand each technique's grid into named points, each with its full model parameters."""
+    """Expand each technique's grid (and budgets, where it has a knob) into named points.
+
+    A technique with a `budget_knob` gets one point per budget of `sweep.budgets` and grid
+    setting, its knob held at ``UNPLACED_KNOB_VALUE`` until placement sets it for the data.
+    """
     plan = []
     # (technique, its entry, a fixed label): the recipe's models are named, not gridded.
     # A null entry is switched off: parameters merge softly, so an overlay cannot remove a key.
@@ -74,12 +115,20 @@ def plan_sweep(sweep: dict[str, Any], base_model: dict[str, Any]) -> list[dict[s
         unknown = sorted(set(tuned) - set(grid))
         if unknown:
             raise ValueError(f"sweep.techniques.{technique}.tune names no grid key: {unknown}")
+        knob = spec.pop("budget_knob", None)
         keys = list(grid)
-        for values in itertools.product(*(grid[key] for key in keys)):
+        budget_axis = _budget_axis(technique, knob, grid, sweep)
+        for budget, values in itertools.product(
+            budget_axis, itertools.product(*(grid[key] for key in keys))
+        ):
             settings = dict(zip(keys, values, strict=True))
             template = copy.deepcopy(spec)
             for key, value in settings.items():
                 _set_path(template, key, value)
+            if budget is not None:
+                _set_path(template, knob, UNPLACED_KNOB_VALUE)
+                # The budget reads first in the name and is one of the tuning group's settings.
+                settings = {"budget": budget_label(budget), **settings}
             # Top-level keys replace the base model's: an embedding spec is replaced whole, since
             # a leftover key of another type (say num_buckets on a full table) would be an error.
             model = {**copy.deepcopy(base_model), **_model_overrides(template)}
@@ -91,6 +140,8 @@ def plan_sweep(sweep: dict[str, Any], base_model: dict[str, Any]) -> list[dict[s
             # Keras model names must be valid TensorFlow scope names.
             model["name"] = re.sub(r"[^A-Za-z0-9_.]+", "_", name).strip("_")
             point = {"point": name, "technique": technique, "settings": label, "model": model}
+            if budget is not None:
+                point["budget"] = {"floats_per_id": budget, "knob": knob}
             if tuned:
                 fixed = [
                     f"{k.split('.')[-1]}={_format_value(v)}"

@@ -19,7 +19,7 @@ from memory_efficient_embeddings.embeddings import (
     embedding_parameter_count,
     with_string_ids,
 )
-from memory_efficient_embeddings.ingest import dataset_name
+from memory_efficient_embeddings.ingest import dataset_name, side_label
 from memory_efficient_embeddings.model_names import UNIFORM_AT_SAME_BYTES
 from memory_efficient_embeddings.modeling.specs import (
     SIDES,
@@ -156,6 +156,7 @@ def evaluate_model(
         "train_samples_per_second": training_history["train_samples_per_second"],
         "train_peak_rss_mib": training_history["peak_rss_mib"],
         "optimizer": training_history["optimizer"],
+        "keras_backend": training_history.get("keras_backend"),
         "splits": split_summary,
         "data": data_provenance,
     }
@@ -318,7 +319,7 @@ def plot_popularity_blocks(
         rule = plan["rule"] + (f", α {plan['alpha']}" if plan["alpha"] is not None else "")
         side_bytes = sum(row["bytes"] for row in plan["block_table"])
         ax.set_title(
-            f"{SIDES[side]}s: {plan['type']} ({rule}), {_byte_count(side_bytes)}, "
+            f"{side_label(SIDES[side])}s: {plan['type']} ({rule}), {_byte_count(side_bytes)}, "
             f"{side_bytes / 4 / plan['num_ids']:.3g} floats per id",
             fontsize=10,
         )

@@ -21,7 +21,6 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from memory_efficient_embeddings.embeddings import (
     embedding_bytes,
@@ -31,6 +30,7 @@ from memory_efficient_embeddings.embeddings import (
 )
 from memory_efficient_embeddings.embeddings.cce import CCEReclusterCallback
 from memory_efficient_embeddings.embeddings.mlet import fold_if_smaller
+from memory_efficient_embeddings.embeddings.models import StringIdModel
 from memory_efficient_embeddings.embeddings.optimizers import OPTIMIZERS
 from memory_efficient_embeddings.modeling.batches import shuffled_batches
 from memory_efficient_embeddings.modeling.progress import AUTO, fit_progress
@@ -131,10 +131,19 @@ def fit_rating_model(
     validation split (Keras' ``val_*`` metrics); the eval split never reaches it. ``callbacks``
     add observers (a benchmark's per-epoch probe), never selection. With
     ``training.deterministic`` TensorFlow's op determinism is switched on for the rest of the
-    process (TensorFlow has no public switch back), so reruns give identical metrics.
+    process (TensorFlow has no public switch back), so reruns give identical metrics; JAX's XLA
+    programs on CPU are deterministic already.
+
+    The backend is Keras' (``KERAS_BACKEND``, see ``keras_backend.py``). On TensorFlow the steps
+    run as graphs without XLA: the optimizers' row-sparse updates use ``tf.unique``, which XLA
+    cannot compile (and Keras turns XLA off under op determinism anyway). On JAX every step is
+    one XLA program (``jit_compile``): JAX has no sparse gradients, so nothing stands against it.
     """
     keras.utils.set_random_seed(training["seed"])
-    if training.get("deterministic", True):
+    backend = keras.backend.backend()
+    if backend == "tensorflow" and training.get("deterministic", True):
+        import tensorflow as tf  # noqa: PLC0415 - only on the TensorFlow backend
+
         tf.config.experimental.enable_op_determinism()
     # Options for the chosen optimizer live under its own name, e.g. training.lazy_adam.
     optimizer_options = training.get(training["optimizer"]) or {}
@@ -152,9 +161,7 @@ def fit_rating_model(
         ],
         # Several steps per call amortise Python and dispatch overhead at small batch sizes.
         steps_per_execution=training["steps_per_execution"],
-        # LazyAdam's and RowWiseAdagrad's row-sparse updates deduplicate rows (tf.unique), which
-        # XLA cannot compile (and Keras turns XLA off under op determinism anyway).
-        jit_compile=False,
+        jit_compile=backend == "jax",
     )
     timer = _EpochTimer()
     keras_verbose, progress_callbacks = fit_progress(
@@ -189,6 +196,7 @@ def fit_rating_model(
         "peak_rss_mib": resources["peak_rss_mib"],
         "peak_rss_increase_mib": resources["peak_rss_increase_mib"],
         "model": rating_model.name,
+        "keras_backend": backend,
         "optimizer": training["optimizer"],
         "batch_size": training["batch_size"],
     }
@@ -212,10 +220,19 @@ def uncompiled_copy(rating_model: keras.Model) -> keras.Model:
     return copy
 
 
+def _count(ids: Any) -> int:
+    """How many ids ``ids`` holds (a str or a scalar is one)."""
+    return 1 if isinstance(ids, str | bytes) or not hasattr(ids, "__len__") else len(ids)
+
+
 def score(
     model: keras.Model, user_ids: Any, movie_ids: Any, batch_size: int = 65_536
 ) -> np.ndarray:
     """Predicted ratings for aligned user and movie ids (strings or indices, as the model takes)."""
+    if isinstance(model, StringIdModel) and (_count(user_ids) or _count(movie_ids)):
+        # Every id checked once, with errors naming `score`; no pairs score as no predictions.
+        ids = model.checked_ids({"user_id": user_ids, "movie_id": movie_ids}, "score")
+        user_ids, movie_ids = ids["user_id"], ids["movie_id"]
     user_ids, movie_ids = np.asarray(user_ids).reshape(-1), np.asarray(movie_ids).reshape(-1)
     if len(user_ids) != len(movie_ids):
         raise ValueError(

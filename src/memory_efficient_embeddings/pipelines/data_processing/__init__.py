@@ -1,4 +1,5 @@
-"""Data processing: ingest MovieLens (or its synthetic stand-in), split it, build vocabularies."""
+"""Data processing: ingest ratings (MovieLens, synthetic, Ciao/Epinions .mat, a table), split them,
+build vocabularies."""
 
 from .pipeline import create_pipeline
 

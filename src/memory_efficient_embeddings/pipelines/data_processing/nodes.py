@@ -8,17 +8,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from memory_efficient_embeddings.ingest import load_ratings
+from memory_efficient_embeddings.ingest import check_output_ranges, load_ratings
 from memory_efficient_embeddings.ingest.movies import load_movies
 
 logger = logging.getLogger(__name__)
 
 VOCABULARY_SOURCES = ("train", "all")
+# How a model scores a row whose user or item has no training rating, by `vocabulary.source`.
+UNSEEN_ID_FALLBACK = {
+    "train": (
+        "an id unseen in training is out of vocabulary: its embedding and its bias are zero, so "
+        "the row is scored by the other side's bias plus the global bias (the global bias alone "
+        "when both ids are unseen), through the output activation"
+    ),
+    "all": (
+        "an id unseen in training has a vocabulary row (train_count 0) that training never "
+        "updates: its initial embedding and a zero bias, with the other side's bias and the "
+        "global bias"
+    ),
+}
 
 
 def ingest_ratings(data: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Load MovieLens ratings (local archive, download, or synthetic fallback) with provenance."""
+    """Load the ratings `data.source` names (MovieLens, synthetic, Ciao .mat, table) with provenance."""
     return load_ratings(data)
+
+
+def check_output_range(data_provenance: dict[str, Any], **model_outputs: dict[str, Any]) -> None:
+    """Refuse, before any training, ratings outside a model's sigmoid output range."""
+    check_output_ranges(data_provenance, model_outputs)
 
 
 def _prefixed(ids: pd.Series, prefix: str) -> pd.Series:
@@ -31,7 +49,7 @@ def _prefixed(ids: pd.Series, prefix: str) -> pd.Series:
 def ingest_movies(
     data: dict[str, Any], data_provenance: dict[str, Any], ratings: pd.DataFrame
 ) -> pd.DataFrame:
-    """Movie titles and genres of the ratings' release (synthetic titles for synthetic ratings)."""
+    """Item titles and genres: MovieLens titles, synthetic ones, or the ids where there are none."""
     movies = load_movies(data, data_provenance, ratings["movie_id"].to_numpy())
     return movies.assign(movie_id=_prefixed(movies["movie_id"], "movie_"))
 
@@ -44,6 +62,38 @@ def prefix_ids(ratings: pd.DataFrame) -> pd.DataFrame:
             "movie_id": _prefixed(ratings["movie_id"], "movie_"),
             "rating": ratings["rating"].astype(np.float32),
         }
+    )
+
+
+class EmptySplitError(ValueError):
+    """A split of the ratings came out empty; the message names it, the rows and what to do."""
+
+
+def _refuse_empty_splits(
+    total: int, train: int, validation: int, evaluation: int, split: dict[str, Any]
+) -> None:
+    """Stop at the split, naming each empty split and the parameter that would fill it."""
+    train_fraction, validation_fraction = split["train_fraction"], split["validation_fraction"]
+    remedies = {
+        "train": f"raise split.train_fraction ({train_fraction}) or lower "
+        f"split.validation_fraction ({validation_fraction})",
+        "validation": f"raise split.validation_fraction ({validation_fraction})",
+        "eval": f"lower split.train_fraction ({train_fraction})",
+    }
+    if validation_fraction == 0:  # the recipe's mode: validation is the eval split itself
+        remedies["validation"] = remedies["eval"]
+    rows = {"train": train, "validation": validation, "eval": evaluation}
+    empty = [name for name, count in rows.items() if count == 0]
+    if not empty:
+        return
+    what = " and ".join(f"the {name} split" for name in empty)
+    raise EmptySplitError(
+        f"{what[0].upper()}{what[1:]} {'is' if len(empty) == 1 else 'are'} empty: splitting "
+        f"{total} ratings (split.seed {split['seed']}) gave {train} train, {validation} "
+        f"validation and {evaluation} eval rows, and training needs every split. Use a ratings "
+        "file with more ratings (data.path / data.dataset), or "
+        + " and ".join(dict.fromkeys(remedies[name] for name in empty))
+        + "."
     )
 
 
@@ -73,13 +123,7 @@ def split_ratings(
         is_validation = rng.uniform(size=len(training_part)) < fraction
         train = training_part[~is_validation].reset_index(drop=True)
         validation = training_part[is_validation].reset_index(drop=True)
-    if train.empty or validation.empty or evaluation.empty:
-        raise ValueError(
-            f"Splitting {len(prefixed_ratings)} ratings left {len(train)} train, "
-            f"{len(validation)} validation and {len(evaluation)} eval rows: every split needs "
-            "at least one. Use more ratings, or change split.train_fraction / "
-            "split.validation_fraction."
-        )
+    _refuse_empty_splits(len(prefixed_ratings), len(train), len(validation), len(evaluation), split)
     logger.info(
         "Split %d ratings into %d train, %d validation and %d eval",
         len(prefixed_ratings),
@@ -107,8 +151,10 @@ def describe_splits(
     validation_ratings: pd.DataFrame,
     eval_ratings: pd.DataFrame,
     split: dict[str, Any],
+    vocabulary: dict[str, Any],
 ) -> dict[str, Any]:
-    """Rows per split and how many validation and eval rows have an id unseen in training."""
+    """Rows per split, how many validation and eval rows have an id unseen in training, and how
+    the models score those rows."""
     return {
         "train_fraction": split["train_fraction"],
         "validation_fraction": split["validation_fraction"],
@@ -118,6 +164,7 @@ def describe_splits(
         "train": {"rows": len(train_ratings)},
         "validation": _unseen_rows(validation_ratings, train_ratings),
         "eval": _unseen_rows(eval_ratings, train_ratings),
+        "unseen_id_fallback": UNSEEN_ID_FALLBACK[vocabulary["source"]],
     }
 
 
@@ -142,7 +189,7 @@ def build_vocabularies(
     eval_ratings: pd.DataFrame,
     vocabulary: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Build user and movie vocabularies (id, train_count) sorted by count desc, then id.
+    """Build user and item vocabularies (id, train_count) sorted by count desc, then id.
 
     ``vocabulary.source: train`` (default) uses training ids only, so ids seen only in the
     validation or eval split are out-of-vocabulary: the model maps them to an OOV index with a
@@ -158,5 +205,5 @@ def build_vocabularies(
     held_out = pd.concat([validation_ratings, eval_ratings], ignore_index=True)
     users = _vocabulary(train_ratings["user_id"], held_out["user_id"], source)
     movies = _vocabulary(train_ratings["movie_id"], held_out["movie_id"], source)
-    logger.info("Vocabularies (%s): %d users, %d movies", source, len(users), len(movies))
+    logger.info("Vocabularies (%s): %d users, %d items", source, len(users), len(movies))
     return users, movies

@@ -2,8 +2,11 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from memory_efficient_embeddings.model_names import MODEL_NAMES
+
 from .nodes import (
     build_vocabularies,
+    check_output_range,
     describe_splits,
     ingest_movies,
     ingest_ratings,
@@ -13,7 +16,8 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Ingest ratings and titles, prefix ids, split train/validation/eval, build vocabularies."""
+    """Ingest ratings and titles, check the ratings against the models' output range, prefix ids,
+    split train/validation/eval, build vocabularies."""
     return Pipeline(
         [
             Node(
@@ -21,6 +25,16 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs="params:data",
                 outputs=["ratings", "data_provenance"],
                 name="ingest_ratings",
+            ),
+            # No output: it runs right after ingest (its only data input), long before training.
+            Node(
+                check_output_range,
+                inputs={
+                    "data_provenance": "data_provenance",
+                    **{name: f"params:{name}.model.output" for name in MODEL_NAMES},
+                },
+                outputs=None,
+                name="check_output_range",
             ),
             Node(
                 ingest_movies,
@@ -37,7 +51,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 describe_splits,
-                inputs=["train_ratings", "validation_ratings", "eval_ratings", "params:split"],
+                inputs=[
+                    "train_ratings",
+                    "validation_ratings",
+                    "eval_ratings",
+                    "params:split",
+                    "params:vocabulary",
+                ],
                 outputs="split_summary",
                 name="describe_splits",
             ),

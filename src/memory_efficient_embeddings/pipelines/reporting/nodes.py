@@ -7,7 +7,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
-from memory_efficient_embeddings.ingest import dataset_name
+from memory_efficient_embeddings.ingest import dataset_name, side_label
 
 MIB = 1024 * 1024
 METRIC_LABELS = {"eval_rmse": "eval RMSE (stars)", "eval_mae": "eval MAE (stars)"}
@@ -125,12 +125,20 @@ def _count(value: int | None) -> str:
 
 
 def _selection_note(splits: dict[str, Any]) -> str:
-    """Which split selected the models and how many eval rows have an id unseen in training."""
+    """Which split selected the models, how many eval rows have an id unseen in training, and
+    how those rows are scored."""
     held_out = splits["eval"]
     unseen = (
         f"{held_out['unseen_either_rows']:,} of its {held_out['rows']:,} rows have a user or "
         "item unseen in training"
     )
+    if "unseen_user_rows" in held_out and "unseen_movie_rows" in held_out:
+        unseen += (
+            f" ({held_out['unseen_user_rows']:,} an unseen user, "
+            f"{held_out['unseen_movie_rows']:,} an unseen item)"
+        )
+    if splits.get("unseen_id_fallback"):
+        unseen += f"; they are scored by the fallback: {splits['unseen_id_fallback']}"
     if splits["validation_is_eval"]:
         return (
             "**Selection read the eval split** (`split.validation_fraction: 0`, the keras-io "
@@ -223,7 +231,7 @@ def render_comparison_table(comparison: dict[str, Any]) -> str:
             else (f"{row['eval_rmse']:.4f}", f"{row['eval_mae']:.4f}")
         )
         lines.append(
-            f"| {row['model']} | {row['side']} | {row['block']} | {row['ids']:,} "
+            f"| {row['model']} | {side_label(row['side'])} | {row['block']} | {row['ids']:,} "
             f"| {row['eval_rows']:,} | {rmse} | {mae} |"
         )
     lines.append("")
@@ -287,7 +295,7 @@ def plot_accuracy_vs_parameters(comparison: dict[str, Any]) -> Figure:
 
 
 def plot_error_by_popularity(comparison: dict[str, Any]) -> Figure:
-    """Plot each model's eval RMSE per popularity block, users and movies side by side."""
+    """Plot each model's eval RMSE per popularity block, users and items side by side."""
     rows = comparison["by_popularity"]
     models = list(dict.fromkeys(row["model"] for row in rows))
     sides = list(dict.fromkeys(row["side"] for row in rows))
@@ -309,7 +317,7 @@ def plot_error_by_popularity(comparison: dict[str, Any]) -> Figure:
         )
         present = [r["eval_rmse"] for r in rows if r["side"] == side and r["eval_rmse"]]
         ax.set_ylim(min(present) * 0.95, max(*present, comparison["global_mean_rmse"]) * 1.03)
-        ax.set_title(f"{side}s, most popular first")
+        ax.set_title(f"{side_label(side)}s, most popular first")
         ax.set_ylabel("eval RMSE (stars)")
         ax.legend(fontsize=8)
     fig.suptitle(

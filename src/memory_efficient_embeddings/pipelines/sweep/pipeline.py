@@ -8,21 +8,30 @@ from memory_efficient_embeddings.pipelines.data_processing.pipeline import (
 )
 
 from .chart import plot_compression_frontier
+from .peers import score_sweep_peers
+from .placement import place_sweep_budgets
 from .plan import assign_sweep_blocks
 from .runs import run_sweep
-from .summary import render_sweep_table, summarize_sweep
+from .summary import render_sweep_table, summarize_sweep, sweep_summary_record
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Plan the grid, train every point over seeds, then summarise, tabulate and chart it."""
+    """Plan the grid, place it at its budgets, train every point over seeds, score the peers on
+    the same split, then summarise, tabulate and chart it."""
     sweep_nodes = Pipeline(
         [
             Node(
                 plan_sweep,
                 inputs=["params:sweep", "params:baseline.model"],
-                outputs="sweep_plan",
+                outputs="sweep_grid",
                 name="plan_sweep",
                 tags="data",
+            ),
+            Node(
+                place_sweep_budgets,
+                inputs=["sweep_grid", "user_vocabulary", "movie_vocabulary"],
+                outputs="sweep_plan",
+                name="place_sweep_budgets",
             ),
             Node(
                 assign_sweep_blocks,
@@ -48,10 +57,31 @@ def create_pipeline(**kwargs) -> Pipeline:
                 tags=["training", "evaluation"],
             ),
             Node(
+                score_sweep_peers,
+                inputs=["train_ratings", "validation_ratings", "eval_ratings", "params:sweep"],
+                outputs="sweep_peers",
+                name="score_sweep_peers",
+                tags=["training", "evaluation"],
+            ),
+            Node(
                 summarize_sweep,
-                inputs=["sweep_runs", "params:sweep"],
+                inputs=[
+                    "sweep_runs",
+                    "params:sweep",
+                    "sweep_plan",
+                    "sweep_peers",
+                    "user_vocabulary",
+                    "movie_vocabulary",
+                ],
                 outputs="sweep_summary",
                 name="summarize_sweep",
+                tags="reporting",
+            ),
+            Node(
+                sweep_summary_record,
+                inputs=["sweep_summary", "params:sweep"],
+                outputs="sweep_summary_json",
+                name="sweep_summary_record",
                 tags="reporting",
             ),
             Node(

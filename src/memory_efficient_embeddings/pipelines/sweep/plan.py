@@ -23,6 +23,12 @@ def assign_sweep_blocks(
     # seconds, not after an hour of training.
     plans = {}
     for point in sweep_plan:
+        if "unreachable" in point:  # a budget its technique cannot reach (see placement.py)
+            budget = point["budget"]["floats_per_id"]
+            plans[point["point"]] = {
+                "skipped": f"budget {budget:g} floats per id unreachable: {point['unreachable']}"
+            }
+            continue
         try:
             plans[point["point"]] = resolve_embedding_plan(
                 user_vocabulary, movie_vocabulary, point["model"], evaluation["popularity_blocks"]

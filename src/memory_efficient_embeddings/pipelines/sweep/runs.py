@@ -19,13 +19,14 @@ import pandas as pd
 from memory_efficient_embeddings.modeling.grid import deep_merge, quantize_modes
 from memory_efficient_embeddings.modeling.nodes import build_model
 from memory_efficient_embeddings.modeling.training import encode_split, fit_and_score
+from memory_efficient_embeddings.parameters import ParameterError
 from memory_efficient_embeddings.pipelines.sweep.executors import (
     TaskOutcome,
     run_tasks,
     validate_executor,
 )
 from memory_efficient_embeddings.pipelines.sweep.summary import format_bytes
-from memory_efficient_embeddings.tracking import log_sweep_run
+from memory_efficient_embeddings.tracking import log_sweep_run, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +207,107 @@ def _row_problem(row: Any, fields: list[str]) -> str | None:
     return None
 
 
+def check_checkpoint_dir(folder: str) -> None:
+    """Refuse, before any training, a checkpoint folder that cannot be created or written."""
+    path = Path(folder)
+    probe = path / f".write-probe-{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ParameterError(
+            f"`sweep.checkpoint_dir` is {folder!r}, where the sweep cannot write its checkpoints "
+            f"({type(error).__name__}: {error.strerror or error}). Point it at a folder you can "
+            "write, or set it to null to sweep without checkpoints (a killed sweep then starts "
+            "over)."
+        ) from error
+
+
+class RunBookkeeping:
+    """What is written as each run finishes: its checkpoint first, then its MLflow run.
+
+    Neither failing stops the sweep or loses the run, whose row stays in memory for sweep_runs:
+    a checkpoint that cannot be written is tried again after every later run and at the end
+    (then reported); MLflow logging is best effort (a failure is a warning). The checkpoint goes
+    first so that a run whose MLflow logging hangs or is killed is kept.
+    """
+
+    def __init__(self, checkpoints: SweepCheckpoints | None) -> None:
+        self.checkpoints = checkpoints
+        # label -> (identity, row values) of the finished runs whose checkpoint is not written
+        self.unwritten: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.checkpoint_error: str | None = None
+        self.untracked: list[str] = []
+
+    def finished(
+        self,
+        label: str,
+        identity: dict[str, Any] | None,
+        values: dict[str, Any],
+        row: dict[str, Any],
+    ) -> None:
+        """Record one finished run: checkpoint, then MLflow."""
+        if identity is not None:
+            self.unwritten[label] = (identity, values)
+            self.write_checkpoints()
+        try:
+            log_sweep_run(row)  # a nested MLflow run, when tracking is on
+        except Exception as error:  # noqa: BLE001 - the store's own error, reported
+            if not self.untracked:
+                logger.warning(
+                    "Sweep: MLflow could not log run %s (%s); the sweep goes on (its rows and "
+                    "checkpoints do not depend on MLflow)",
+                    label,
+                    one_line(error),
+                )
+            self.untracked.append(label)
+
+    def write_checkpoints(self) -> None:
+        """Write the checkpoints not written yet, in order; stop at the first failure."""
+        if self.checkpoints is None:
+            return
+        for label, (identity, values) in list(self.unwritten.items()):
+            try:
+                self.checkpoints.save(identity, values)
+            except OSError as error:
+                if self.checkpoint_error is None:
+                    logger.warning(
+                        "Sweep: could not write the checkpoint of %s to %s (%s: %s); the run is "
+                        "kept (its row goes to sweep_runs), and its checkpoint is written again "
+                        "after the next run",
+                        label,
+                        self.checkpoints.folder,
+                        type(error).__name__,
+                        error.strerror or error,
+                    )
+                self.checkpoint_error = f"{type(error).__name__}: {error.strerror or error}"
+                return
+            del self.unwritten[label]
+        if self.checkpoint_error is not None:
+            logger.info("Sweep: checkpoints are written again to %s", self.checkpoints.folder)
+            self.checkpoint_error = None
+
+    def report(self) -> None:
+        """Try the unwritten checkpoints once more; name what is left unwritten or untracked."""
+        self.write_checkpoints()
+        if self.unwritten and self.checkpoints is not None:
+            logger.warning(
+                "Sweep: %d finished run(s) have no checkpoint in %s (%s): %s. Their rows are in "
+                "sweep_runs; resuming this sweep would train them again.",
+                len(self.unwritten),
+                self.checkpoints.folder,
+                self.checkpoint_error,
+                "; ".join(self.unwritten),
+            )
+        if self.untracked:
+            logger.warning(
+                "Sweep: %d run(s) were not logged to MLflow: %s. Their rows are in sweep_runs.",
+                len(self.untracked),
+                "; ".join(self.untracked),
+            )
+
+
 def _log_run(index: int, total: int, row: dict[str, Any], modes: list[str]) -> None:
     quantized = "".join(f", {mode} {row.get(f'eval_rmse_{mode}', math.nan):.4f}" for mode in modes)
     logger.info(
@@ -268,6 +370,9 @@ def run_sweep(
     """Train every point once per seed selecting on validation; score eval, float32 and quantized."""
     training = deep_merge(training, sweep["training"])
     executor = validate_executor(sweep.get("executor"))
+    checkpoint_dir = sweep.get("checkpoint_dir") if sweep.get("resume", True) else None
+    if checkpoint_dir:
+        check_checkpoint_dir(checkpoint_dir)
     ratings = dict(zip(SPLITS, (train_ratings, validation_ratings, eval_ratings), strict=True))
     data = {
         split: encode_split(frame, user_vocabulary, movie_vocabulary)
@@ -285,9 +390,7 @@ def run_sweep(
         if "skipped" in embedding_plans[row["point"]]:
             row["skipped"] = embedding_plans[row["point"]]["skipped"]
     checkpoints = (
-        SweepCheckpoints(sweep["checkpoint_dir"], data_fingerprint(data))
-        if sweep.get("resume", True) and sweep.get("checkpoint_dir")
-        else None
+        SweepCheckpoints(checkpoint_dir, data_fingerprint(data)) if checkpoint_dir else None
     )
     earlier_files = len(checkpoints.files()) if checkpoints is not None else 0
     to_train, identities = _runs_to_train(
@@ -311,28 +414,32 @@ def run_sweep(
             sweep["checkpoint_dir"],
         )
     finished = 0
+    bookkeeping = RunBookkeeping(checkpoints)
 
     def log_outcome(task_index: int, outcome: TaskOutcome) -> None:
         nonlocal finished
         finished += 1
         if not outcome.failed:
-            row = rows[to_train[task_index]] | outcome.value
+            index = to_train[task_index]
+            row = rows[index] | outcome.value
             _log_run(finished, len(to_train), row, quantize)
-            log_sweep_run(row)  # a nested MLflow run, when tracking is on
-            if checkpoints is not None:  # as it finishes: a killed sweep keeps it
-                checkpoints.save(identities[to_train[task_index]], outcome.value)
+            # As it finishes, so that a killed sweep keeps it.
+            bookkeeping.finished(outcome.label, identities.get(index), outcome.value, row)
 
-    outcomes = run_tasks(
-        train_sweep_point,
-        data,
-        [
-            (point, embedding_plans[point["point"]], seed, training, quantize)
-            for point, seed in (runs[index] for index in to_train)
-        ],
-        [f"{rows[index]['point']} seed {rows[index]['seed']}" for index in to_train],
-        executor,
-        log_outcome,
-    )
+    try:
+        outcomes = run_tasks(
+            train_sweep_point,
+            data,
+            [
+                (point, embedding_plans[point["point"]], seed, training, quantize)
+                for point, seed in (runs[index] for index in to_train)
+            ],
+            [f"{rows[index]['point']} seed {rows[index]['seed']}" for index in to_train],
+            executor,
+            log_outcome,
+        )
+    finally:  # a killed sweep, too, writes the checkpoints it could not write before
+        bookkeeping.report()
     for index, outcome in zip(to_train, outcomes, strict=True):
         if outcome.failed:
             rows[index]["failed"] = outcome.error
