@@ -257,6 +257,9 @@ class TailParameters(Strict):
     # about k quotient rows (null: sqrt(n_b) of each, the fewest rows with unique pairs)
     ids_per_bucket: PositiveInt | None = None
     combiner: str = "multiply"  # quotient_remainder only: multiply | add
+    # zero: ids unseen in training get zeros (vector and in-embedding bias); tail: they read the
+    # rarest shared block's row, a fallback trained on the rarest ids
+    unknown_ids: Literal["zero", "tail"] = "zero"
 
     @field_validator("share")
     @classmethod
@@ -598,7 +601,14 @@ def _describe(error: Mapping[str, Any]) -> str:
 # sees the spec, each with the arguments it provides: it applies to the layer types whose
 # constructor takes one of them, and stands in for them where they are required.
 SPEC_KEY_ARGUMENTS = {
-    "blocks": {"block_sizes", "block_dims", "block_storage", "block_buckets", "shared_combiner"},
+    "blocks": {
+        "block_sizes",
+        "block_dims",
+        "block_storage",
+        "block_buckets",
+        "shared_combiner",
+        "unknown_block",
+    },
     "ids_per_bucket": {"num_buckets"},
     "quotient_rows_equal_buckets": {"quotient_rows"},
     "budget_dim": {"array_size", "parameter_budget"},
@@ -616,6 +626,7 @@ RESERVED_LAYER_KEYS = {
     "block_storage",
     "block_buckets",
     "shared_combiner",
+    "unknown_block",
 }
 
 

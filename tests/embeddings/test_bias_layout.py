@@ -19,7 +19,11 @@ from memory_efficient_embeddings.embeddings import (
 )
 
 # Keras' own saving code trips numpy 2's `__array__(copy=...)` deprecation.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+# The oracles hold on JAX too (`make test` runs them there).
+pytestmark = [
+    pytest.mark.both_backends,
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+]
 
 NUM_USERS, NUM_MOVIES, DIM = 7, 5, 3
 FULL = {"type": "full"}

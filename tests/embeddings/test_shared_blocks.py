@@ -14,9 +14,14 @@ from memory_efficient_embeddings.embeddings import (
     MixedDimensionEmbedding,
     build_rating_model,
     embedding_parameter_count,
+    with_string_ids,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+# The oracles hold on JAX too (`make test` runs them there).
+pytestmark = [
+    pytest.mark.both_backends,
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+]
 
 PRIME = 2**31 - 1
 SIZES = [3, 4, 2, 10, 7]
@@ -156,3 +161,58 @@ def test_a_shared_bias_tail_trains_saves_and_reloads(tmp_path) -> None:
     model.save(tmp_path / "hybrid.keras")
     reloaded = keras.saving.load_model(tmp_path / "hybrid.keras", safe_mode=True)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(reloaded(ids)), expected)
+
+
+def test_unknown_ids_can_read_a_shared_blocks_row() -> None:
+    layer = _hybrid()
+    layer_config = {**layer.get_config(), "unknown_block": 4}
+    fallback = MixedDimensionEmbedding.from_config(layer_config)
+    fallback.build()
+    fallback.set_weights(layer.get_weights())
+    unknown = [sum(SIZES), sum(SIZES) + 5, -1]
+    got = keras.ops.convert_to_numpy(fallback(np.array([19, *unknown, 3])))
+    # The QR block starts at id 19: unknown ids read its row; known ids are untouched.
+    first_tail_row = _oracle(layer, [19], "multiply")[0]
+    assert np.abs(first_tail_row).sum() > 0
+    np.testing.assert_allclose(got[:4], np.tile(first_tail_row, (4, 1)), rtol=1e-6)
+    np.testing.assert_allclose(got[4], _oracle(layer, [3], "multiply")[0], rtol=1e-6)
+    assert fallback.get_config()["unknown_block"] == 4
+
+
+@pytest.mark.parametrize("block", [0, 5, True, "4"])
+def test_unknown_ids_never_read_an_own_row(block) -> None:
+    with pytest.raises(
+        ValueError, match=r"`unknown_block` must name a shared block \(one of \[3, 4\]\)"
+    ):
+        MixedDimensionEmbedding(
+            SIZES, DIMS, 4, block_storage=STORAGE, block_buckets=BUCKETS, unknown_block=block
+        )
+
+
+def test_an_unseen_string_id_scores_as_the_rarest_ids(tmp_path) -> None:
+    # One shared bias row for the 3 rarest movies; an unseen movie reads it too.
+    movies = {
+        "type": "mixed_dimension",
+        "projection": "pad",
+        "block_sizes": [2, 3],
+        "block_dims": [2, 1],
+        "block_storage": ["own", "hashed"],
+        "block_buckets": [0, 1],
+        "unknown_block": 1,
+    }
+    inner = build_rating_model(
+        3, 5, {"type": "full"}, movies, 1, use_biases=True, bias_layout="in_embedding"
+    )
+    rng = np.random.default_rng(0)
+    for variable in inner.weights:
+        variable.assign(rng.normal(0, 1, variable.shape).astype("float32"))
+    model = with_string_ids(inner, ["u0", "u1", "u2"], [f"m{i}" for i in range(5)])
+    batch = {
+        "user_id": np.array(["u1"] * 4, dtype=object),
+        "movie_id": np.array(["m2", "m4", "never_rated", "m0"], dtype=object),
+    }
+    scores = model.predict(batch, verbose=0)
+    assert scores[0] == scores[1] == scores[2] != scores[3]
+    model.save(tmp_path / "fallback.keras")
+    reloaded = keras.saving.load_model(tmp_path / "fallback.keras", safe_mode=True)
+    np.testing.assert_array_equal(reloaded.predict(batch, verbose=0), scores)

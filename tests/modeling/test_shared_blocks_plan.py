@@ -224,3 +224,18 @@ def test_a_sweep_grid_may_vary_the_tail(base) -> None:
         "known key of `tail`. Did you mean "
         "`sweep.techniques.shared_tail.grid.embedding.blocks.tail.ids_per_bucket`?"
     ), problem
+
+
+def test_unseen_ids_may_read_the_rarest_shared_block() -> None:
+    tail = {"share": "hashed", "ids_per_bucket": 100, "unknown_ids": "tail"}
+    blocks = {"num_blocks": 3, "dims": [2, 0, 0], "shared": [False, True, True], "tail": tail}
+    plan = assign_blocks(USERS, MOVIES, _model(**blocks), EVALUATION)
+    movies = plan["movie_embedding"]
+    assert movies["layer"]["unknown_block"] == 2  # the rarer of the two shared blocks
+    assert movies["unknown_ids"] == "block 2"
+    assert plan["user_embedding"]["unknown_ids"] == "zero"
+    built = build_model(plan, _model(**blocks)).get_layer("movie_embedding")
+    assert built.unknown_block == 2
+    nothing_shared = {**ALPHA_BLOCKS, "share_below_dim": 0.1, "tail": tail}  # rule dims >= 0.64
+    with pytest.raises(ValueError, match=r"t\.movie_embedding\.blocks\.tail\.unknown_ids is tail"):
+        assign_blocks(USERS, MOVIES, _model(**nothing_shared), EVALUATION)

@@ -585,6 +585,10 @@ class MixedDimensionEmbedding(CompactEmbedding):
             (quotient-remainder); ignored (0 or None) for own blocks.
         shared_combiner: how quotient-remainder blocks combine their two rows.
         seed: picks the hashed blocks' coefficients.
+        unknown_block: a shared block whose row unknown (out-of-range, OOV) ids read: the row of
+            the block's first id, which with a one-row block is the row all its ids share. The
+            rarest ids' shared row is a trained fallback for ids never seen in training, which
+            otherwise get zeros. None (default): unknown ids get zero vectors.
         num_ids: optional; checked against ``sum(block_sizes)``.
     """
 
@@ -603,6 +607,7 @@ class MixedDimensionEmbedding(CompactEmbedding):
         block_buckets: Sequence[int | None] | None = None,
         shared_combiner: SharedCombiner = "multiply",
         seed: int = 0,
+        unknown_block: int | None = None,
         num_ids: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -623,6 +628,17 @@ class MixedDimensionEmbedding(CompactEmbedding):
                 f"`block_dims` {block_dims} must not exceed `output_dim` ({output_dim})."
             )
         storage, buckets = self._check_sharing(block_sizes, block_storage, block_buckets)
+        if unknown_block is not None and (
+            isinstance(unknown_block, bool)
+            or not isinstance(unknown_block, (int, np.integer))
+            or not 0 <= unknown_block < len(storage)
+            or storage[unknown_block] == "own"
+        ):
+            raise ValueError(
+                f"`unknown_block` must name a shared block (one of "
+                f"{[b for b, kind in enumerate(storage) if kind != 'own']}); got {unknown_block!r}: "
+                "an own row belongs to one id."
+            )
         if shared_combiner not in SHARED_COMBINERS:
             raise ValueError(
                 f"`shared_combiner` must be one of {SHARED_COMBINERS}; got {shared_combiner!r}."
@@ -635,6 +651,7 @@ class MixedDimensionEmbedding(CompactEmbedding):
         self.block_buckets = buckets
         self.shared_combiner = shared_combiner
         self.seed = int(seed)
+        self.unknown_block = None if unknown_block is None else int(unknown_block)
         self.projection_bias = bool(projection_bias)
         self.extra_rows_per_block = int(extra_rows_per_block)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
@@ -778,6 +795,15 @@ class MixedDimensionEmbedding(CompactEmbedding):
         remainder = gather_rows(self.remainder_tables[b], ops.mod(local, modulus))
         return quotient * remainder if self.shared_combiner == "multiply" else quotient + remainder
 
+    def call(self, indices: Any) -> Any:
+        if self.unknown_block is None:
+            return super().call(indices)
+        indices = _as_index_tensor(indices)
+        known = ops.logical_and(ops.greater_equal(indices, 0), ops.less(indices, self.num_ids))
+        # An unknown id reads as the shared block's first id (the base class then zeroes nothing).
+        fallback = ops.cast(self.block_starts[self.unknown_block], indices.dtype)
+        return super().call(ops.where(known, indices, fallback))
+
     def lookup(self, indices: Any) -> Any:
         vectors = None
         for b, (start, size) in enumerate(zip(self.block_starts, self.block_sizes, strict=True)):
@@ -822,4 +848,5 @@ class MixedDimensionEmbedding(CompactEmbedding):
             "block_buckets": list(self.block_buckets),
             "shared_combiner": self.shared_combiner,
             "seed": self.seed,
+            "unknown_block": self.unknown_block,
         }

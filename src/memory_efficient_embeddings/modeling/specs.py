@@ -186,6 +186,12 @@ def _resolve_layer(
         argument = _spec_key_argument("quotient_rows_equal_buckets", kind, where)
         layer[argument] = max(layer["num_buckets"], math.ceil(num_ids / layer["num_buckets"]))
     if blocks is not None:
+        tail = spec["blocks"].get("tail") or {}
+        if tail.get("unknown_ids") == "tail" and all(kind == "own" for kind in blocks["storage"]):
+            raise ValueError(
+                f"{where}.blocks.tail.unknown_ids is tail, but no block is shared: lower "
+                "share_below_dim or mark a block in `shared`, or set unknown_ids: zero."
+            )
         layer["block_sizes"] = blocks["sizes"]
         # Stored widths: an in_embedding block holds its ids' bias in one more column.
         layer["block_dims"] = [dim + bias_column for dim in blocks["dims"]]
@@ -193,7 +199,11 @@ def _resolve_layer(
             layer["block_storage"] = blocks["storage"]
             layer["block_buckets"] = blocks["buckets"]
             if "quotient_remainder" in blocks["storage"]:
-                layer["shared_combiner"] = spec["blocks"]["tail"].get("combiner", "multiply")
+                layer["shared_combiner"] = tail.get("combiner", "multiply")
+            if tail.get("unknown_ids", "zero") == "tail":
+                # The rarest shared block: its row is what ids unseen in training read.
+                shared = [b for b, kind in enumerate(blocks["storage"]) if kind != "own"]
+                layer["unknown_block"] = shared[-1]
     return layer
 
 
@@ -311,10 +321,13 @@ def _side_plan(
         if own_blocks
         else equal_mass_boundaries(frequencies, min(report_num_blocks, num_ids))
     )
+    unknown = layer.get("unknown_block")
     return {
         "num_ids": int(num_ids),
         "type": spec["type"],
         **blocks,
+        # What ids unseen in training read: zeros, or a shared block's trained row.
+        "unknown_ids": "zero" if unknown is None else f"block {unknown}",
         "layer": layer,
         "parameter_count": None,  # filled in once the output width is known
         "report_blocks": {
