@@ -37,6 +37,7 @@ from pydantic import (
 from memory_efficient_embeddings.ingest.table import DEFAULT_COLUMNS
 from memory_efficient_embeddings.ingest.table import SUFFIXES as TABLE_SUFFIXES
 from memory_efficient_embeddings.modeling.grid import BUDGET_KNOBS, EMBEDDING_SIDES, plan_sweep
+from memory_efficient_embeddings.modeling.layouts import MODEL_ONLY_KEYS, layout_candidates
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -426,6 +427,13 @@ class ModelSection(Strict):
     model: ModelSpec
 
 
+class SelectedModelSection(ModelSection):
+    """A model whose layout is chosen on the validation split among named candidates, each a
+    (partial) override deep-merged into `model` (checked one by one: `layout_problems`)."""
+
+    layouts: dict[str, dict[str, Any] | None] | None = None
+
+
 class EvaluationParameters(Strict):
     popularity_blocks: PositiveInt = 3
 
@@ -556,7 +564,7 @@ class ProjectParameters(Strict):
     training: TrainingParameters | None = None
     evaluation: EvaluationParameters | None = None
     baseline: ModelSection | None = None
-    memory_efficient: ModelSection | None = None
+    memory_efficient: SelectedModelSection | None = None
     reporting: ReportingParameters | None = None
     sweep: SweepParameters | None = None
 
@@ -1065,6 +1073,61 @@ def reference_problems(parameters: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def layout_problems(parameters: Mapping[str, Any], section: str = "memory_efficient") -> list[str]:
+    """Every candidate of `<section>.layouts`, merged into `<section>.model`, is a valid model;
+    more than one needs a validation split to choose on."""
+    entry = parameters.get(section)
+    layouts = entry.get("layouts") if isinstance(entry, Mapping) else None
+    model = entry.get("model") if isinstance(entry, Mapping) else None
+    if layouts is None or not isinstance(model, Mapping):
+        return []
+    where = f"{section}.layouts"
+    if not isinstance(layouts, Mapping) or not any(v is not None for v in layouts.values()):
+        return [
+            f"`{where}` is {layouts!r}; allowed values: named layouts, each a (partial) override "
+            f"of {section}.model ({{}} for the model as written), or null for {section}.model alone."
+        ]
+    problems = []
+    for name, override in layouts.items():
+        if override is None:
+            continue
+        if not isinstance(override, Mapping):
+            problems.append(
+                f"`{where}.{name}` is {override!r}; allowed values: keys of {section}.model to "
+                "override ({} for the model as written), or null to leave it out."
+            )
+            continue
+        for key in MODEL_ONLY_KEYS:
+            if key in override:
+                problems.append(
+                    f"`{where}.{name}.{key}` cannot be set by a layout: it is the model's own; "
+                    f"set {section}.model.{key} instead."
+                )
+    if problems:
+        return problems
+    for name, spec in layout_candidates(model, layouts).items():
+        # Messages name the candidate's own keys: memory_efficient.layouts.<name>.<key>.
+        rename = (f"{section}.model", f"{where}.{name}")
+        try:
+            ModelSpec.model_validate(spec)
+        except ValidationError as exc:
+            problems += [
+                _describe(error | {"loc": (section, "model", *error["loc"])}).replace(*rename)
+                for error in exc.errors()
+            ]
+        problems += _model_problems(spec, f"{where}.{name}")
+    split = parameters.get("split")
+    if len(layout_candidates(model, layouts)) > 1 and (
+        isinstance(split, Mapping) and split.get("validation_fraction") == 0
+    ):
+        problems.append(
+            f"`{where}` names {len(layout_candidates(model, layouts))} layouts to choose among "
+            "on the validation split, but split.validation_fraction is 0 (validation is the eval "
+            f"split): set a validation fraction, or leave one layout ({where}: null)."
+        )
+    return problems
+
+
 def sweep_point_problems(parameters: Mapping[str, Any]) -> list[str]:
     """Every point of the sweep's grid must be a valid model: checked before any training."""
     sweep, base = parameters.get("sweep"), (parameters.get("baseline") or {}).get("model")
@@ -1107,6 +1170,8 @@ def validate_parameters(parameters: Mapping[str, Any]) -> ProjectParameters:
             else None
         )
         problems += _model_problems(model, f"{section}.model")
+    if not problems:  # each candidate layout would repeat the model's own problems
+        problems += layout_problems(parameters)
     problems += reference_problems(parameters)
     problems += data_problems(parameters)
     if isinstance(parameters.get("training"), Mapping):

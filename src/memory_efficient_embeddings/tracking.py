@@ -32,6 +32,8 @@ from memory_efficient_embeddings.lineage import local_file
 logger = logging.getLogger(__name__)
 
 METRICS_DATASET = re.compile(r"^(?P<model>[A-Za-z_]\w*)\.metrics$")  # e.g. baseline.metrics
+# e.g. memory_efficient.layout_selection: each candidate layout's validation RMSE and bytes
+LAYOUT_SELECTION_DATASET = re.compile(r"^(?P<model>[A-Za-z_]\w*)\.layout_selection$")
 
 
 def _active_run() -> Any:
@@ -219,6 +221,16 @@ class TrackingHooks:
         match = METRICS_DATASET.match(dataset_name)
         if match and isinstance(data, dict):
             mlflow.log_metrics(numeric_metrics(data, prefix=f"{match['model']}."))
+            return
+        match = LAYOUT_SELECTION_DATASET.match(dataset_name)
+        if match and hasattr(data, "to_dict"):
+            for row in data.to_dict("records"):
+                mlflow.log_metrics(
+                    numeric_metrics(
+                        {key: row[key] for key in ("val_rmse", "serving_bytes", "floats_per_id")},
+                        prefix=f"{match['model']}.layout.{row['layout']}.",
+                    )
+                )
             return
         path = self._saved_file(dataset_name)
         if path is not None and path.suffix == ".png":

@@ -1,5 +1,6 @@
-"""Thin Kedro nodes of the modeling template (assign blocks, build, train, evaluate, plot) and of
-the uniform table at the same bytes (size it, fit and score it)."""
+"""Thin Kedro nodes of the modeling template (assign blocks, build, train, evaluate, plot), of the
+layout choice on the validation split, and of the uniform table at the same bytes (size it, fit
+and score it)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from memory_efficient_embeddings.embeddings import (
 )
 from memory_efficient_embeddings.ingest import dataset_name, side_label
 from memory_efficient_embeddings.model_names import UNIFORM_AT_SAME_BYTES
+from memory_efficient_embeddings.modeling.layouts import layout_candidates, pick_layout
 from memory_efficient_embeddings.modeling.specs import (
     SIDES,
     resolve_embedding_plan,
@@ -106,6 +108,57 @@ def train_model(
     return string_model, report
 
 
+def select_layout(
+    train_ratings: pd.DataFrame,
+    validation_ratings: pd.DataFrame,
+    user_vocabulary: pd.DataFrame,
+    movie_vocabulary: pd.DataFrame,
+    model: dict[str, Any],
+    layouts: dict[str, Any] | None,
+    training: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any], keras.Model, dict[str, Any]]:
+    """Fit each candidate layout as train_model does and keep the lowest validation RMSE."""
+    # No eval split here: the choice, like early stopping, reads the validation split only. The
+    # winner comes out trained (no refit); a single candidate is just the model's own fit.
+    num_ids = len(user_vocabulary) + len(movie_vocabulary)
+    fitted, rows = {}, []
+    for name, spec in layout_candidates(model, layouts).items():
+        plan = assign_blocks(user_vocabulary, movie_vocabulary, spec, evaluation)
+        trained, history = train_model(
+            build_model(plan, spec),
+            train_ratings,
+            validation_ratings,
+            user_vocabulary,
+            movie_vocabulary,
+            training,
+        )
+        fitted[name] = (spec, plan, trained, history | {"layout": name})
+        serving = size_record(trained)["serving_bytes"]
+        rows.append(
+            {
+                "layout": name,
+                "serving_bytes": serving,
+                "bytes_per_id": round(serving / num_ids, 4),
+                "floats_per_id": round(serving / 4 / num_ids, 4),
+                "val_rmse": history["val_rmse"],
+                "best_epoch": history["best_epoch"],
+                "epochs_run": history["epochs_run"],
+            }
+        )
+    chosen = pick_layout(rows)
+    table = pd.DataFrame(rows).assign(chosen=lambda frame: frame["layout"] == chosen)
+    spec, plan, trained, history = fitted[chosen]
+    logger.info(
+        "%s: layout %s chosen on validation (RMSE %.4f) among %s",
+        model["name"],
+        chosen,
+        history["val_rmse"],
+        ", ".join(f"{row['layout']} {row['val_rmse']:.4f}" for row in rows),
+    )
+    return spec, table, plan, trained, history
+
+
 def _saved_size_bytes(model: keras.Model) -> int:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "model.keras"
@@ -142,6 +195,10 @@ def evaluate_model(
     sizes = size_record(model)
     metrics = {
         "model": model.name,
+        # The candidate layout chosen on validation (models with `layouts`; select_layout).
+        **({"layout": training_history["layout"]} if "layout" in training_history else {}),
+        # What ids unseen in training read, per side: zeros, or a shared block's trained row.
+        "unseen_ids": {SIDES[side]: embedding_plan[side]["unknown_ids"] for side in SIDES},
         **scores,
         "val_rmse": training_history["val_rmse"],
         "val_mae": training_history["val_mae"],

@@ -1,7 +1,8 @@
-"""The modeling template: one definition, instantiated once per model under its own namespace;
-and the uniform table at the same bytes as the model it is matched to."""
+"""The modeling template: one definition, instantiated once per model under its own namespace (a
+model with candidate layouts fits them and keeps the one validation prefers); and the uniform
+table at the same bytes as the model it is matched to."""
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Node, Pipeline, node
 
 from memory_efficient_embeddings.model_names import MATCHED_MODEL, UNIFORM_AT_SAME_BYTES
 from memory_efficient_embeddings.modeling.nodes import (
@@ -12,6 +13,7 @@ from memory_efficient_embeddings.modeling.nodes import (
     fit_uniform_at_same_bytes,
     plot_popularity_blocks,
     plot_training_curves,
+    select_layout,
     train_model,
 )
 
@@ -26,22 +28,42 @@ SHARED_INPUTS = {
 }
 
 
-def create_modeling_pipeline(namespace: str) -> Pipeline:
-    """Assign blocks, build, train, evaluate and plot one model under `namespace`."""
-    model_nodes = [
+def _select_layout_node() -> Node:
+    """Fit every candidate of `params:layouts` over `params:model`; the winner comes out trained."""
+    return node(
+        select_layout,
+        # No eval split here: the layout, like the epoch, is chosen on the validation split.
+        inputs=[
+            "train_ratings",
+            "validation_ratings",
+            "user_vocabulary",
+            "movie_vocabulary",
+            "params:model",
+            "params:layouts",
+            "params:training",
+            "params:evaluation",
+        ],
+        outputs=[
+            "chosen_model_parameters",
+            "layout_selection",
+            "embedding_plan",
+            "model",
+            "training_history",
+        ],
+        name="select_layout",
+        tags=["training"],
+    )
+
+
+def _train_nodes() -> list[Node]:
+    """Assign blocks, build and train the one model `params:model` describes."""
+    return [
         node(
             assign_blocks,
             inputs=["user_vocabulary", "movie_vocabulary", "params:model", "params:evaluation"],
             outputs="embedding_plan",
             name="assign_blocks",
             tags=["training"],
-        ),
-        node(
-            plot_popularity_blocks,
-            inputs=["user_vocabulary", "movie_vocabulary", "embedding_plan", "data_provenance"],
-            outputs="popularity_blocks",
-            name="plot_popularity_blocks",
-            tags=["reporting"],
         ),
         node(
             build_model,
@@ -64,6 +86,21 @@ def create_modeling_pipeline(namespace: str) -> Pipeline:
             outputs=["model", "training_history"],
             name="train_model",
             tags=["training"],
+        ),
+    ]
+
+
+def create_modeling_pipeline(namespace: str, select_layouts: bool = False) -> Pipeline:
+    """Train (or, with `select_layouts`, choose on validation among `params:layouts`), evaluate
+    and plot one model under `namespace`."""
+    model_nodes = [
+        *([_select_layout_node()] if select_layouts else _train_nodes()),
+        node(
+            plot_popularity_blocks,
+            inputs=["user_vocabulary", "movie_vocabulary", "embedding_plan", "data_provenance"],
+            outputs="popularity_blocks",
+            name="plot_popularity_blocks",
+            tags=["reporting"],
         ),
         node(
             evaluate_model,
@@ -101,7 +138,8 @@ def create_modeling_pipeline(namespace: str) -> Pipeline:
 
 
 def create_uniform_at_same_bytes_pipeline(matched: str = MATCHED_MODEL) -> Pipeline:
-    """Size a plain full table at `matched`'s serving bytes, then fit and score it the same way."""
+    """Size a plain full table at `matched`'s serving bytes (its chosen layout's), then fit and
+    score it the same way."""
     nodes = [
         node(
             assign_uniform_at_same_bytes,
@@ -109,7 +147,8 @@ def create_uniform_at_same_bytes_pipeline(matched: str = MATCHED_MODEL) -> Pipel
                 f"{matched}.metrics",
                 "user_vocabulary",
                 "movie_vocabulary",
-                f"params:{matched}.model",
+                # The chosen layout's parameters (seed, L2, biases), sized at its serving bytes.
+                f"{matched}.chosen_model_parameters",
                 "params:evaluation",
             ],
             # Sized from a reported figure, so it is a report too (kedro-viz: reporting layer).
@@ -139,8 +178,8 @@ def create_uniform_at_same_bytes_pipeline(matched: str = MATCHED_MODEL) -> Pipel
     return Pipeline(
         nodes,
         namespace=UNIFORM_AT_SAME_BYTES,
-        inputs=SHARED_INPUTS | {f"{matched}.metrics"},
+        inputs=SHARED_INPUTS | {f"{matched}.metrics", f"{matched}.chosen_model_parameters"},
         # The matched model's seed, L2 and output, and the shared regime: a fair comparison.
-        parameters={"params:training", "params:evaluation", f"params:{matched}.model"},
+        parameters={"params:training", "params:evaluation"},
         tags=[UNIFORM_AT_SAME_BYTES],
     )

@@ -1,5 +1,6 @@
 """`kedro run --pipelines=memory_efficient`: data processing, then the memory_efficient model end to
-end, and a plain full table at its serving bytes (does the compact layout earn its place?)."""
+end (its layout chosen on the validation split among `memory_efficient.layouts`), and a plain full
+table at its serving bytes (does the compact layout earn its place?)."""
 
 from kedro.pipeline import Pipeline
 
@@ -13,9 +14,10 @@ from memory_efficient_embeddings.pipelines.data_processing.pipeline import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Data processing, the memory_efficient model, and the uniform table at its bytes."""
+    """Data processing, the memory_efficient model (layout chosen on validation), and the uniform
+    table at its bytes."""
     return (
         create_data_processing_pipeline()
-        + create_modeling_pipeline("memory_efficient")
+        + create_modeling_pipeline("memory_efficient", select_layouts=True)
         + create_uniform_at_same_bytes_pipeline("memory_efficient")
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
@@ -14,13 +15,17 @@ METRIC_LABELS = {"eval_rmse": "eval RMSE (stars)", "eval_mae": "eval MAE (stars)
 
 
 def compare_models(
-    reference: str, uniform_at_same_bytes: dict[str, Any] | None = None, **metrics: dict[str, Any]
+    reference: str,
+    uniform_at_same_bytes: dict[str, Any] | None = None,
+    layout_selection: pd.DataFrame | None = None,
+    **metrics: dict[str, Any],
 ) -> dict[str, Any]:
-    """Summarise each model's size and accuracy against the reference model, and the matched
-    model against the uniform table at its bytes."""
+    """Summarise each model's size and accuracy against the reference model, the matched model
+    against the uniform table at its bytes, and the layout chosen on validation."""
     if reference not in metrics:
         raise ValueError(f"Reference model {reference!r} is not among {sorted(metrics)}.")
     matched = _matched_bytes(uniform_at_same_bytes, metrics)
+    selection = _layout_selection(layout_selection, metrics)
     if uniform_at_same_bytes is not None and uniform_at_same_bytes["fits"]:
         metrics = {**metrics, uniform_at_same_bytes["model"]: uniform_at_same_bytes}
     reference_parameters = metrics[reference]["embedding_parameters"]
@@ -56,7 +61,45 @@ def compare_models(
     }
     if matched is not None:
         comparison["uniform_at_same_bytes"] = matched
+    if selection is not None:
+        comparison["layout_selection"] = selection
+    # Models whose unseen ids read a trained row instead of the split summary's zero fallback.
+    unseen = {
+        name: {"layout": m.get("layout"), "unseen_ids": m["unseen_ids"]}
+        for name, m in metrics.items()
+        if any(value != "zero" for value in (m.get("unseen_ids") or {}).values())
+    }
+    if unseen:
+        comparison["unseen_ids_by_model"] = unseen
     return comparison
+
+
+def _layout_selection(
+    table: pd.DataFrame | None, metrics: dict[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The candidate layouts of the model that chose one on validation, and the one it kept."""
+    if table is None:
+        return None
+    candidates = [
+        {
+            "layout": str(row["layout"]),
+            "serving_bytes": int(row["serving_bytes"]),
+            "floats_per_id": round(float(row["floats_per_id"]), 4),
+            "val_rmse": round(float(row["val_rmse"]), 4),
+            "best_epoch": int(row["best_epoch"]),
+            "chosen": bool(row["chosen"]),
+        }
+        for row in table.to_dict("records")
+    ]
+    chosen = next(row["layout"] for row in candidates if row["chosen"])
+    selecting = [name for name, m in metrics.items() if "layout" in m]
+    if [metrics[name]["layout"] for name in selecting] != [chosen]:
+        raise ValueError(
+            f"The layout selection chose {chosen!r}, but the compared models' metrics say "
+            f"{ {name: metrics[name]['layout'] for name in selecting} }: they come from different "
+            "runs. Re-run `kedro run --pipelines=memory_efficient` before the report."
+        )
+    return {"model": selecting[0], "chosen": chosen, "candidates": candidates}
 
 
 def _matched_bytes(
@@ -124,9 +167,11 @@ def _count(value: int | None) -> str:
     return "–" if value is None else f"{value:,}"
 
 
-def _selection_note(splits: dict[str, Any]) -> str:
+def _selection_note(
+    splits: dict[str, Any], unseen_ids: dict[str, dict[str, Any]] | None = None
+) -> str:
     """Which split selected the models, how many eval rows have an id unseen in training, and
-    how those rows are scored."""
+    how those rows are scored (by each model whose layout does not give them zeros)."""
     held_out = splits["eval"]
     unseen = (
         f"{held_out['unseen_either_rows']:,} of its {held_out['rows']:,} rows have a user or "
@@ -139,6 +184,15 @@ def _selection_note(splits: dict[str, Any]) -> str:
         )
     if splits.get("unseen_id_fallback"):
         unseen += f"; they are scored by the fallback: {splits['unseen_id_fallback']}"
+    for name, entry in (unseen_ids or {}).items():
+        layout = f" (layout `{entry['layout']}`)" if entry.get("layout") else ""
+        reads = "; ".join(
+            f"an unseen {side_label(side)} reads the trained shared row of the rarest "
+            f"{side_label(side)}s ({where}), not zeros"
+            for side, where in entry["unseen_ids"].items()
+            if where != "zero"
+        )
+        unseen += f". Except in `{name}`{layout}: {reads}"
     if splits["validation_is_eval"]:
         return (
             "**Selection read the eval split** (`split.validation_fraction: 0`, the keras-io "
@@ -184,6 +238,25 @@ def _matched_bytes_lines(matched: dict[str, Any] | None) -> list[str]:
     return [text, ""]
 
 
+def _layout_selection_lines(selection: dict[str, Any] | None) -> list[str]:
+    """A paragraph and a table: the candidate layouts and the one validation chose."""
+    if selection is None:
+        return []
+    lines = [
+        f"**`{selection['model']}`'s layout, chosen on the validation split:** "
+        f"`{selection['chosen']}` (the lowest validation RMSE; ties go to fewer serving bytes).",
+        "",
+        "| layout | floats per id | serving bytes | val RMSE | best epoch | chosen |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in selection["candidates"]:
+        lines.append(
+            f"| {row['layout']} | {row['floats_per_id']:.3f} | {row['serving_bytes']:,} "
+            f"| {row['val_rmse']:.4f} | {row['best_epoch']} | {'yes' if row['chosen'] else ''} |"
+        )
+    return [*lines, ""]
+
+
 def render_comparison_table(comparison: dict[str, Any]) -> str:
     """Render the comparison as a markdown report."""
     header = (
@@ -208,12 +281,13 @@ def render_comparison_table(comparison: dict[str, Any]) -> str:
         )
     lines += [
         "",
+        *_layout_selection_lines(comparison.get("layout_selection")),
         *_matched_bytes_lines(comparison.get("uniform_at_same_bytes")),
         f"Compression is measured in embedding parameters against `{comparison['reference']}`. "
         f"Predicting the training mean gives RMSE {comparison['global_mean_rmse']:.4f}, "
         f"MAE {comparison['global_mean_mae']:.4f}.",
         "",
-        _selection_note(comparison["splits"]),
+        _selection_note(comparison["splits"], comparison.get("unseen_ids_by_model")),
         "",
         "## Error by popularity block",
         "",

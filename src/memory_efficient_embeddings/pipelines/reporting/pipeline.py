@@ -4,7 +4,11 @@ import warnings
 
 from kedro.pipeline import Node, Pipeline
 
-from memory_efficient_embeddings.model_names import MODEL_NAMES, UNIFORM_AT_SAME_BYTES
+from memory_efficient_embeddings.model_names import (
+    MATCHED_MODEL,
+    MODEL_NAMES,
+    UNIFORM_AT_SAME_BYTES,
+)
 from memory_efficient_embeddings.pipelines.reporting.nodes import (
     compare_models,
     plot_accuracy_vs_parameters,
@@ -28,6 +32,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "reference": "params:reporting.reference",
                     # A plain table at the memory_efficient model's bytes: a row every run.
                     "uniform_at_same_bytes": f"{UNIFORM_AT_SAME_BYTES}.metrics",
+                    # The candidate layouts of the matched model, chosen on validation.
+                    "layout_selection": f"{MATCHED_MODEL}.layout_selection",
                 }
                 | {name: f"{name}.metrics" for name in MODEL_NAMES},
                 outputs="comparison",
