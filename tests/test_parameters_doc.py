@@ -33,6 +33,7 @@ DESCRIBED_DEFAULTS = {
     "sweep.techniques": "the counts of techniques (the recipe's included) and points, by plan_sweep",
     "sweep.recipe": "the recipe's two models, counted by plan_sweep",
     "<model>.model.<side>.blocks": "part of the embedding spec given in full above it",
+    "memory_efficient.layouts": "the candidates, by tests/modeling/test_layout_selection.py",
 }
 ROW = re.compile(r"^\| *(?P<keys>`[^|]*?) *\| *(?P<default>[^|]*?) *\| .*\|$")
 UNSET = object()

@@ -66,3 +66,37 @@ def test_every_sweep_run_is_a_nested_run(tiny_inputs, tmp_path, monkeypatch) -> 
     child = by_name[f"{row['point']} seed {row['seed']}"]
     assert child.data.metrics["val_rmse"] == pytest.approx(row["val_rmse"])
     assert child.data.params["technique"] == row["technique"]
+
+
+def test_each_candidate_layout_is_logged_with_its_validation_rmse(tmp_path) -> None:
+    import pandas as pd  # noqa: PLC0415
+
+    from memory_efficient_embeddings.tracking import TrackingHooks  # noqa: PLC0415
+
+    while mlflow.active_run() is not None:  # a run another test's failed session left open
+        mlflow.end_run()
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri((tmp_path / "mlruns").as_uri())
+    table = pd.DataFrame(
+        {
+            "layout": ["alpha_blocks", "shared_tail"],
+            "serving_bytes": [54_808, 5_616],
+            "floats_per_id": [5.2965, 0.5427],
+            "val_rmse": [0.9189, 0.9716],
+            "chosen": [True, False],
+        }
+    )
+    try:
+        with mlflow.start_run() as run:
+            TrackingHooks().after_dataset_saved("memory_efficient.layout_selection", table)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    logged = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri()).get_run(run.info.run_id)
+    assert logged.data.metrics == {
+        "memory_efficient.layout.alpha_blocks.val_rmse": 0.9189,
+        "memory_efficient.layout.alpha_blocks.serving_bytes": 54_808,
+        "memory_efficient.layout.alpha_blocks.floats_per_id": 5.2965,
+        "memory_efficient.layout.shared_tail.val_rmse": 0.9716,
+        "memory_efficient.layout.shared_tail.serving_bytes": 5_616,
+        "memory_efficient.layout.shared_tail.floats_per_id": 0.5427,
+    }

@@ -279,7 +279,10 @@ def test_the_pipeline_reports_the_chosen_layout_and_sizes_the_uniform_table_at_i
     assert metrics["unseen_ids"] == {"user": "zero", "movie": "zero"}
     assert catalog.load("memory_efficient.chosen_model_parameters")["bias_l2"] == 0.001
     plan = catalog.load("uniform_at_same_bytes.matched_plan")
-    assert plan["matched"] == {"model": "memory_efficient", "serving_bytes": chosen["serving_bytes"]}
+    assert plan["matched"] == {
+        "model": "memory_efficient",
+        "serving_bytes": chosen["serving_bytes"],
+    }
     # Own biases take 4 bytes an id: the widest plain table in them is width 0 (biases only).
     assert plan["embedding_dim"] == 0
     assert plan["model_parameters"]["bias_l2"] == 0.001
@@ -355,3 +358,33 @@ def test_the_run_stops_before_any_node_on_a_bad_candidate() -> None:
     )
     with pytest.raises(ParameterError, match=r"`memory_efficient\.layouts\.bad\.seed` is 'x'"):
         ParameterValidationHooks().before_pipeline_run(catalog)
+
+
+# --- conf/base's candidates ---------------------------------------------------------------------
+
+
+def test_conf_base_candidates_are_the_measured_layouts() -> None:
+    """docs/parameters.md describes them: the α-blocks model as written, and the shared-tail
+    biases below one float per id (one bias per user and per popular item, one for the rest)."""
+    from memory_efficient_embeddings.modeling.nodes import assign_blocks  # noqa: PLC0415
+    from tests.test_parameters import _parameters  # noqa: PLC0415
+
+    parameters = _parameters("local")
+    section = parameters["memory_efficient"]
+    assert list(section["layouts"]) == ["alpha_blocks_dim4", "biases_shared_tail"]
+    assert section["layouts"]["alpha_blocks_dim4"] == {}
+    candidates = layout_candidates(section["model"], section["layouts"])
+    assert candidates["alpha_blocks_dim4"] == section["model"]
+    tail = candidates["biases_shared_tail"]
+    rng = np.random.default_rng(0)
+    users = pd.DataFrame({"id": [f"u{i}" for i in range(300)], "train_count": 5})
+    counts = np.sort(rng.zipf(1.6, 4000).clip(max=2000))[::-1]
+    items = pd.DataFrame({"id": [f"m{i}" for i in range(4000)], "train_count": counts})
+    plan = assign_blocks(users, items, tail, {"popularity_blocks": 3})
+    rarest = plan["movie_embedding"]["sizes"][-1]
+    # By hand: a bias per user and per item of the three popular blocks, one for the rarest.
+    assert plan["embedding_parameters"] == 300 + (4000 - rarest) + 1
+    assert plan["parameters_per_id"] < 1
+    assert plan["movie_embedding"]["unknown_ids"] == "block 3"
+    assert plan["user_embedding"]["unknown_ids"] == "zero"
+    validate_parameters(parameters)

@@ -351,3 +351,83 @@ def test_when_no_plain_table_fits_the_report_says_why() -> None:
 def test_a_uniform_table_matched_to_a_missing_model_is_refused() -> None:
     with pytest.raises(ValueError, match="run `kedro run --pipelines=memory_efficient` first"):
         compare_models("baseline", uniform_at_same_bytes=_uniform(), baseline=_metrics())
+
+
+# --- the layout chosen on validation, and what unseen ids read ---------------------------------
+
+
+def _selection_table():
+    import pandas as pd  # noqa: PLC0415
+
+    return pd.DataFrame(
+        {
+            "layout": ["alpha_blocks", "shared_tail"],
+            "serving_bytes": [54_808, 5_616],
+            "bytes_per_id": [21.18594, 2.17085],
+            "floats_per_id": [5.296485, 0.542713],
+            "val_rmse": [0.918891, 0.971572],
+            "best_epoch": [28, 39],
+            "epochs_run": [30, 40],
+            "chosen": [False, True],
+        }
+    )
+
+
+def test_the_report_shows_the_chosen_layout_and_every_candidate() -> None:
+    unseen = {"user": "zero", "movie": "block 3"}
+    comparison = compare_models(
+        "baseline",
+        layout_selection=_selection_table(),
+        baseline=_metrics(unseen_ids={"user": "zero", "movie": "zero"}),
+        memory_efficient=_metrics(layout="shared_tail", unseen_ids=unseen),
+    )
+    assert comparison["layout_selection"] == {
+        "model": "memory_efficient",
+        "chosen": "shared_tail",
+        "candidates": [
+            {
+                "layout": "alpha_blocks",
+                "serving_bytes": 54_808,
+                "floats_per_id": 5.2965,
+                "val_rmse": 0.9189,
+                "best_epoch": 28,
+                "chosen": False,
+            },
+            {
+                "layout": "shared_tail",
+                "serving_bytes": 5_616,
+                "floats_per_id": 0.5427,
+                "val_rmse": 0.9716,
+                "best_epoch": 39,
+                "chosen": True,
+            },
+        ],
+    }
+    assert comparison["unseen_ids_by_model"] == {
+        "memory_efficient": {"layout": "shared_tail", "unseen_ids": unseen}
+    }
+    table = render_comparison_table(comparison)
+    assert (
+        "**`memory_efficient`'s layout, chosen on the validation split:** `shared_tail` (the "
+        "lowest validation RMSE; ties go to fewer serving bytes).\n\n"
+        "| layout | floats per id | serving bytes | val RMSE | best epoch | chosen |\n"
+        "|---|---|---|---|---|---|\n"
+        "| alpha_blocks | 5.296 | 54,808 | 0.9189 | 28 |  |\n"
+        "| shared_tail | 0.543 | 5,616 | 0.9716 | 39 | yes |\n"
+    ) in table
+    # The split's zero fallback holds for the others; the chosen layout's unseen items differ.
+    assert (
+        "they are scored by the fallback: zero rows, biases only. Except in `memory_efficient` "
+        "(layout `shared_tail`): an unseen item reads the trained shared row of the rarest items "
+        "(block 3), not zeros."
+    ) in table
+
+
+def test_a_selection_from_another_run_is_refused() -> None:
+    with pytest.raises(ValueError, match="come from different runs"):
+        compare_models(
+            "baseline",
+            layout_selection=_selection_table(),
+            baseline=_metrics(),
+            memory_efficient=_metrics(layout="alpha_blocks"),
+        )
