@@ -1108,14 +1108,18 @@ def layout_problems(parameters: Mapping[str, Any], section: str = "memory_effici
     for name, spec in layout_candidates(model, layouts).items():
         # Messages name the candidate's own keys: memory_efficient.layouts.<name>.<key>.
         rename = (f"{section}.model", f"{where}.{name}")
+        found = []
         try:
             ModelSpec.model_validate(spec)
         except ValidationError as exc:
-            problems += [
+            found += [
                 _describe(error | {"loc": (section, "model", *error["loc"])}).replace(*rename)
                 for error in exc.errors()
             ]
-        problems += _model_problems(spec, f"{where}.{name}")
+        found += _model_problems(spec, f"{where}.{name}")
+        # A layout is merged into the model: one written for another model may not fit it.
+        hint = f" (merged into {section}.model; `{where}: null` trains {section}.model alone)"
+        problems += [problem.removesuffix(".") + hint + "." for problem in found]
     split = parameters.get("split")
     if len(layout_candidates(model, layouts)) > 1 and (
         isinstance(split, Mapping) and split.get("validation_fraction") == 0

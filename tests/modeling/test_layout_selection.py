@@ -339,6 +339,18 @@ def test_a_bad_candidate_is_refused_with_its_key(layouts, message) -> None:
     assert str(error.value).count("\n  - ") == 1  # one line for one problem
 
 
+def test_a_layout_that_does_not_fit_the_model_says_how_to_train_the_model_alone() -> None:
+    model = MODEL | {"user_embedding": {"type": "quotient_remainder", "ids_per_bucket": 4}}
+    layouts = {"blocks": {"user_embedding": {"blocks": {"num_blocks": 2, "dims": [1, 0]}}}}
+    with pytest.raises(ParameterError) as error:
+        validate_parameters({"memory_efficient": {"model": model, "layouts": layouts}})
+    assert str(error.value).endswith(
+        "`memory_efficient.layouts.blocks.user_embedding.blocks` applies only to mixed_dimension "
+        "embeddings, not quotient_remainder (merged into memory_efficient.model; "
+        "`memory_efficient.layouts: null` trains memory_efficient.model alone)."
+    )
+
+
 def test_good_candidates_and_no_layouts_pass() -> None:
     validate_parameters(_parameters(None))
     validate_parameters(_parameters({"a": {}, "b": OWN_BIASES, "c": POOLED_ITEM_BIASES}))
