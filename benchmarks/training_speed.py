@@ -883,6 +883,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     check_backends(parser, args.backends)
+    if args.archive is not None:
+        # The whole-run mode runs `kedro run` from a scratch project folder.
+        args.archive = args.archive.resolve()
     return args
 
 

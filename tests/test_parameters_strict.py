@@ -152,6 +152,16 @@ def test_every_sweep_point_is_checked_as_a_model(base):
     ]
 
 
+def test_a_bad_recipe_model_is_named_by_its_own_key(base):
+    # It used to be named `sweep.techniques.recipe (point recipe(baseline))`, a key that does
+    # not exist: the recipe's models live under sweep.recipe.
+    parameters = copy.deepcopy(base)
+    parameters["sweep"]["recipe"]["baseline"] = {"embedding": {"type": "bogus"}}
+    problems = _problems(parameters)
+    assert problems and all(p.startswith("sweep.recipe.baseline: ") for p in problems)
+    assert "`user_embedding.type` is 'bogus'" in problems[0]
+
+
 def test_one_line_per_problem_all_at_once(base):
     parameters = _set(base, "training.batch_size", True)
     parameters = _set(parameters, "sweep.executor.wrokers", 2)

@@ -36,7 +36,12 @@ from pydantic import (
 
 from memory_efficient_embeddings.ingest.table import DEFAULT_COLUMNS
 from memory_efficient_embeddings.ingest.table import SUFFIXES as TABLE_SUFFIXES
-from memory_efficient_embeddings.modeling.grid import BUDGET_KNOBS, EMBEDDING_SIDES, plan_sweep
+from memory_efficient_embeddings.modeling.grid import (
+    BUDGET_KNOBS,
+    EMBEDDING_SIDES,
+    RECIPE,
+    plan_sweep,
+)
 from memory_efficient_embeddings.modeling.layouts import MODEL_ONLY_KEYS, layout_candidates
 
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -1145,7 +1150,11 @@ def sweep_point_problems(parameters: Mapping[str, Any]) -> list[str]:
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         return [f"`sweep.techniques`: {exc}"]
     for point in plan:
-        where = f"sweep.techniques.{point['technique']} (point {point['point']})"
+        where = (
+            f"sweep.recipe.{point['settings']}"  # the recipe's models are named, not gridded
+            if point["technique"] == RECIPE
+            else f"sweep.techniques.{point['technique']} (point {point['point']})"
+        )
         try:
             ModelSpec.model_validate(point["model"])
         except ValidationError as exc:

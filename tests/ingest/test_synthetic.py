@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -188,11 +190,40 @@ def test_learnable_signal(ratings):
         {"popularity_curve": [[0.0, 1.0], [0.5, 2.0], [1.0, 0.0]]},  # popularity rising
         {"popularity_curve": [[0.1, 1.0], [1.0, 0.0]]},  # not starting at rank 0
         {"unknown_knob": 1},
+        {"max_user_fraction": 2},  # a share of the movies: at most 1
+        {"span_s": -1},  # users start within [0, span_s)
+        {"max_gap_s": 1},  # gaps drawn in [1, max_gap_s)
     ],
 )
 def test_impossible_specs_are_refused(override):
     with pytest.raises(SyntheticConfigError):
         generate_ratings(SyntheticSpec.from_params({**SMALL, **override}, RELEASES["ml-1m"]))
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        (
+            {"interaction_sd": "big"},
+            "data.synthetic.interaction_sd is 'big', which is not a number",
+        ),
+        ({"seed": True}, "data.synthetic.seed is True, which is not an int"),
+        ({"num_ratings": 2.5}, "data.synthetic.num_ratings is 2.5, which is not an int"),
+        ({"rating_distribution": "abc"}, "data.synthetic.rating_distribution is 'abc'"),
+        ({"popularity_curve": [[0.0, "a"], [1.0, 0.0]]}, "data.synthetic.popularity_curve is"),
+    ],
+)
+def test_a_knob_of_the_wrong_type_is_refused_by_name_before_generating(override, named):
+    # Before the fix these failed deep in numpy with a TypeError naming no key.
+    with pytest.raises(SyntheticConfigError, match=re.escape(named)):
+        SyntheticSpec.from_params({**SMALL, **override}, RELEASES["ml-1m"])
+
+
+def test_an_int_where_a_float_knob_is_expected_is_fine():
+    spec = SyntheticSpec.from_params(
+        {**SMALL, "noise_sd": 1, "max_user_fraction": 1}, RELEASES["ml-1m"]
+    )
+    assert spec.noise_sd == 1 and spec.max_user_fraction == 1
 
 
 @pytest.mark.parametrize("num_movies", [750, 1500, 3000])

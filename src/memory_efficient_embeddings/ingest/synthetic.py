@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -80,6 +80,13 @@ class SyntheticSpec:
                 f"Unknown key(s) {sorted(unknown)} under data.synthetic; known keys: {sorted(known)}."
             )
         values = {k: v for k, v in params.items() if v is not None}
+        wrong_types = _type_problems(cls, values)
+        if wrong_types:
+            raise SyntheticConfigError(
+                "Impossible synthetic data set (parameters data.synthetic): "
+                + "; ".join(wrong_types)
+                + "."
+            )
         values.setdefault("num_users", release.num_users)
         values.setdefault("num_movies", release.num_movies)
         values.setdefault("num_ratings", release.num_ratings)
@@ -123,6 +130,17 @@ class SyntheticSpec:
             )
         if self.user_activity_shape <= 0:
             problems.append("user_activity_shape must be positive")
+        if not 0 < self.max_user_fraction <= 1:
+            problems.append(
+                f"max_user_fraction ({self.max_user_fraction}) must be a share of the movies, "
+                "above 0 and at most 1"
+            )
+        # Users start at a uniform draw in [0, span_s), and gaps are drawn in [1, max_gap_s).
+        if self.span_s < 1 or self.max_gap_s < 2:
+            problems.append(
+                f"span_s ({self.span_s}) must be at least 1 and max_gap_s ({self.max_gap_s}) "
+                "at least 2 (seconds)"
+            )
         spreads = (
             "user_bias_sd",
             "item_bias_sd",
@@ -162,6 +180,33 @@ class SyntheticSpec:
                 + "; ".join(problems)
                 + "."
             )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _type_problems(spec: type[SyntheticSpec], values: Mapping[str, Any]) -> list[str]:
+    """Each knob has its default's type: an int knob an int, a float knob a number, a list of
+    numbers (or of [rank, weight] pairs) a list; checked before the generator computes with it."""
+    defaults = {f.name: f.default for f in fields(spec)}
+    problems = []
+    for name, value in values.items():
+        default = defaults[name]
+        if default is MISSING or (isinstance(default, int) and not isinstance(default, bool)):
+            wanted, ok = "an int", isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, tuple):
+            items = [
+                item
+                for entry in (value if isinstance(value, list | tuple) else [None])
+                for item in (entry if isinstance(entry, list | tuple) else [entry])
+            ]
+            wanted, ok = "a list of numbers", all(map(_is_number, items))
+        else:
+            wanted, ok = "a number", _is_number(value)
+        if not ok:
+            problems.append(f"data.synthetic.{name} is {value!r}, which is not {wanted}")
+    return problems
 
 
 def _expected_counts(spec: SyntheticSpec, weights: np.ndarray) -> np.ndarray:
