@@ -157,7 +157,7 @@ def test_a_saved_model_loads_with_only_the_layer_library_imported(project: Path)
         "import sys, keras, numpy as np\n"
         "import memory_efficient_embeddings.embeddings\n"
         "model = keras.saving.load_model(sys.argv[1])\n"
-        "print(model.predict({'user_id': np.array(['user_1', 'nobody'], dtype=object),\n"
+        "print(model.predict({'user_id': np.array(['user_1', 'user_nobody'], dtype=object),\n"
         "                     'movie_id': np.array(['movie_1', 'movie_1'], dtype=object)}, verbose=0))\n"
     )
     result = subprocess.run(
