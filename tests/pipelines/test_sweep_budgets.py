@@ -387,6 +387,44 @@ def test_mixed_dimensions_get_the_largest_mean_width_that_fits() -> None:
     assert plans[point["point"]]["movie_embedding"]["dims"] == [3, 3]
 
 
+def test_the_hybrids_unseen_id_fallback_is_kept_where_a_block_is_shared_and_dropped_above() -> None:
+    # unknown_ids: tail needs a shared block to read; above about one float per id the α rule
+    # shares none, and placement must still reach the budget (unseen ids then read zeros).
+    technique = {
+        "embedding_dim": None,
+        "embedding": {
+            "type": "mixed_dimension",
+            "projection": "pad",
+            "blocks": {
+                "num_blocks": 2,
+                "alpha": 0.2,
+                "min_dim": 0,
+                "max_dim": 8,
+                "share_below_dim": 0.5,
+                "tail": {"share": "hashed", "ids_per_bucket": 2, "unknown_ids": "tail"},
+            },
+        },
+        "budget_knob": "embedding.blocks.mean_dim",
+    }
+    placed = _placed(technique, [1, 4])
+    plans = assign_sweep_blocks(list(placed.values()), USERS, MOVIES, {"popularity_blocks": 3})
+    low, high = (plans[placed[budget]["point"]] for budget in (1, 4))
+    # 1 float per id, biases in the table: users 4 own ids × (dim 1 + bias) + 6 // 2 hashed bias
+    # rows, movies 6 × 2 + 14 // 2; the rarest (shared) block is what unseen ids read.
+    assert placed[1]["placement"]["serving_bytes"] == 4 * (4 * 2 + 3 + 6 * 2 + 7)
+    for side in ("user_embedding", "movie_embedding"):
+        assert low[side]["storage"] == ["own", "hashed"]
+        assert low[side]["unknown_ids"] == "block 1"
+        assert placed[1]["model"][side]["blocks"]["tail"]["unknown_ids"] == "tail"
+    # 4 floats per id: dims 3 on every own row plus a separate bias: the whole budget.
+    assert placed[4]["placement"]["serving_bytes"] == 4 * (3 * NUM_IDS + NUM_IDS)
+    for side in ("user_embedding", "movie_embedding"):
+        assert high[side]["storage"] == ["own", "own"]
+        assert high[side]["dims"] == [3, 3]
+        assert high[side]["unknown_ids"] == "zero"
+        assert placed[4]["model"][side]["blocks"]["tail"]["unknown_ids"] == "zero"
+
+
 def test_the_placed_model_serves_at_the_placed_bytes() -> None:
     # Placement's count is the built model's: a budgeted point's plan resolves to the same size.
     technique = {"embedding": {"type": "tt_rec"}, "budget_knob": "embedding.budget_dim"}

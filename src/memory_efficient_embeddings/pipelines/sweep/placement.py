@@ -18,6 +18,11 @@ side, 1 float per id) where that reaches the budget; where it does not (every bu
 1 float per id), ``in_embedding`` (the bias as column 0 of the compact table, so compressed with
 it) is tried next when this version's schema has it. A budget no layout reaches is recorded as
 unreachable, with the reason, and listed in the sweep's reports.
+
+Unseen ids: a mixed-dimension side whose ``blocks.tail.unknown_ids`` is ``tail`` (ids unseen in
+training read the rarest shared block's row) keeps it only at the knob's steps where one of its
+blocks is shared; at larger steps no block is shared and that side's unseen ids read zeros
+(``unknown_ids: zero``), so one hybrid spans every budget.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from pydantic import ValidationError
 
 from memory_efficient_embeddings.modeling.grid import BUDGET_KNOBS, EMBEDDING_SIDES, budget_label
 from memory_efficient_embeddings.modeling.nodes import build_model
-from memory_efficient_embeddings.modeling.specs import resolve_embedding_plan
+from memory_efficient_embeddings.modeling.specs import resolve_blocks, resolve_embedding_plan
 from memory_efficient_embeddings.modeling.training import size_record
 from memory_efficient_embeddings.parameters import (
     SPEC_KEY_ARGUMENTS,
@@ -95,6 +100,9 @@ class ModelSizer:
     @property
     def total_ids(self) -> int:
         return sum(self.num_ids.values())
+
+    def vocabulary(self, side: str) -> pd.DataFrame:
+        return self.user_vocabulary if side == "user_embedding" else self.movie_vocabulary
 
     def serving_bytes(self, model: dict[str, Any]) -> int | str:
         """The built model's float32 serving bytes, or why the schema or a layer refuses it."""
@@ -294,6 +302,27 @@ class KnobSearch:
         return candidate
 
 
+def unknown_ids_where_shared(model: dict[str, Any], sizer: ModelSizer) -> dict[str, Any]:
+    """The model with each side's `tail.unknown_ids: tail` kept only where a block is shared."""
+    model = copy.deepcopy(model)
+    for side in EMBEDDING_SIDES:
+        spec = model.get(side) or {}
+        blocks = spec.get("blocks") or {}
+        if (
+            spec.get("type") != "mixed_dimension"
+            or (blocks.get("tail") or {}).get("unknown_ids") != "tail"
+        ):
+            continue
+        try:
+            frequencies = sizer.vocabulary(side)["train_count"].to_numpy()
+            storage = resolve_blocks(frequencies, blocks, side)["storage"]
+        except (ValueError, TypeError, KeyError):
+            continue  # the sizer names what is wrong with the blocks
+        if all(kind == "own" for kind in storage):  # nothing shared to fall back on
+            blocks["tail"]["unknown_ids"] = "zero"
+    return model
+
+
 def _value_label(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -306,7 +335,7 @@ def _search(
     search = KnobSearch(point["budget"]["knob"], sizer.num_ids, budget)
 
     def probe(step: int) -> Probe:
-        candidate = search.apply(model, step)
+        candidate = unknown_ids_where_shared(search.apply(model, step), sizer)
         size = sizer.serving_bytes(candidate)
         refused = size if isinstance(size, str) else None
         return Probe(step, search.value(step), candidate, None if refused else int(size), refused)
