@@ -220,18 +220,6 @@ def test_a_bare_number_is_found_among_many_new_ids(model, entry) -> None:
         _entry_points(model)[entry]({"user_id": users, "movie_id": movies})
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
-def test_ids_of_another_format_are_refused_not_scored_as_unknown(model, entry) -> None:
-    # 'u1' can never be one of this model's users (all are 'user_<n>'): before, every such pair
-    # scored silently as an unknown id.
-    users = ["user_1", "user_2", "u1", "user_3", "user_4"]
-    with pytest.raises(PredictionInputError, match=r"`user_id` holds 'u1' at row 2, but every id"):
-        _entry_points(model)[entry]({"user_id": users, "movie_id": MOVIES[:5]})
-    movies = ["movie_10", "m11", "movie_12", "movie_13", "movie_14"]
-    with pytest.raises(PredictionInputError, match=r"`movie_id` holds 'm11' at row 1"):
-        _entry_points(model)[entry]({"user_id": USERS, "movie_id": movies})
-
-
 def test_a_swap_names_the_first_row_holding_the_other_sides_id(model) -> None:
     users = ["user_1", "movie_10", "movie_11", "movie_12", "user_2"]
     with pytest.raises(PredictionInputError, match=r"3 of 5 .* \(e\.g\. 'movie_10' at row 1\)"):

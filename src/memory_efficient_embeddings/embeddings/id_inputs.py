@@ -256,18 +256,6 @@ def _check_vocabularies(arrays: dict[str, np.ndarray], vocabularies: IdVocabular
                     f"{_example(prefix)}: pass '{prefix}{value}' (a bare number is not an id and "
                     "would score as unknown)."
                 )
-            # An id without the prefix that every id of this side carries can never be known:
-            # another format ('u1' for 'user_1'), not a new user, which would score as unknown.
-            # (A few of the other side's ids score as unknown, as the swap check above allows.)
-            of_other = vocabularies.of_key(other).get_indexer(unknown) >= 0
-            foreign = ~np.strings.startswith(unknown, prefix) & ~of_other
-            if foreign.any() and vocabularies.of_key(key).str.startswith(prefix).all():
-                value, row = str(unknown[_first(foreign)]), int(unknown_rows[_first(foreign)])
-                raise PredictionInputError(
-                    f"`{key}` holds {value!r} at row {row}, but every id of this model starts "
-                    f"with {prefix!r} (e.g. {_example(prefix)}), so it can never match one and "
-                    "would score as unknown: pass ids as the model's vocabulary writes them."
-                )
 
 
 def id_pairs(x: Any, vocabularies: IdVocabularies | None, entry: str) -> Any:
