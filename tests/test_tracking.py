@@ -77,6 +77,7 @@ def test_each_candidate_layout_is_logged_with_its_validation_rmse(tmp_path) -> N
         mlflow.end_run()
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri((tmp_path / "mlruns").as_uri())
+    mlflow.set_experiment("layouts")  # an earlier test's experiment id is not in this store
     table = pd.DataFrame(
         {
             "layout": ["alpha_blocks", "shared_tail"],
