@@ -5,8 +5,8 @@
 #   make mlflow-ui      the MLflow UI over the runs tracked in mlruns/ (kedro-mlflow)
 #   make prune KEEP=3   keep only the 3 newest versions of every dataset under data/
 #   make mutation  plant small bugs in the pure-Python modules (mutmut) and report the share caught
-# Keras' backend: the project's default (src/memory_efficient_embeddings/keras_backend.py), or
-#   KERAS_BACKEND=jax on the command line or in the environment: `make run KERAS_BACKEND=jax`.
+# Keras' backend: the project's default, JAX (src/memory_efficient_embeddings/keras_backend.py), or
+#   KERAS_BACKEND=tensorflow on the command line or in the environment: `make run KERAS_BACKEND=tensorflow`.
 # Kedro telemetry is off everywhere: it would try the network and rewrite pyproject.toml (the
 # project's .telemetry file turns it off for a plain `kedro` call too).
 export KEDRO_DISABLE_TELEMETRY := 1

@@ -584,7 +584,8 @@ def node_category(name: str) -> str:
     if short in DATA_NODES:
         return "data"
     # Node names as `kedro run` logs them (the modeling pipeline's training nodes), not calls.
-    if short in ("assign_blocks", "build_model", "train_model"):
+    # select_layout fits every candidate layout; fit_and_score fits (and scores) the uniform table.
+    if short in ("assign_blocks", "build_model", "train_model", "select_layout", "fit_and_score"):
         return "training"
     return "evaluation_and_reports"
 
