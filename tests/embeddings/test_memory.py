@@ -17,7 +17,7 @@ from memory_efficient_embeddings.embeddings import (
     serving_bytes,
     training_bytes,
 )
-from memory_efficient_embeddings.embeddings.memory import variable_bytes
+from memory_efficient_embeddings.embeddings.memory import shapes_only, variable_bytes
 
 pytestmark = pytest.mark.filterwarnings("ignore:Layer .* does not have a `quantize`:UserWarning")
 
@@ -119,3 +119,32 @@ def test_variable_bytes_follow_the_dtype() -> None:
     assert variable_bytes(keras.Variable(np.zeros((3, 5)), dtype="bfloat16")) == 30
     assert variable_bytes(keras.Variable(np.zeros((3, 5)), dtype="int64")) == 120
     assert variable_bytes(keras.Variable(np.zeros((3,)), dtype="int8")) == 3
+
+
+@pytest.mark.both_backends
+def test_a_model_built_for_its_shapes_counts_the_same_bytes_and_draws_nothing() -> None:
+    calls = []
+
+    class CountingInitializer(keras.initializers.Initializer):
+        def __call__(self, shape, dtype=None):
+            calls.append(tuple(shape))
+            return keras.ops.zeros(shape, dtype=dtype)
+
+    def model() -> keras.Model:
+        ids = keras.Input(shape=(), dtype="int32")
+        table = FullEmbedding(10, 4, embeddings_initializer=CountingInitializer(), name="table")
+        return keras.Model(ids, table(ids))
+
+    with shapes_only():
+        sized = model()
+    # 10 x 4 float32 by hand; building the functional model traces the layer symbolically.
+    assert serving_bytes(sized) == 160
+    traced = len(calls)
+    # Nothing drawn is left pending: a later scope that initializes deferred variables (as
+    # JAX training does) leaves these alone.
+    with keras.StatelessScope():
+        pass
+    assert len(calls) == traced
+    eager = model()
+    assert len(calls) == traced + 1  # a model built outside draws its values
+    assert serving_bytes(eager) == 160

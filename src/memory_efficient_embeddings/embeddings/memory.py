@@ -15,7 +15,9 @@ Dense layers outside the embeddings (none in these rating models) are not counte
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -25,6 +27,29 @@ from memory_efficient_embeddings.embeddings.layers import CompactEmbedding
 
 # Dtypes numpy does not know without ml_dtypes; int4 would be packed two per byte.
 _ITEM_BYTES = {"bfloat16": 2.0, "float8_e4m3fn": 1.0, "float8_e5m2": 1.0, "int4": 0.5}
+
+
+@contextlib.contextmanager
+def shapes_only() -> Iterator[None]:
+    """Layers built inside hold their weights' shapes and dtypes but no values.
+
+    Counting bytes needs only shapes, and drawing the initial values is what a build costs: on
+    JAX each new weight shape compiles its initializer (0.3-0.6 s each, measured), so a
+    placement search over hundreds of sizes spent minutes there. Inside a Keras
+    ``StatelessScope`` a weight's initialization is deferred; this scope never initializes
+    them, and forgets them on exit so that no later scope initializes them either. Reading a
+    weight's value inside (symbolic calls aside) is an error: size, do not run.
+    """
+    # Keras keeps deferred variables in this global list until a scope initializes them.
+    from keras.src.backend.common import global_state  # noqa: PLC0415 - Keras' own registry
+
+    registry = "uninitialized_variables"
+    pending = list(global_state.get_global_attribute(registry, []) or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        global_state.set_global_attribute(registry, pending)
 
 
 def variable_bytes(variable: Any) -> int:

@@ -24,6 +24,7 @@ from memory_efficient_embeddings.embeddings import (
     make_embedding,
     popularity_blocks,
 )
+from memory_efficient_embeddings.embeddings.memory import shapes_only
 from memory_efficient_embeddings.parameters import SPEC_KEY_ARGUMENTS
 
 logger = logging.getLogger(__name__)
@@ -214,7 +215,8 @@ def _layer_size(
     weights and stored table rows, by building it."""
     # Building the layer alone (no model, no training) counts exactly what the model will hold.
     embedding = make_embedding(layer, num_ids, output_dim, name="count")
-    embedding.build(None)
+    with shapes_only():  # counted, never run: no initial values drawn
+        embedding.build(None)
     count = int(sum(math.prod(variable.shape) for variable in embedding.weights))
     config = embedding.get_config()
     if isinstance(embedding, MixedDimensionEmbedding):
