@@ -6,6 +6,9 @@ Run on TensorFlow by the default pass and on JAX by ``make test``'s second pass.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -17,6 +20,7 @@ from memory_efficient_embeddings.modeling.training import Split, fit_rating_mode
 
 
 def test_the_project_default_applies_unless_keras_backend_is_set(monkeypatch) -> None:
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # what it sets stays in this test
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     assert keras_backend.choose_keras_backend() == keras_backend.DEFAULT_KERAS_BACKEND
     # Set in the environment, where Keras reads it at import and child processes inherit it.
@@ -30,6 +34,30 @@ def test_an_unsupported_backend_is_named(monkeypatch) -> None:
     monkeypatch.setenv("KERAS_BACKEND", "torch")
     with pytest.raises(ImportError, match=r"KERAS_BACKEND='torch'.*'tensorflow' or 'jax'"):
         keras_backend.choose_keras_backend()
+
+
+def _compile_on_jax(env: dict[str, str]) -> None:
+    """A fresh process on the project's JAX set-up that compiles one program (an initializer)."""
+    script = (
+        "import memory_efficient_embeddings, keras\n"
+        "keras.initializers.RandomNormal(seed=1)((7, 3))\n"
+    )
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True)
+
+
+@pytest.mark.slow
+def test_jax_keeps_compiled_programs_where_the_environment_says(tmp_path: Path) -> None:
+    cache_settings = ("JAX_COMPILATION_CACHE_DIR", *keras_backend.JAX_CACHE_SETTINGS)
+    env = {k: v for k, v in os.environ.items() if k not in cache_settings}
+    env.update(KERAS_BACKEND="jax", XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    _compile_on_jax(env)
+    default = tmp_path / "xdg" / "memory-efficient-embeddings" / "jax"
+    assert any(default.glob("*-cache")), "no compiled program kept in the user's cache folder"
+    # A folder the user names wins, and nothing new lands in the default one.
+    before = sorted(default.iterdir())
+    _compile_on_jax({**env, "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "own")})
+    assert any((tmp_path / "own").glob("*-cache"))
+    assert sorted(default.iterdir()) == before
 
 
 def _split(rows: int, seed: int) -> Split:
