@@ -236,5 +236,5 @@ def _eval_metrics(project: Path, run_id: str) -> dict[str, tuple[float, float]]:
 def test_thread_and_parallel_runners_give_the_sequential_metrics(tmp_path):
     project = _copy_project(tmp_path)
     sequential = _eval_metrics(project, _run(project))
-    for runner in (ThreadRunner(), ThreadRunner(), ParallelRunner(max_workers=2)):
+    for runner in (ThreadRunner(), ParallelRunner(max_workers=2)):
         assert _eval_metrics(project, _run(project, runner=runner)) == sequential, runner
