@@ -14,6 +14,12 @@ import memory_efficient_embeddings  # noqa: F401 - chooses the Keras backend bef
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Files holding slow tests first (stable order otherwise): under `make test`'s workers
+    # (pytest-xdist, a file per worker at a time) the long files start early and the short ones
+    # fill in, instead of one worker finishing a long file alone at the end.
+    slow_files = {item.path for item in items if "slow" in item.keywords}
+    items.sort(key=lambda item: item.path not in slow_files)
+
     import keras  # noqa: PLC0415 - after the project has chosen the backend
 
     backend = keras.backend.backend()

@@ -36,6 +36,7 @@ OUTPUTS.append("string_ids/rating")
 TOLERANCE = {"rtol": 1e-5, "atol": 2e-6}
 
 pytestmark = [
+    pytest.mark.slow,  # three backend processes build and save every layer kind
     pytest.mark.skipif(
         BACKEND != "tensorflow", reason="starts both backends itself: runs in the default pass"
     ),

@@ -213,6 +213,7 @@ def test_embedding_bytes_follow_the_stored_dtypes() -> None:
     assert embedding_bytes(model) == 80 * 8 + 80 * 4 + 80 * 4
 
 
+@pytest.mark.slow
 def test_runs_cover_every_point_and_seed_in_float32_int8_and_int4(small_runs) -> None:
     assert len(small_runs) == 7 * 2
     assert set(small_runs["seed"]) == {1, 2}
@@ -231,6 +232,7 @@ def test_runs_cover_every_point_and_seed_in_float32_int8_and_int4(small_runs) ->
     assert full["eval_rmse"].iloc[0] != full["eval_rmse"].iloc[1]
 
 
+@pytest.mark.slow
 def test_bytes_of_the_runs_by_hand(small_runs) -> None:
     runs = small_runs[small_runs["skipped"].isna()].set_index(["point", "seed"])
     full = runs.loc[("full(embedding_dim=32)", 1)]
@@ -247,6 +249,7 @@ def test_bytes_of_the_runs_by_hand(small_runs) -> None:
     assert full["serving_bytes_int4"] == 16 * ids + 4 * ids + 4 * ids
 
 
+@pytest.mark.slow
 def test_mlet_serves_at_the_bytes_of_the_plain_table_of_its_width(small_runs) -> None:
     runs = small_runs[small_runs["skipped"].isna()].set_index(["point", "seed"])
     mlet = runs.loc[("mlet(embedding_dim=4)", 1)]
@@ -258,6 +261,7 @@ def test_mlet_serves_at_the_bytes_of_the_plain_table_of_its_width(small_runs) ->
     assert mlet["training_bytes"] > plain["training_bytes"]
 
 
+@pytest.mark.slow
 def test_a_rerun_reproduces_a_point_exactly(parameters, small_data, small_training, small_runs):
     sweep = {**SMALL_SWEEP, "seeds": [2], "recipe": {}}
     sweep["techniques"] = {"full": SMALL_SWEEP["techniques"]["full"]}
@@ -268,6 +272,7 @@ def test_a_rerun_reproduces_a_point_exactly(parameters, small_data, small_traini
     assert rerun["eval_rmse"].iloc[0] == first["eval_rmse"].iloc[0]
 
 
+@pytest.mark.slow
 def test_summary_averages_seeds_and_measures_against_the_reference(small_runs) -> None:
     summary = summarize_sweep(small_runs, SMALL_SWEEP).set_index("point")
     low = small_runs[small_runs["point"] == "uniform_low_dim(embedding_dim=2)"]["eval_rmse"]
@@ -284,6 +289,7 @@ def test_summary_averages_seeds_and_measures_against_the_reference(small_runs) -
     assert not summary.loc["recipe(baseline)", "on_frontier"]  # the recipe is marked, not ranked
 
 
+@pytest.mark.slow
 def test_skipped_points_are_left_out_of_the_summary(small_runs) -> None:
     summary = summarize_sweep(small_runs, SMALL_SWEEP)
     assert "recipe(memory_efficient)" not in set(summary["point"])
@@ -311,6 +317,7 @@ def test_pareto_mask_keeps_only_undominated_points() -> None:
     assert _pareto_mask(sizes, errors).tolist() == [True, True, False, True, False]
 
 
+@pytest.mark.slow
 def test_table_and_chart_show_every_point(small_runs, small_data) -> None:
     summary = summarize_sweep(small_runs, SMALL_SWEEP)
     table = render_sweep_table(summary, small_data["provenance"], SMALL_SWEEP)

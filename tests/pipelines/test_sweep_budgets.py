@@ -494,6 +494,7 @@ def test_a_technique_that_never_builds_is_refused_as_misconfigured() -> None:
 # --- end to end: placed points train at the placed bytes -----------------------------------------
 
 
+@pytest.mark.slow
 def test_a_budgeted_sweep_trains_each_point_at_its_placed_bytes() -> None:
     from memory_efficient_embeddings.pipelines.data_processing.nodes import (  # noqa: PLC0415
         build_vocabularies,

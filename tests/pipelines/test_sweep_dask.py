@@ -105,6 +105,7 @@ def cluster():
         yield local_cluster
 
 
+@pytest.mark.slow
 def test_dask_sweep_gives_the_in_process_rows_and_summary(
     tiny_inputs, in_process_runs, cluster
 ) -> None:
@@ -164,6 +165,7 @@ def test_local_processes_return_results_in_task_order_with_failures() -> None:
     assert outcomes[1].error.startswith("ZeroDivisionError")
 
 
+@pytest.mark.slow
 def test_a_failing_run_keeps_the_others_and_the_summary_names_it(tiny_inputs, monkeypatch) -> None:
     def fake_run(data, point, embedding_plan, seed, training, quantize):
         # Stands in for training: a known row per (point, seed), one run raising.
