@@ -37,8 +37,8 @@ def shapes_only() -> Iterator[None]:
     JAX each new weight shape compiles its initializer (0.3-0.6 s each, measured), so a
     placement search over hundreds of sizes spent minutes there. Inside a Keras
     ``StatelessScope`` a weight's initialization is deferred; this scope never initializes
-    them, and forgets them on exit so that no later scope initializes them either. Reading a
-    weight's value inside (symbolic calls aside) is an error: size, do not run.
+    them, and forgets them on exit so that no later scope initializes them either. The weights
+    never get values: such a model is for sizing (and symbolic calls), not for running.
     """
     # Keras keeps deferred variables in this global list until a scope initializes them.
     from keras.src.backend.common import global_state  # noqa: PLC0415 - Keras' own registry
