@@ -66,8 +66,10 @@ def test_a_broken_store_turns_tracking_off_with_one_line_and_the_run_goes_on(cap
 
 @pytest.mark.slow
 @pytest.mark.parametrize("breakage", ["a file", "a corrupt experiment"])
-def test_a_run_with_a_broken_mlruns_writes_its_outputs(tmp_path, breakage) -> None:
+def test_a_run_with_a_broken_mlruns_writes_its_outputs(tmp_path, monkeypatch, breakage) -> None:
     from tests.test_run_integrity import _copy_project, _run, _versions  # noqa: PLC0415
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # as settings.py sets it, first or not
 
     project = _copy_project(tmp_path)
     store = project / "mlruns"
