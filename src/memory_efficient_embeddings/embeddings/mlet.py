@@ -71,14 +71,19 @@ def fold_projected(model: keras.Model) -> keras.Model:
     return folded
 
 
+def holds_projection(model: keras.Model) -> bool:
+    """Whether the model holds a projected table (MLET), which may serve folded."""
+    layers = model._flatten_layers(include_self=False, recursive=True)
+    return any(isinstance(layer, ProjectedEmbedding) for layer in layers)
+
+
 def fold_if_smaller(model: keras.Model) -> keras.Model:
     """The model to serve: folded when that stores fewer bytes (inner width above the output's).
 
     A projected table narrower than its output (``k < d``) is smaller as it is, so a model is
     folded only when the folded form holds fewer embedding bytes; otherwise it is returned as is.
     """
-    layers = model._flatten_layers(include_self=False, recursive=True)
-    if not any(isinstance(layer, ProjectedEmbedding) for layer in layers):
+    if not holds_projection(model):
         return model
     folded = fold_projected(model)
     return folded if serving_bytes(folded) < serving_bytes(model) else model

@@ -40,8 +40,8 @@ import keras
 import pandas as pd
 from pydantic import ValidationError
 
-from memory_efficient_embeddings.embeddings import ProjectedEmbedding
 from memory_efficient_embeddings.embeddings.memory import shapes_only
+from memory_efficient_embeddings.embeddings.mlet import holds_projection
 from memory_efficient_embeddings.modeling.grid import BUDGET_KNOBS, EMBEDDING_SIDES, budget_label
 from memory_efficient_embeddings.modeling.nodes import build_model
 from memory_efficient_embeddings.modeling.specs import resolve_blocks, resolve_embedding_plan
@@ -134,21 +134,13 @@ class ModelSizer:
                 )
                 with shapes_only():  # shapes, not values: no initializer runs
                     rating_model = build_model(plan, model)
-                    if not _projects(rating_model):
+                    if not holds_projection(rating_model):
                         return size_record(rating_model)["serving_bytes"]
                 # A projected table serves folded where that is smaller, and folding reads
                 # its weights: this model is built with values.
                 return size_record(build_model(plan, model))["serving_bytes"]
         except (ValueError, TypeError) as error:  # a size the layer refuses
             return str(error)
-
-
-def _projects(model: keras.Model) -> bool:
-    """Whether the model holds a projected table (MLET), which serves folded."""
-    return any(
-        isinstance(layer, ProjectedEmbedding)
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-    )
 
 
 @dataclass(frozen=True)
